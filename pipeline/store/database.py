@@ -1,0 +1,67 @@
+"""Connections to the system of record: a pooled PostgreSQL, embedded unless a URL is given."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from pipeline.settings import Settings
+from pipeline.store.embedded import embedded_url
+from pipeline.store.migrations import migrate
+
+
+class Database:
+    """One pool per process; migrations run once when it opens."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4):
+        self.url = url
+        self.pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            # A cheap round-trip on checkout: a restarted server costs a reconnect, not an error.
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": False},
+            name="signals",
+        )
+        self.pool.open(wait=True, timeout=30)
+        with self.connection() as conn:
+            migrate(conn)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+_lock = threading.Lock()
+_databases: dict[str, Database] = {}
+
+
+def resolve_url(settings: Settings) -> str:
+    return settings.database_url or embedded_url(settings.pgdata)
+
+
+def open_database(settings: Settings | None = None, url: str | None = None) -> Database:
+    """The process's pooled Database for `url` (or the settings' URL, or the embedded server)."""
+    url = url or resolve_url(settings or Settings.from_env())
+    with _lock:
+        db = _databases.get(url)
+        if db is None or db.pool.closed:
+            db = _databases[url] = Database(url)
+        return db
+
+
+def close_all() -> None:
+    with _lock:
+        for db in _databases.values():
+            db.close()
+        _databases.clear()
