@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MARKETS = (
@@ -32,12 +32,12 @@ class Settings:
     home: Path = Path(".signals")
     database_url: str | None = None
     data_dir: Path | None = None
+    source: str = "ccxt"
     exchange: str = DEFAULT_EXCHANGE
     api_url: str | None = None
     markets: tuple[str, ...] = DEFAULT_MARKETS
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     since: str = DEFAULT_SINCE
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -47,6 +47,7 @@ class Settings:
             home=Path(env.get("SIGNALS_HOME", ".signals")).expanduser().resolve(),
             database_url=env.get("SIGNALS_DATABASE_URL") or None,
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+            source=env.get("SIGNALS_SOURCE", "ccxt"),
             exchange=env.get("SIGNALS_EXCHANGE", DEFAULT_EXCHANGE),
             api_url=env.get("SIGNALS_API_URL") or None,
             markets=_split(env.get("SIGNALS_MARKETS"), DEFAULT_MARKETS),

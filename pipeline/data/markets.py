@@ -37,4 +37,7 @@ def symbol_from_id(market: str) -> str:
 def normalise_symbol(text: str) -> str:
     """Accept a unified symbol or an exchange id; return the unified symbol."""
     text = text.strip().upper()
-    return symbol_from_id(text) if "/" not in text else (market_id(text) and text)
+    if "/" in text:
+        market_id(text)  # validates the form
+        return text
+    return symbol_from_id(text)

@@ -112,3 +112,26 @@ def load_candles(
         rows = cur.fetchall()
     conn.commit()
     return candle_frame(rows)
+
+
+def gap_stats(
+    conn: psycopg.Connection,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    step_ms: int,
+    limit: int = 20,
+) -> tuple[int, list[tuple[int, int]]]:
+    """Missing candles inside a stored series: (count, first `limit` missing ranges in ms)."""
+    rows = conn.execute(
+        f"""WITH t AS (
+                SELECT (extract(epoch FROM open_time) * 1000)::bigint AS ms,
+                       (extract(epoch FROM lag(open_time) OVER (ORDER BY open_time)) * 1000)::bigint
+                           AS prev
+                FROM candles WHERE {_KEY})
+            SELECT prev + %s, ms - %s, (ms - prev) / %s - 1 FROM t
+            WHERE ms - prev > %s ORDER BY ms""",
+        (exchange, symbol, timeframe, step_ms, step_ms, step_ms, step_ms),
+    ).fetchall()
+    conn.commit()
+    return int(sum(r[2] for r in rows)), [(int(r[0]), int(r[1])) for r in rows[:limit]]

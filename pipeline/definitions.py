@@ -1,0 +1,33 @@
+"""The one Definitions object of the code location: everything listed explicitly."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.market_data import ohlcv
+from pipeline.jobs import ohlcv_job
+from pipeline.schedules import ohlcv_refresh_schedule
+from pipeline.settings import Settings
+from resources.database import PostgresResource
+from resources.exchange import CandleSourceResource
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "database": PostgresResource(url=settings.database_url, home=str(settings.home)),
+        "candle_source": CandleSourceResource(
+            source=settings.source,
+            exchange=settings.exchange,
+            api_url=settings.api_url,
+            data_dir=str(settings.data_dir) if settings.data_dir else None,
+            since=settings.since,
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=[ohlcv],
+    jobs=[ohlcv_job],
+    schedules=[ohlcv_refresh_schedule],
+    resources=build_resources(Settings.from_env()),
+)

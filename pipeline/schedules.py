@@ -1,0 +1,32 @@
+"""Schedules: keep candles fresh by ingesting each partition just after its candle closes."""
+
+
+import dagster as dg
+
+from pipeline.data.timeframes import timeframe_ms
+from pipeline.jobs import ohlcv_job
+from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
+
+# A few minutes past the hour: the exchange has closed the candle and settled its numbers.
+OHLCV_REFRESH_CRON = "3 * * * *"
+
+
+@dg.schedule(
+    cron_schedule=OHLCV_REFRESH_CRON,
+    job=ohlcv_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+def ohlcv_refresh_schedule(context: dg.ScheduleEvaluationContext):
+    """Each hour, one run per market × timeframe whose candle has just closed."""
+    tick = context.scheduled_execution_time
+    assert tick is not None
+    tick_ms = int(tick.timestamp() * 1000)
+    for timeframe in timeframe_partitions.get_partition_keys():
+        step = timeframe_ms(timeframe)
+        closed_at = tick_ms - tick_ms % step
+        if tick_ms - closed_at >= timeframe_ms("1h"):
+            continue  # this timeframe did not close within the last hour
+        for market in market_partitions.get_partition_keys():
+            key = partition_key(market, timeframe)
+            yield dg.RunRequest(run_key=f"{key}@{closed_at}", partition_key=key)

@@ -1,0 +1,27 @@
+"""Where candles come from, as a Dagster resource: an exchange through ccxt, or a CSV folder."""
+
+
+import dagster as dg
+
+from pipeline.data.ccxt_source import RetryPolicy
+from pipeline.data.ingest import CandleSource
+from pipeline.data.sources import open_source
+
+
+class CandleSourceResource(dg.ConfigurableResource):
+    """ccxt (`exchange`, optionally at `api_url`: a testnet or the replay exchange) or `csv`."""
+
+    source: str = "ccxt"
+    exchange: str = "binanceusdm"
+    api_url: str | None = None
+    data_dir: str | None = None
+    since: str = "2019-09-01"
+    retry_attempts: int = 5
+    retry_backoff_s: float = 0.5
+    timeout_ms: int = 10_000
+
+    def open(self) -> CandleSource:
+        retry = RetryPolicy(attempts=self.retry_attempts, backoff_s=self.retry_backoff_s)
+        return open_source(
+            self.source, self.exchange, self.api_url, self.data_dir, retry, self.timeout_ms
+        )
