@@ -114,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").touch()  # defaults: local storage under DAGSTER_HOME
 
     from pipeline.definitions import build_resources
     from pipeline.partitions import ohlcv_partitions
@@ -135,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bar.set_description(str(key))
                 result = dg.materialize(
                     [ohlcv], partition_key=key, resources=resources, instance=instance,
-                    raise_on_error=False,
+                    raise_on_error=False, run_config=_QUIET_RUN,
                 )
                 if not result.success:
                     failures.append(key)
@@ -147,14 +148,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# Dagster's console logger prints every event; the summary line per partition says enough.
+_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def _print_materialization(result, key) -> None:
+    checks = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    verdict = " ".join(
+        f"{name.removeprefix('ohlcv_')}={'ok' if ok else 'NO'}" for name, ok in checks.items()
+    )
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         value = {k: getattr(v, "value", v) for k, v in meta.items()}
         print(
             f"{value['market']:<16} {value['timeframe']:>4}  +{value['rows_added']:<7} "
             f"total {value['rows_total']:<7} {value['first_candle']} → {value['last_candle']}  "
-            f"gaps {value['gaps']}"
+            f"gaps {value['gaps']}  checks: {verdict}"
         )
     if not result.success:
         for event in result.all_events:

@@ -54,7 +54,7 @@ def _finite_positive(series: pd.Series) -> pd.Series:
 
 def _schema(timeframe: str) -> pa.DataFrameSchema:
     step = timeframe_ms(timeframe)
-    price = [pa.Check(_finite_positive, name="prices_positive_and_finite")]
+    price = [pa.Check(_finite_positive, name="prices_positive_and_finite", ignore_na=False)]
     return pa.DataFrameSchema(
         {
             "timestamp": pa.Column(
@@ -75,7 +75,9 @@ def _schema(timeframe: str) -> pa.DataFrameSchema:
                 "float64",
                 nullable=True,
                 checks=pa.Check(
-                    lambda s: np.isfinite(s) & (s >= 0), name="volume_non_negative_and_finite"
+                    lambda s: np.isfinite(s) & (s >= 0),
+                    name="volume_non_negative_and_finite",
+                    ignore_na=False,
                 ),
             ),
         },
@@ -107,8 +109,8 @@ def candle_schema(timeframe: str) -> pa.DataFrameSchema:
 def validate_candles(frame: pd.DataFrame, market: str, timeframe: str) -> pd.DataFrame:
     """Return `frame` if every rule holds; raise CandleValidationError naming the first rule broken.
 
-    NaN prices fail `prices_positive_and_finite` (pandera's own null check would report them
-    too, under a less helpful name, so columns are declared nullable and checked here).
+    NaN prices fail `prices_positive_and_finite`: columns are declared nullable and checked
+    with ignore_na=False, so a NaN is reported under the rule a reader would look for.
     """
     schema = candle_schema(timeframe)
     try:

@@ -7,6 +7,7 @@ after they exit (like any local database) until `signals db stop`.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import subprocess
 from pathlib import Path
@@ -36,6 +37,8 @@ def embedded_url(pgdata: Path) -> str:
         cls._instances.pop(pgdata, None)
         # cleanup_mode=None: never stop the server when this process exits; others share it.
         server = cls(pgdata, cleanup_mode=None)
+        # Its exit hook only does pid bookkeeping for cleanup modes we do not use.
+        atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
         _servers[pgdata] = server
     return server.get_uri()  # type: ignore[attr-defined]
 
