@@ -113,7 +113,9 @@ class CcxtCandleSource:
     ):
         self.exchange = exchange
         self.retry = retry or RetryPolicy()
-        self.page_limit = page_limit or PAGE_LIMITS.get(exchange.id, 1000)
+        most = PAGE_LIMITS.get(exchange.id, 1000)
+        # A larger page than the exchange serves would silently lose the rest of each window.
+        self.page_limit = min(page_limit or most, most)
         self._markets_loaded = False
 
     @property

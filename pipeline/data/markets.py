@@ -15,8 +15,9 @@ class UnknownMarketError(ValueError):
 def market_id(symbol: str) -> str:
     """Exchange market id of a linear perpetual (`BTC/USDT:USDT` → `BTCUSDT`).
 
-    Binance USDⓈ-M and Bybit linear both name a perpetual BASE+QUOTE, which also keeps Dagster
-    partition keys free of the characters it forbids.
+    Binance USDⓈ-M and Bybit name their USDT perpetuals BASE+QUOTE; this is the partition key,
+    free of the characters Dagster forbids. The exchange id proper always comes from ccxt's
+    market table (some Bybit USDC perpetuals are named differently, e.g. BTCPERP).
     """
     match = _LINEAR_PERP.match(symbol)
     if not match or match["quote"] != match["settle"]:

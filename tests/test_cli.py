@@ -1,0 +1,104 @@
+"""The `signals` command as a user runs it: real processes, real database, real HTTP."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SIGNALS = [sys.executable, "-m", "pipeline.cli"]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        SIGNALS + args, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    out = run(["--help"], {})
+    assert out.returncode == 0
+    for command in ("ingest", "replay-exchange", "run", "db"):
+        assert command in out.stdout
+    assert "--markets" in run(["ingest", "--help"], {}).stdout
+
+
+def test_ingest_json_summary(database_url: str, small_dir: Path) -> None:
+    env = {"SIGNALS_DATABASE_URL": database_url}
+    args = ["ingest", "--source", "csv", "--data-dir", str(small_dir), "--markets",
+            "BTC/USDT:USDT,ETH/USDT:USDT", "--timeframes", "1h,1d", "--since", "2021-01-01",
+            "--json"]
+    out = run(args, env)
+    assert out.returncode == 0, out.stderr
+    parts = json.loads(out.stdout)["partitions"]
+    assert [(p["market"], p["timeframe"]) for p in parts] == [
+        ("BTC/USDT:USDT", "1h"), ("BTC/USDT:USDT", "1d"),
+        ("ETH/USDT:USDT", "1h"), ("ETH/USDT:USDT", "1d"),
+    ]
+    first = parts[0]
+    assert set(first) == {"market", "timeframe", "rows_added", "rows_total", "first", "last",
+                          "gaps"}
+    assert (first["rows_added"], first["rows_total"], first["gaps"]) == (720, 720, 0)
+    assert (first["first"], first["last"]) == ("2021-01-01T00:00:00Z", "2021-01-30T23:00:00Z")
+    again = json.loads(run(args, env).stdout)["partitions"]
+    assert [p["rows_added"] for p in again] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--markets", "DOGE/USDT:USDT", "--timeframes", "1h"], "unknown market DOGE/USDT:USDT"),
+        (["--markets", "BTC/USDT:USDT", "--timeframes", "7h"], "unknown timeframe '7h'"),
+        (["--markets", "BTC/USDT", "--timeframes", "1h"], "not a linear perpetual"),
+    ],
+)
+def test_failures_exit_non_zero_with_one_line(database_url, small_dir, args, reason) -> None:
+    out = run(["ingest", "--source", "csv", "--data-dir", str(small_dir), *args],
+              {"SIGNALS_DATABASE_URL": database_url})
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("signals: error: ")
+    assert reason in lines[0]
+
+
+def test_replay_exchange_command_serves_ccxt(database_url: str, small_dir: Path) -> None:
+    server = subprocess.Popen(
+        SIGNALS + ["replay-exchange", "--data-dir", str(small_dir), "--port", "0",
+                   "--clock", "2021-01-15T00:00:00Z"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = server.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
+        out = run(["ingest", "--source", "ccxt", "--api-url", url, "--markets", "ETH/USDT:USDT",
+                   "--timeframes", "4h", "--since", "2021-01-01", "--json"],
+                  {"SIGNALS_DATABASE_URL": database_url})
+        assert out.returncode == 0, out.stderr
+        part = json.loads(out.stdout)["partitions"][0]
+        assert part["last"] == "2021-01-14T20:00:00Z"  # the clock hides later candles
+        assert part["rows_added"] == 14 * 6
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_main_job_materialises_through_the_replay_exchange(
+    database_url: str, small_dir: Path, tmp_path: Path
+) -> None:
+    env = {
+        "SIGNALS_DATABASE_URL": database_url,
+        "SIGNALS_DATA_DIR": str(small_dir),
+        "SIGNALS_MARKETS": "BTC/USDT:USDT,ETH/USDT:USDT",
+        "SIGNALS_TIMEFRAMES": "1d",
+        "SIGNALS_SINCE": "2021-01-01",
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
+    out = run(["run"], env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "materialised ohlcv for 2 partitions" in out.stdout
+    assert re.search(r"BTC/USDT:USDT\s+1d\s+\+30\s+total 30", out.stdout)
+    assert (tmp_path / "dagster" / "dagster.yaml").exists()
