@@ -1,6 +1,5 @@
 """`ohlcv`: candles per market × timeframe in PostgreSQL, with their checks."""
 
-
 import dagster as dg
 
 from pipeline.data.ingest import PartitionResult, ingest_partition
@@ -27,12 +26,19 @@ def _gap_table(result: PartitionResult) -> str:
     group_name="market_data",
     kinds={"postgres"},
     check_specs=[
-        dg.AssetCheckSpec(SCHEMA_CHECK, asset="ohlcv",
-                          description="Stored candles satisfy the candle schema."),
-        dg.AssetCheckSpec(FRESHNESS_CHECK, asset="ohlcv",
-                          description="Last candle opened no more than two timeframes ago."),
-        dg.AssetCheckSpec(GAPS_CHECK, asset="ohlcv",
-                          description="No missing candle between the first and the last (warns)."),
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK, asset="ohlcv", description="Stored candles satisfy the candle schema."
+        ),
+        dg.AssetCheckSpec(
+            FRESHNESS_CHECK,
+            asset="ohlcv",
+            description="Last candle opened no more than two timeframes ago.",
+        ),
+        dg.AssetCheckSpec(
+            GAPS_CHECK,
+            asset="ohlcv",
+            description="No missing candle between the first and the last (warns).",
+        ),
     ],
 )
 def ohlcv(
@@ -90,7 +96,10 @@ def ohlcv(
         check_name=GAPS_CHECK,
         passed=result.gaps == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"missing_candles": result.gaps, "ranges": dg.MetadataValue.md(_gap_table(result))},
+        metadata={
+            "missing_candles": result.gaps,
+            "ranges": dg.MetadataValue.md(_gap_table(result)),
+        },
     )
     context.log.info(
         f"{symbol} {timeframe}: +{result.rows_added} rows, {result.rows_total} stored, "

@@ -135,8 +135,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             for key in keys:
                 bar.set_description(str(key))
                 result = dg.materialize(
-                    [ohlcv], partition_key=key, resources=resources, instance=instance,
-                    raise_on_error=False, run_config=_QUIET_RUN,
+                    [ohlcv],
+                    partition_key=key,
+                    resources=resources,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=_QUIET_RUN,
                 )
                 if not result.success:
                     failures.append(key)
@@ -207,32 +211,51 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--exchange", help="ccxt exchange id: binanceusdm (default) or bybit")
     ingest.add_argument("--api-url", help="point ccxt at another host (replay exchange, testnet)")
     ingest.add_argument("--data-dir", help="candle folder for --source csv")
-    ingest.add_argument("--markets", type=_csv_list, required=True,
-                        help="unified symbols, e.g. BTC/USDT:USDT,ETH/USDT:USDT")
+    ingest.add_argument(
+        "--markets",
+        type=_csv_list,
+        required=True,
+        help="unified symbols, e.g. BTC/USDT:USDT,ETH/USDT:USDT",
+    )
     ingest.add_argument("--timeframes", type=_csv_list, required=True, help="e.g. 1h,4h,1d")
-    ingest.add_argument("--since", help=f"first candle when nothing is stored (default "
-                        f"SIGNALS_SINCE or {DEFAULT_SINCE})")
+    ingest.add_argument(
+        "--since",
+        help=f"first candle when nothing is stored (default SIGNALS_SINCE or {DEFAULT_SINCE})",
+    )
     ingest.add_argument("--retries", type=int, default=5, help="attempts per request (default 5)")
-    ingest.add_argument("--timeout-ms", type=int, default=10_000, help="per request (default 10000)")
+    ingest.add_argument(
+        "--timeout-ms", type=int, default=10_000, help="per request (default 10000)"
+    )
     ingest.add_argument("--json", action="store_true", help="print a JSON summary")
     ingest.set_defaults(func=cmd_ingest)
 
-    replay = sub.add_parser("replay-exchange",
-                            help="serve a candle folder over Binance USDⓈ-M's REST API")
+    replay = sub.add_parser(
+        "replay-exchange", help="serve a candle folder over Binance USDⓈ-M's REST API"
+    )
     replay.add_argument("--data-dir", required=True, help="folder of MARKETID.csv[.gz] 1h files")
     replay.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free one")
     replay.add_argument("--host", default="127.0.0.1")
     replay.add_argument("--clock", help="replay clock start (ISO date); default: real time")
     replay.add_argument("--speed", type=float, default=1.0, help="replay seconds per real second")
-    replay.add_argument("--fault", help="fail requests: 429|500|timeout followed by :N (the next "
-                        "N requests) or :0.2 (a share of them), e.g. 500:3")
-    replay.add_argument("--fault-delay", type=float, default=15.0,
-                        help="seconds a 'timeout' fault hangs (default 15)")
+    replay.add_argument(
+        "--fault",
+        help="fail requests: 429|500|timeout followed by :N (the next "
+        "N requests) or :0.2 (a share of them), e.g. 500:3",
+    )
+    replay.add_argument(
+        "--fault-delay",
+        type=float,
+        default=15.0,
+        help="seconds a 'timeout' fault hangs (default 15)",
+    )
     replay.add_argument("--seed", type=int, default=0, help="seed for share-based faults")
     replay.set_defaults(func=cmd_replay_exchange)
 
-    run = sub.add_parser("run", help="the main job: materialise ohlcv for the configured "
-                         "markets × timeframes through Dagster")
+    run = sub.add_parser(
+        "run",
+        help="the main job: materialise ohlcv for the configured "
+        "markets × timeframes through Dagster",
+    )
     run.set_defaults(func=cmd_run)
 
     db = sub.add_parser("db", help="the PostgreSQL store")

@@ -29,5 +29,6 @@ def symbol_for(market: str) -> str:
         return SYMBOLS_BY_MARKET_ID[market]
     except KeyError as err:
         raise ValueError(
-            f"market {market!r} is not configured (SIGNALS_MARKETS): {', '.join(SYMBOLS_BY_MARKET_ID)}"
+            f"market {market!r} is not configured (SIGNALS_MARKETS): "
+            f"{', '.join(SYMBOLS_BY_MARKET_ID)}"
         ) from err

@@ -1,6 +1,5 @@
 """Schedules: keep candles fresh by ingesting each partition just after its candle closes."""
 
-
 import dagster as dg
 
 from pipeline.data.timeframes import timeframe_ms

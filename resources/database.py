@@ -1,6 +1,5 @@
 """The PostgreSQL system of record as a Dagster resource."""
 
-
 import dagster as dg
 
 from pipeline.settings import Settings

@@ -1,6 +1,5 @@
 """Where candles come from, as a Dagster resource: an exchange through ccxt, or a CSV folder."""
 
-
 import dagster as dg
 
 from pipeline.data.ccxt_source import RetryPolicy

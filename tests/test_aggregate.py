@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-
 from candle_helpers import independent
 
 from pipeline.data.aggregate import aggregate

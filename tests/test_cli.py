@@ -28,19 +28,39 @@ def test_help_lists_the_commands() -> None:
 
 def test_ingest_json_summary(database_url: str, small_dir: Path) -> None:
     env = {"SIGNALS_DATABASE_URL": database_url}
-    args = ["ingest", "--source", "csv", "--data-dir", str(small_dir), "--markets",
-            "BTC/USDT:USDT,ETH/USDT:USDT", "--timeframes", "1h,1d", "--since", "2021-01-01",
-            "--json"]
+    args = [
+        "ingest",
+        "--source",
+        "csv",
+        "--data-dir",
+        str(small_dir),
+        "--markets",
+        "BTC/USDT:USDT,ETH/USDT:USDT",
+        "--timeframes",
+        "1h,1d",
+        "--since",
+        "2021-01-01",
+        "--json",
+    ]
     out = run(args, env)
     assert out.returncode == 0, out.stderr
     parts = json.loads(out.stdout)["partitions"]
     assert [(p["market"], p["timeframe"]) for p in parts] == [
-        ("BTC/USDT:USDT", "1h"), ("BTC/USDT:USDT", "1d"),
-        ("ETH/USDT:USDT", "1h"), ("ETH/USDT:USDT", "1d"),
+        ("BTC/USDT:USDT", "1h"),
+        ("BTC/USDT:USDT", "1d"),
+        ("ETH/USDT:USDT", "1h"),
+        ("ETH/USDT:USDT", "1d"),
     ]
     first = parts[0]
-    assert set(first) == {"market", "timeframe", "rows_added", "rows_total", "first", "last",
-                          "gaps"}
+    assert set(first) == {
+        "market",
+        "timeframe",
+        "rows_added",
+        "rows_total",
+        "first",
+        "last",
+        "gaps",
+    }
     assert (first["rows_added"], first["rows_total"], first["gaps"]) == (720, 720, 0)
     assert (first["first"], first["last"]) == ("2021-01-01T00:00:00Z", "2021-01-30T23:00:00Z")
     again = json.loads(run(args, env).stdout)["partitions"]
@@ -56,8 +76,10 @@ def test_ingest_json_summary(database_url: str, small_dir: Path) -> None:
     ],
 )
 def test_failures_exit_non_zero_with_one_line(database_url, small_dir, args, reason) -> None:
-    out = run(["ingest", "--source", "csv", "--data-dir", str(small_dir), *args],
-              {"SIGNALS_DATABASE_URL": database_url})
+    out = run(
+        ["ingest", "--source", "csv", "--data-dir", str(small_dir), *args],
+        {"SIGNALS_DATABASE_URL": database_url},
+    )
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -67,16 +89,39 @@ def test_failures_exit_non_zero_with_one_line(database_url, small_dir, args, rea
 
 def test_replay_exchange_command_serves_ccxt(database_url: str, small_dir: Path) -> None:
     server = subprocess.Popen(
-        SIGNALS + ["replay-exchange", "--data-dir", str(small_dir), "--port", "0",
-                   "--clock", "2021-01-15T00:00:00Z"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            *SIGNALS,
+            "replay-exchange",
+            "--data-dir",
+            str(small_dir),
+            "--port",
+            "0",
+            "--clock",
+            "2021-01-15T00:00:00Z",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         banner = server.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
-        out = run(["ingest", "--source", "ccxt", "--api-url", url, "--markets", "ETH/USDT:USDT",
-                   "--timeframes", "4h", "--since", "2021-01-01", "--json"],
-                  {"SIGNALS_DATABASE_URL": database_url})
+        out = run(
+            [
+                "ingest",
+                "--source",
+                "ccxt",
+                "--api-url",
+                url,
+                "--markets",
+                "ETH/USDT:USDT",
+                "--timeframes",
+                "4h",
+                "--since",
+                "2021-01-01",
+                "--json",
+            ],
+            {"SIGNALS_DATABASE_URL": database_url},
+        )
         assert out.returncode == 0, out.stderr
         part = json.loads(out.stdout)["partitions"][0]
         assert part["last"] == "2021-01-14T20:00:00Z"  # the clock hides later candles

@@ -31,7 +31,10 @@ def resources(database_url: str, **source: object) -> dict:
 
 def materialize(key: dg.MultiPartitionKey, res: dict) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [ohlcv], partition_key=key, resources=res, instance=dg.DagsterInstance.ephemeral(),
+        [ohlcv],
+        partition_key=key,
+        resources=res,
+        instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
 
@@ -66,9 +69,10 @@ def test_one_market_through_dagster_stores_the_source_rows_and_checks_pass(
         assert meta["rows_added"].value == len(stored) > 0
         pd.testing.assert_frame_equal(stored, folder.read(SYM, timeframe))
     again = materialize(partition_key("BTCUSDT", "1h"), res)
-    assert again.get_asset_materialization_events()[0].materialization.metadata[
-        "rows_added"
-    ].value == 0
+    assert (
+        again.get_asset_materialization_events()[0].materialization.metadata["rows_added"].value
+        == 0
+    )
 
 
 def test_freshness_fails_when_the_clock_moves_on(database_url, replay: ReplayServer) -> None:

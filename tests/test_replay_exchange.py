@@ -46,7 +46,9 @@ def test_klines_hide_candles_not_yet_closed(replay: ReplayServer) -> None:
     assert [k[0] for k in hours] == [parse_date_ms(f"2021-01-10T0{h}:00Z") for h in (7, 8, 9)]
     _, fours = get(f"{replay.url}/fapi/v1/klines?symbol=BTCUSDT&interval=4h&limit=2")
     # At 10:30 the 08:00 4h candle is still open.
-    assert [k[0] for k in fours] == [parse_date_ms(d) for d in ("2021-01-10T00:00Z", "2021-01-10T04:00Z")]
+    assert [k[0] for k in fours] == [
+        parse_date_ms(d) for d in ("2021-01-10T00:00Z", "2021-01-10T04:00Z")
+    ]
     assert fours[-1][6] == parse_date_ms("2021-01-10T08:00Z") - 1  # close time
 
 

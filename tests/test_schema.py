@@ -23,21 +23,43 @@ def test_good_candles_pass() -> None:
 @pytest.mark.parametrize(
     ("mutate", "rule", "bad_index"),
     [
-        (lambda f: f.__setitem__("high", f["high"].where(f.index != 2, 50.0)),
-         "high_at_least_open_and_close", 2),
-        (lambda f: f.__setitem__("low", f["low"].where(f.index != 3, 500.0)),
-         "low_at_most_open_and_close", 3),
-        (lambda f: f.__setitem__("close", f["close"].where(f.index != 1, np.nan)),
-         "prices_positive_and_finite", 1),
-        (lambda f: f.__setitem__("open", f["open"].where(f.index != 4, -1.0)),
-         "prices_positive_and_finite", 4),
-        (lambda f: f.__setitem__("volume", f["volume"].where(f.index != 0, -5.0)),
-         "volume_non_negative_and_finite", 0),
-        (lambda f: f.__setitem__("timestamp", f["timestamp"].where(f.index != 2, 2 * H + 60_000)),
-         "timestamp_on_1h_grid", 2),
+        (
+            lambda f: f.__setitem__("high", f["high"].where(f.index != 2, 50.0)),
+            "high_at_least_open_and_close",
+            2,
+        ),
+        (
+            lambda f: f.__setitem__("low", f["low"].where(f.index != 3, 500.0)),
+            "low_at_most_open_and_close",
+            3,
+        ),
+        (
+            lambda f: f.__setitem__("close", f["close"].where(f.index != 1, np.nan)),
+            "prices_positive_and_finite",
+            1,
+        ),
+        (
+            lambda f: f.__setitem__("open", f["open"].where(f.index != 4, -1.0)),
+            "prices_positive_and_finite",
+            4,
+        ),
+        (
+            lambda f: f.__setitem__("volume", f["volume"].where(f.index != 0, -5.0)),
+            "volume_non_negative_and_finite",
+            0,
+        ),
+        (
+            lambda f: f.__setitem__(
+                "timestamp", f["timestamp"].where(f.index != 2, 2 * H + 60_000)
+            ),
+            "timestamp_on_1h_grid",
+            2,
+        ),
     ],
 )
-def test_each_rule_is_named_with_market_timeframe_and_row(mutate, rule: str, bad_index: int) -> None:
+def test_each_rule_is_named_with_market_timeframe_and_row(
+    mutate, rule: str, bad_index: int
+) -> None:
     frame = good()
     mutate(frame)
     with pytest.raises(CandleValidationError) as caught:

@@ -98,7 +98,9 @@ def with_retries(
             log.warning("%s: %s (%s); retrying in %.2fs", what, type(err).__name__, err, wait)
             sleep(wait)
         except ccxt.BaseError as err:
-            raise ExchangeSourceError(f"{what}: exchange error {type(err).__name__}: {err}") from err
+            raise ExchangeSourceError(
+                f"{what}: exchange error {type(err).__name__}: {err}"
+            ) from err
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -184,5 +186,7 @@ class CcxtCandleSource:
                 next_cursor = max(next_cursor, int(probe[0][0]))
             cursor = next_cursor
             if on_page:
-                on_page(min(cursor, last_closed_open) - first_cursor, last_closed_open - first_cursor)
+                on_page(
+                    min(cursor, last_closed_open) - first_cursor, last_closed_open - first_cursor
+                )
         return candle_frame(rows)

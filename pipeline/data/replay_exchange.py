@@ -12,7 +12,6 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -176,12 +175,24 @@ class ReplayExchange:
                     "liquidationFee": "0.012500",
                     "marketTakeBound": "0.05",
                     "filters": [
-                        {"filterType": "PRICE_FILTER", "tickSize": tick,
-                         "minPrice": tick, "maxPrice": "10000000"},
-                        {"filterType": "LOT_SIZE", "stepSize": "0.001",
-                         "minQty": "0.001", "maxQty": "1000000"},
-                        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001",
-                         "minQty": "0.001", "maxQty": "1000000"},
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "tickSize": tick,
+                            "minPrice": tick,
+                            "maxPrice": "10000000",
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "stepSize": "0.001",
+                            "minQty": "0.001",
+                            "maxQty": "1000000",
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "stepSize": "0.001",
+                            "minQty": "0.001",
+                            "maxQty": "1000000",
+                        },
                         {"filterType": "MIN_NOTIONAL", "notional": "5"},
                     ],
                     "orderTypes": ["LIMIT", "MARKET"],
@@ -192,8 +203,12 @@ class ReplayExchange:
             "timezone": "UTC",
             "serverTime": self.clock.now_ms(),
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
-                 "intervalNum": 1, "limit": 2400},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 2400,
+                },
             ],
             "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True}],
@@ -227,8 +242,20 @@ class ReplayExchange:
         else:
             chosen = rows[max(0, hi - limit) : hi]
         return 200, [
-            [int(r[0]), repr(r[1]), repr(r[2]), repr(r[3]), repr(r[4]), repr(r[5]),
-             int(r[0]) + step - 1, "0", 0, "0", "0", "0"]
+            [
+                int(r[0]),
+                repr(r[1]),
+                repr(r[2]),
+                repr(r[3]),
+                repr(r[4]),
+                repr(r[5]),
+                int(r[0]) + step - 1,
+                "0",
+                0,
+                "0",
+                "0",
+                "0",
+            ]
             for r in chosen.tolist()
         ]
 
@@ -279,9 +306,14 @@ def _handler(exchange: ReplayExchange) -> type[BaseHTTPRequestHandler]:
 
         def _control_get(self, path: str) -> None:
             if path == "/_replay/stats":
-                self._send(200, {"requests": exchange.requests,
-                                 "faults_served": exchange.faults_served,
-                                 "clock_ms": exchange.clock.now_ms()})
+                self._send(
+                    200,
+                    {
+                        "requests": exchange.requests,
+                        "faults_served": exchange.faults_served,
+                        "clock_ms": exchange.clock.now_ms(),
+                    },
+                )
             else:
                 self._send(404, {"msg": "unknown control path"})
 

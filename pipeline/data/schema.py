@@ -62,9 +62,7 @@ def _schema(timeframe: str) -> pa.DataFrameSchema:
                 checks=[
                     pa.Check(lambda s: s % step == 0, name=f"timestamp_on_{timeframe}_grid"),
                     pa.Check(lambda s: ~s.duplicated(keep=False), name="timestamps_unique"),
-                    pa.Check(
-                        lambda s: s.diff().fillna(1) > 0, name="timestamps_ascending"
-                    ),
+                    pa.Check(lambda s: s.diff().fillna(1) > 0, name="timestamps_ascending"),
                 ],
             ),
             "open": pa.Column("float64", checks=price, nullable=True),

@@ -20,6 +20,8 @@ def open_source(
         return CcxtCandleSource(make_exchange(exchange, api_url, timeout_ms), retry)
     if source == "csv":
         if not data_dir:
-            raise ValueError("the csv source needs a candle folder (--data-dir or SIGNALS_DATA_DIR)")
+            raise ValueError(
+                "the csv source needs a candle folder (--data-dir or SIGNALS_DATA_DIR)"
+            )
         return CsvCandleSource(data_dir, exchange)
     raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")

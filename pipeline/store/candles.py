@@ -106,7 +106,7 @@ def load_candles(
         cur.execute(
             f"""SELECT (extract(epoch FROM open_time) * 1000)::bigint, open, high, low, close,
                        volume
-                FROM candles WHERE {' AND '.join(clauses)} ORDER BY open_time""",
+                FROM candles WHERE {" AND ".join(clauses)} ORDER BY open_time""",
             params,
         )
         rows = cur.fetchall()

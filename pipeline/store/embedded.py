@@ -27,7 +27,7 @@ def _server_class():
 
 
 def embedded_url(pgdata: Path) -> str:
-    """Start the server if it is not running (idempotent, safe across processes) and return a URL."""
+    """Start the server unless it runs (idempotent, safe across processes); return its URL."""
     pgdata = Path(pgdata).expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     pgdata.mkdir(exist_ok=True)
