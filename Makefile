@@ -30,7 +30,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 ui: setup  ## Dagster webserver + daemon on http://127.0.0.1:3000
-	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup

@@ -114,7 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").touch()  # defaults: local storage under DAGSTER_HOME
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():  # local storage under DAGSTER_HOME; no telemetry banner
+        instance_yaml.write_text("telemetry:\n  enabled: false\n")
 
     from pipeline.definitions import build_resources
     from pipeline.partitions import ohlcv_partitions

@@ -45,14 +45,28 @@ def test_a_failed_write_leaves_nothing(db: Database, sample_frames) -> None:
         assert store.summary(conn, EX, SYM, "1h").rows == 0
 
 
-def test_gap_stats_find_missing_candles(db: Database, sample_frames) -> None:
+def test_missing_candles_are_counted_and_located(db: Database, sample_frames) -> None:
     frame = sample_frames["BTCUSDT"].head(50).drop(index=[10, 11, 30]).reset_index(drop=True)
     with db.connection() as conn:
         store.upsert_candles(conn, EX, SYM, "1h", frame)
-        missing, ranges = store.gap_stats(conn, EX, SYM, "1h", 3_600_000)
+        missing = store.summary(conn, EX, SYM, "1h").missing(3_600_000)
+        ranges = store.gap_ranges(conn, EX, SYM, "1h", 3_600_000)
     ts = sample_frames["BTCUSDT"]["timestamp"]
     assert missing == 3
     assert ranges == [(ts[10], ts[11]), (ts[30], ts[30])]
+
+
+def test_binary_copy_round_trips_exactly(db: Database, sample_frames) -> None:
+    """Every float bit and every timestamp survives the hand-written binary encoder."""
+    frame = sample_frames["XRPUSDT"]
+    with db.connection() as conn:
+        store.upsert_candles(conn, EX, "XRP/USDT:USDT", "1h", frame)
+        loaded = store.load_candles(conn, EX, "XRP/USDT:USDT", "1h")
+        first = conn.execute(
+            "SELECT min(open_time) FROM candles WHERE symbol = 'XRP/USDT:USDT'"
+        ).fetchone()[0]
+    assert first.isoformat() == "2020-10-23T08:00:00+00:00"
+    assert (loaded.to_numpy() == frame.to_numpy()).all()
 
 
 def test_restarting_the_embedded_server_between_ingests_loses_nothing(

@@ -110,7 +110,8 @@ def ingest_partition(
     with db.connection() as conn:
         written = candle_store.upsert_candles(conn, exchange, symbol, timeframe, frame)
         after = candle_store.summary(conn, exchange, symbol, timeframe)
-        missing, ranges = candle_store.gap_stats(conn, exchange, symbol, timeframe, step)
+        missing = after.missing(step)
+        ranges = candle_store.gap_ranges(conn, exchange, symbol, timeframe, step) if missing else []
     return PartitionResult(
         exchange=exchange,
         symbol=symbol,
