@@ -106,7 +106,7 @@ def cmd_replay_exchange(args: argparse.Namespace) -> int:
 
 # -- main job ------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    """Materialise `ohlcv` for every configured partition, through Dagster, as the UI would."""
+    """The main job: materialise the asset chain for every configured partition."""
     import dagster as dg
 
     from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
@@ -119,66 +119,107 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance_yaml.write_text("telemetry:\n  enabled: false\n")
 
     from pipeline.definitions import build_resources
-    from pipeline.partitions import ohlcv_partitions
+    from pipeline.main_job import STAGES, plan, run_main_job
 
+    stages = tuple(args.assets) if args.assets else STAGES
+    steps = plan(stages)
     with ExitStack() as stack:
         if settings.data_dir and settings.source == "ccxt" and not settings.api_url:
             server = ReplayServer(ReplayExchange(settings.data_dir, ReplayClock())).start()
             stack.callback(server.stop)
             settings = Settings(**{**settings.__dict__, "api_url": server.url})
             print(f"replaying {settings.data_dir} through ccxt at {server.url}", file=sys.stderr)
-        resources = build_resources(settings)
-        from assets.market_data import ohlcv
-
-        keys = ohlcv_partitions.get_partition_keys()
         instance = stack.enter_context(dg.DagsterInstance.get())
+        bar = stack.enter_context(_progress(len(steps), sys.stderr.isatty(), unit="run"))
         failures = []
-        with _progress(len(keys), sys.stderr.isatty()) as bar:
-            for key in keys:
-                bar.set_description(str(key))
-                result = dg.materialize(
-                    [ohlcv],
-                    partition_key=key,
-                    resources=resources,
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config=_QUIET_RUN,
-                )
-                if not result.success:
-                    failures.append(key)
-                _print_materialization(result, key)
-                bar.update(1)
+        for outcome in run_main_job(instance, build_resources(settings), stages):
+            bar.update(1)
+            bar.clear()
+            print(_describe(outcome))
+            if not outcome.success:
+                failures.append(outcome)
+                print(f"{outcome.asset} {outcome.partition or ''}: {outcome.error()}",
+                      file=sys.stderr)
     if failures:
-        raise CliError(f"{len(failures)} of {len(keys)} partitions failed: {failures}")
-    print(f"materialised ohlcv for {len(keys)} partitions; runs recorded in {dagster_home}")
+        raise CliError(
+            f"{len(failures)} run(s) failed, starting with {failures[0].asset} "
+            f"{failures[0].partition or ''}; later stages were not run"
+        )
+    print(f"materialised {', '.join(stages)}; runs recorded in {dagster_home}")
     return 0
 
 
-# Dagster's console logger prints every event; the summary line per partition says enough.
-_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _print_materialization(result, key) -> None:
-    checks = {
-        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+def _describe(outcome) -> str:
+    """One line per materialisation, with the figures a user checks first."""
+    meta = outcome.metadata()
+    if not outcome.success:
+        return f"{outcome.asset:<17} {outcome.partition or '':<14} FAILED"
     verdict = " ".join(
-        f"{name.removeprefix('ohlcv_')}={'ok' if ok else 'NO'}" for name, ok in checks.items()
+        f"{name.removeprefix('ohlcv_')}={'ok' if ok else 'NO'}"
+        for name, ok in outcome.checks().items()
     )
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        value = {k: getattr(v, "value", v) for k, v in meta.items()}
-        print(
-            f"{value['market']:<16} {value['timeframe']:>4}  +{value['rows_added']:<7} "
-            f"total {value['rows_total']:<7} {value['first_candle']} → {value['last_candle']}  "
-            f"gaps {value['gaps']}  checks: {verdict}"
+    if outcome.asset == "ohlcv":
+        return (
+            f"ohlcv  {meta['market']:<16} {meta['timeframe']:>4}  +{meta['rows_added']:<7} "
+            f"total {meta['rows_total']:<7} {meta['first_candle']} → {meta['last_candle']}  "
+            f"gaps {meta['gaps']}  checks: {verdict}"
         )
-    if not result.success:
-        for event in result.all_events:
-            if event.is_failure and event.step_failure_data:
-                print(f"{key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    if outcome.asset == "selected_features":
+        uplift = meta.get("uplift") or {}
+        scores = {k: v for k, v in uplift.items() if k.startswith(("all_", "selected_"))}
+        shown = "  ".join(
+            f"{k}: acc {v['accuracy']:.4f} logloss {v['log_loss']:.4f}" for k, v in scores.items()
+        )
+        return f"selected_features  {meta.get('selected')} selected  validation {shown}"
+    details = "  ".join(
+        f"{k} {v}" for k, v in meta.items() if k in ("rows", "complete_rows", "markets")
+    )
+    return f"{outcome.asset:<17} {outcome.partition or '':<14} {details}"
+
+
+# -- features ------------------------------------------------------------------------------
+def cmd_features(args: argparse.Namespace) -> int:
+    from pipeline.features.registry import REGISTRY
+
+    if args.list:
+        if args.json:
+            print(json.dumps([_spec_json(spec, args.timeframe) for spec in REGISTRY], indent=1))
+        else:
+            print(f"{'#':>2}  {'name':<22} {'family':<10} {'timeframe':<9} {'warmup':>6}  params")
+            for i, spec in enumerate(REGISTRY, 1):
+                params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+                print(
+                    f"{i:>2}  {spec.name:<22} {spec.family:<10} {spec.timeframe:<9} "
+                    f"{spec.warmup_at(args.timeframe):>6}  {params}"
+                )
+        return 0
+    if not (args.data_dir and args.markets and args.out):
+        raise CliError("features needs --list, or --data-dir, --markets and --out")
+    from pipeline.data.csv_source import CandleFolder
+    from pipeline.features.compute import compute_features
+    from pipeline.features.schema import validate_features
+
+    timeframe_ms(args.timeframe)
+    folder = CandleFolder(args.data_dir)
+    symbols = [normalise_symbol(m) for m in args.markets]
+    candles = {s: folder.read(s, args.timeframe) for s in symbols}
+    matrix = compute_features(candles, args.timeframe)
+    validate_features(matrix, args.timeframe)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    matrix.to_parquet(out, index=False)
+    print(f"{len(matrix)} rows × {matrix.shape[1] - 2} features → {out}")
+    return 0
+
+
+def _spec_json(spec, timeframe: str) -> dict:
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "timeframe": spec.timeframe,
+        "params": dict(spec.params),
+        "warmup": spec.warmup_at(timeframe),
+    }
 
 
 # -- database ------------------------------------------------------------------------------
@@ -255,10 +296,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="the main job: materialise ohlcv for the configured "
-        "markets × timeframes through Dagster",
+        help="the main job: materialise ohlcv → market_factor → features → selected_features "
+        "for the configured markets × timeframes, through Dagster",
+    )
+    run.add_argument(
+        "--assets", type=_csv_list, help="only these stages, e.g. ohlcv (default: the whole chain)"
     )
     run.set_defaults(func=cmd_run)
+
+    feats = sub.add_parser(
+        "features", help="list the 79 candidate features, or compute them from a candle folder"
+    )
+    feats.add_argument("--list", action="store_true", help="print the feature registry")
+    feats.add_argument("--json", action="store_true", help="with --list: a JSON array")
+    feats.add_argument("--data-dir", help="candle folder (MARKETID.csv[.gz] of 1h candles)")
+    feats.add_argument("--markets", type=_csv_list, help="e.g. BTC/USDT:USDT,ETH/USDT:USDT")
+    feats.add_argument("--timeframe", default="1h", help="base timeframe (default 1h)")
+    feats.add_argument("--out", help="Parquet file: market, timestamp, then the 79 features")
+    feats.set_defaults(func=cmd_features)
 
     db = sub.add_parser("db", help="the PostgreSQL store")
     db.add_argument("action", choices=("url", "migrate", "stop"))

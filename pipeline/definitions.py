@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.features import features, market_factor, selected_features
 from assets.market_data import ohlcv
 from pipeline.jobs import ohlcv_job
 from pipeline.schedules import ohlcv_refresh_schedule
 from pipeline.settings import Settings
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
+from resources.io_managers import ParquetIOManager
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, object]:
     return {
+        "parquet_io_manager": ParquetIOManager(base_uri=settings.store_uri),
         "database": PostgresResource(url=settings.database_url, home=str(settings.home)),
         "candle_source": CandleSourceResource(
             source=settings.source,
@@ -26,7 +29,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 defs = dg.Definitions(
-    assets=[ohlcv],
+    assets=[ohlcv, market_factor, features, selected_features],
     jobs=[ohlcv_job],
     schedules=[ohlcv_refresh_schedule],
     resources=build_resources(Settings.from_env()),

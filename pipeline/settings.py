@@ -38,6 +38,11 @@ class Settings:
     markets: tuple[str, ...] = DEFAULT_MARKETS
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     since: str = DEFAULT_SINCE
+    # Feature selection: fitted on candles up to train_end, its uplift scored up to
+    # validation_end; later issues' training uses the same split.
+    train_end: str = "2022-06-30"
+    validation_end: str = "2022-12-31"
+    store_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -53,8 +58,23 @@ class Settings:
             markets=_split(env.get("SIGNALS_MARKETS"), DEFAULT_MARKETS),
             timeframes=_split(env.get("SIGNALS_TIMEFRAMES"), DEFAULT_TIMEFRAMES),
             since=env.get("SIGNALS_SINCE", DEFAULT_SINCE),
+            train_end=env.get("SIGNALS_TRAIN_END", "2022-06-30"),
+            validation_end=env.get("SIGNALS_VALIDATION_END", "2022-12-31"),
+            store_url=env.get("SIGNALS_STORE_URL") or None,
         )
 
     @property
     def pgdata(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def base_timeframe(self) -> str:
+        """The timeframe features, labels and models work on: the finest configured."""
+        from pipeline.data.timeframes import timeframe_ms
+
+        return min(self.timeframes, key=timeframe_ms)
+
+    @property
+    def store_uri(self) -> str:
+        """Where columnar assets (features, selections) live: a folder or an object-store URL."""
+        return self.store_url or str(self.home / "store")

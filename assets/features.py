@@ -1,0 +1,245 @@
+"""`market_factor`, `features`, `selected_features`: from candles to the 50 strongest features."""
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.data.timeframes import timeframe_ms
+from pipeline.features.compute import compute_market_features, market_factor_frame
+from pipeline.features.labels import DEFAULT_HORIZON, attach_labels, class_balance
+from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
+from pipeline.features.schema import validate_features
+from pipeline.features.selection import SelectionConfig, select_features
+from pipeline.partitions import (
+    SYMBOLS_BY_MARKET_ID,
+    market_partitions,
+    ohlcv_partitions,
+    partition_key,
+    symbol_for,
+    timeframe_partitions,
+)
+from pipeline.settings import Settings
+from pipeline.store.candles import load_candles
+from resources.database import PostgresResource
+from resources.exchange import CandleSourceResource
+
+_settings = Settings.from_env()
+BASE_TIMEFRAME = _settings.base_timeframe
+
+# One timeframe, every market: what the market factor of that timeframe reads.
+_ALL_MARKETS_OF_TIMEFRAME = dg.MultiToSingleDimensionPartitionMapping(
+    partition_dimension_name="timeframe"
+)
+# One market, every timeframe: the base candles and the higher timeframes joined onto them.
+_SAME_MARKET_ALL_TIMEFRAMES = dg.MultiPartitionMapping(
+    {
+        "market": dg.DimensionPartitionMapping("market", dg.IdentityPartitionMapping()),
+        "timeframe": dg.DimensionPartitionMapping("timeframe", dg.AllPartitionMapping()),
+    }
+)
+_BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
+    [str(partition_key(m, BASE_TIMEFRAME)) for m in market_partitions.get_partition_keys()]
+)
+
+
+def _candles(
+    database: PostgresResource, source: CandleSourceResource, market: str, timeframe: str
+) -> pd.DataFrame:
+    with database.database().connection() as conn:
+        return load_candles(conn, source.exchange, symbol_for(market), timeframe)
+
+
+@dg.asset(
+    partitions_def=timeframe_partitions,
+    group_name="features",
+    deps=[dg.AssetDep("ohlcv", partition_mapping=_ALL_MARKETS_OF_TIMEFRAME)],
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def market_factor(
+    context: dg.AssetExecutionContext,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+) -> pd.DataFrame:
+    """Equal-weight mean 1-candle log return of the configured markets, per candle.
+
+    Its own asset so that every market's features depend on all markets' candles of one
+    timeframe, and on nothing else of theirs, in the lineage.
+    """
+    timeframe = context.partition_key
+    universe = {
+        symbol: _candles(database, candle_source, market, timeframe)
+        for market, symbol in SYMBOLS_BY_MARKET_ID.items()
+    }
+    factor = market_factor_frame(universe, timeframe)
+    context.add_output_metadata(
+        {"rows": len(factor), "markets": len(universe), "timeframe": timeframe}
+    )
+    return factor
+
+
+@dg.asset(
+    partitions_def=ohlcv_partitions,
+    group_name="features",
+    deps=[dg.AssetDep("ohlcv", partition_mapping=_SAME_MARKET_ALL_TIMEFRAMES)],
+    ins={
+        "market_factor": dg.AssetIn(partition_mapping=_ALL_MARKETS_OF_TIMEFRAME),
+    },
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def features(
+    context: dg.AssetExecutionContext,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+    market_factor: pd.DataFrame,
+) -> pd.DataFrame:
+    """The 79 candidate features of one market × timeframe, one row per candle.
+
+    Warm-up rows are kept, as NaN. Higher timeframes join on their candles' close time; the
+    schema check (registry columns in order, finite after warm-up) gates the write.
+    """
+    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
+    market, timeframe = keys["market"], keys["timeframe"]
+    base = _candles(database, candle_source, market, timeframe)
+    if base.empty:
+        raise dg.Failure(f"no {timeframe} candles stored for {market}: materialise ohlcv first")
+    step = timeframe_ms(timeframe)
+    higher = {
+        tf: _candles(database, candle_source, market, tf)
+        for tf in HIGHER_TIMEFRAMES
+        if tf in timeframe_partitions.get_partition_keys() and timeframe_ms(tf) >= step
+    }
+    frame = compute_market_features(base, timeframe, higher, factor=market_factor)
+    frame.insert(0, "market", symbol_for(market))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    validate_features(frame, timeframe)
+    complete = frame[feature_names()].notna().all(axis=1)
+    context.add_output_metadata(
+        {
+            "rows": len(frame),
+            "complete_rows": int(complete.sum()),
+            "first_complete": frame.loc[complete, "timestamp"].min().isoformat()
+            if complete.any()
+            else "none",
+            "last": frame["timestamp"].max().isoformat(),
+            "higher_timeframes": ", ".join(sorted(higher)) or "none",
+        }
+    )
+    return frame
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    rows = [" | ".join(map(str, frame.columns)), " | ".join("---" for _ in frame.columns)]
+    rows += [" | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r)
+             for r in frame.itertuples(index=False)]
+    return "\n".join(f"| {row} |" for row in rows)
+
+
+def _ranking_table(result) -> dg.TableMetadataValue:
+    columns = ["feature", "rank", "importance_mean", "importance_std", "stability", "selected",
+               "reason"]
+    table = result.table.reindex(columns=columns)
+    records = [
+        dg.TableRecord(
+            {
+                "feature": str(row.feature),
+                "rank": int(row.rank) if pd.notna(row.rank) else -1,
+                "importance": round(float(row.importance_mean), 6)
+                if pd.notna(row.importance_mean)
+                else 0.0,
+                "importance_std": round(float(row.importance_std), 6)
+                if pd.notna(row.importance_std)
+                else 0.0,
+                "stability": round(float(row.stability), 3) if pd.notna(row.stability) else 0.0,
+                "selected": bool(row.selected),
+                "reason": str(row.reason),
+            }
+        )
+        for row in table.itertuples()
+    ]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("feature", "string"),
+            dg.TableColumn("rank", "int", description="-1: pruned before ranking"),
+            dg.TableColumn("importance", "float", description="mean drop in log-loss"),
+            dg.TableColumn("importance_std", "float", description="across folds"),
+            dg.TableColumn("stability", "float", description="share of folds in the top 50"),
+            dg.TableColumn("selected", "bool"),
+            dg.TableColumn("reason", "string"),
+        ]
+    )
+    return dg.MetadataValue.table(records, schema)
+
+
+class SelectionRunConfig(dg.Config):
+    """Selection settings a run may override (the launchpad, or tests on small data)."""
+
+    train_end: str = Settings.from_env().train_end
+    validation_end: str = Settings.from_env().validation_end
+    horizon: int = DEFAULT_HORIZON
+    n_select: int = 50
+    folds: int = 4
+    repeats: int = 3
+    max_iter: int = 150
+    seed: int = 0
+
+
+@dg.asset(
+    group_name="features",
+    deps=[
+        dg.AssetDep(
+            "ohlcv",
+            partition_mapping=dg.SpecificPartitionsPartitionMapping(
+                [str(partition_key(m, BASE_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
+            ),
+        )
+    ],
+    ins={"features": dg.AssetIn(partition_mapping=_BASE_FEATURE_PARTITIONS)},
+    io_manager_key="parquet_io_manager",
+    kinds={"sklearn", "parquet"},
+)
+def selected_features(
+    context: dg.AssetExecutionContext,
+    config: SelectionRunConfig,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+    features: pd.DataFrame,
+) -> pd.DataFrame:
+    """The 50 strongest of the 79 candidates, chosen on the training window only.
+
+    Ranking, fold stability and each dropped feature's reason are in the metadata, with the
+    uplift the selection claims measured on the validation window, whichever way it goes.
+    """
+    cfg = SelectionConfig(
+        train_end=config.train_end,
+        validation_end=config.validation_end,
+        timeframe=BASE_TIMEFRAME,
+        horizon=config.horizon,
+        n_select=config.n_select,
+        folds=config.folds,
+        repeats=config.repeats,
+        max_iter=config.max_iter,
+        seed=config.seed,
+    )
+    candles = {
+        symbol: _candles(database, candle_source, market, BASE_TIMEFRAME)
+        for market, symbol in SYMBOLS_BY_MARKET_ID.items()
+    }
+    data = attach_labels(features, candles, BASE_TIMEFRAME, cfg.horizon)
+    result = select_features(data, feature_names(), cfg)
+    train_end = pd.Timestamp(cfg.train_end, tz="UTC")
+    data["split"] = "train"
+    data.loc[data["timestamp"] > train_end, "split"] = "after train end"
+    balance = class_balance(data, ["market", "split"])
+    uplift = result.uplift
+    context.add_output_metadata(
+        {
+            "selected": len(result.selected),
+            "ranking": _ranking_table(result),
+            "uplift": dg.MetadataValue.json(uplift),
+            "fold_rank_agreement": round(result.fold_rank_agreement, 3),
+            "class_balance": dg.MetadataValue.md(_markdown(balance)),
+            "config": dg.MetadataValue.json(result.config),
+        }
+    )
+    return result.table

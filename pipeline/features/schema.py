@@ -1,0 +1,68 @@
+"""The feature matrix schema (pandera): the registry's columns in order, finite after warm-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from pipeline.data.timeframes import timeframe_ms
+from pipeline.features.registry import REGISTRY
+
+
+class FeatureValidationError(ValueError):
+    pass
+
+
+def position_in_run(frame: pd.DataFrame, timeframe: str) -> np.ndarray:
+    """Per row, how many candles precede it in its market's contiguous run (0 after a gap)."""
+    step = pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+    new_run = (frame["market"] != frame["market"].shift()) | (
+        frame["timestamp"].diff() != step
+    )
+    run_id = new_run.cumsum()
+    return frame.groupby(run_id).cumcount().to_numpy()
+
+
+def _schema(timeframe: str) -> pa.DataFrameSchema:
+    columns: dict[str, pa.Column] = {
+        "market": pa.Column(str),
+        "timestamp": pa.Column("datetime64[ns, UTC]"),
+    }
+    for spec in REGISTRY:
+        columns[spec.name] = pa.Column(
+            "float64",
+            nullable=True,
+            checks=pa.Check(lambda s: ~np.isinf(s), name="no_infinity", ignore_na=True),
+        )
+    warmups = {spec.name: spec.warmup_at(timeframe) for spec in REGISTRY}
+
+    def finite_after_warmup(frame: pd.DataFrame) -> pd.Series:
+        position = position_in_run(frame, timeframe)
+        ok = np.ones(len(frame), dtype=bool)
+        for name, warmup in warmups.items():
+            ok &= ~(frame[name].isna().to_numpy() & (position >= warmup))
+        return pd.Series(ok, index=frame.index)
+
+    return pa.DataFrameSchema(
+        columns,
+        checks=[pa.Check(finite_after_warmup, name="finite_after_warmup")],
+        strict=True,
+        ordered=True,
+    )
+
+
+def validate_features(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Raise FeatureValidationError naming the rule and the first offending rows."""
+    try:
+        return _schema(timeframe).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        first = cases.iloc[0]
+        index = pd.to_numeric(cases["index"], errors="coerce").dropna().astype(int)
+        shown = frame.loc[frame.index.isin(index.head(3)), ["market", "timestamp"]]
+        raise FeatureValidationError(
+            f"features ({timeframe}) break rule '{first['check']}' on column "
+            f"{first['column']!r} in {len(cases)} case(s); first rows: "
+            f"{shown.to_dict('records')}"
+        ) from None

@@ -1,0 +1,93 @@
+"""The main job: materialise the asset chain for every configured partition, as the UI would.
+
+Each partition is its own in-process run in the given Dagster instance, so the runs, their
+metadata and asset checks appear in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+
+from assets.features import features, market_factor, selected_features
+from assets.market_data import ohlcv
+from pipeline.partitions import ohlcv_partitions, timeframe_partitions
+
+ASSETS = (ohlcv, market_factor, features, selected_features)
+STAGES = ("ohlcv", "market_factor", "features", "selected_features")
+
+# Dagster's console logger prints every event; the caller prints one line per partition.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    asset: str
+    partition: str | None
+    result: dg.ExecuteInProcessResult
+
+    @property
+    def success(self) -> bool:
+        return self.result.success
+
+    def metadata(self) -> dict[str, object]:
+        events = self.result.get_asset_materialization_events()
+        if not events:
+            return {}
+        return {k: getattr(v, "value", v) for k, v in events[0].materialization.metadata.items()}
+
+    def checks(self) -> dict[str, bool]:
+        return {e.check_name: e.passed for e in self.result.get_asset_check_evaluations()}
+
+    def error(self) -> str:
+        for event in self.result.all_events:
+            if event.is_step_failure and event.step_failure_data:
+                return event.step_failure_data.error.message.strip()
+        return ""
+
+
+def _partitions(stage: str) -> list[str | None]:
+    if stage in ("ohlcv", "features"):
+        return list(ohlcv_partitions.get_partition_keys())
+    if stage == "market_factor":
+        return list(timeframe_partitions.get_partition_keys())
+    return [None]
+
+
+def plan(stages: tuple[str, ...] = STAGES) -> list[tuple[str, str | None]]:
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown asset(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    return [(stage, key) for stage in STAGES if stage in stages for key in _partitions(stage)]
+
+
+def run_main_job(
+    instance: dg.DagsterInstance,
+    resources: dict[str, object],
+    stages: tuple[str, ...] = STAGES,
+    on_step: Callable[[StepOutcome], None] | None = None,
+) -> Iterator[StepOutcome]:
+    """Materialise each stage's partitions in order; a failed stage stops the later ones."""
+    steps = plan(stages)
+    failed_stage = None
+    for stage, key in steps:
+        if failed_stage and STAGES.index(stage) > STAGES.index(failed_stage):
+            break
+        asset = next(a for a in ASSETS if a.key.to_user_string() == stage)
+        result = dg.materialize(
+            list(ASSETS),
+            selection=[asset],
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN,
+        )
+        outcome = StepOutcome(stage, key, result)
+        if not outcome.success:
+            failed_stage = stage
+        if on_step:
+            on_step(outcome)
+        yield outcome
