@@ -1,5 +1,7 @@
 """`market_factor`, `features`, `selected_features`: from candles to the 50 strongest features."""
 
+import warnings
+
 import dagster as dg
 import pandas as pd
 
@@ -24,6 +26,9 @@ from resources.exchange import CandleSourceResource
 
 _settings = Settings.from_env()
 BASE_TIMEFRAME = _settings.base_timeframe
+
+# Multi-partition mappings are beta in Dagster 1.13 (pinned <1.14; tests check the mappings).
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
 # One timeframe, every market: what the market factor of that timeframe reads.
 _ALL_MARKETS_OF_TIMEFRAME = dg.MultiToSingleDimensionPartitionMapping(

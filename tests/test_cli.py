@@ -147,3 +147,61 @@ def test_main_job_materialises_through_the_replay_exchange(
     assert "materialised ohlcv;" in out.stdout
     assert re.search(r"BTC/USDT:USDT\s+1d\s+\+30\s+total 30", out.stdout)
     assert (tmp_path / "dagster" / "dagster.yaml").exists()
+
+
+def test_features_list_prints_the_registry() -> None:
+    listing = json.loads(run(["features", "--list", "--json"], {}).stdout)
+    assert len(listing) == 79
+    assert set(listing[0]) == {"name", "family", "timeframe", "params", "warmup"}
+    assert listing[0]["name"] == "ret_1"
+    text = run(["features", "--list"], {}).stdout
+    assert text.count("\n") == 80  # header + 79
+
+
+def test_features_matrix_from_a_folder(small_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    out = tmp_path / "m.parquet"
+    done = run(
+        [
+            "features",
+            "--data-dir",
+            str(small_dir),
+            "--markets",
+            "BTC/USDT:USDT,ETHUSDT",
+            "--timeframe",
+            "1h",
+            "--out",
+            str(out),
+        ],
+        {},
+    )
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_parquet(out)
+    assert list(frame.columns[:2]) == ["market", "timestamp"]
+    assert frame.shape == (2 * 720, 81)
+    assert frame["market"].unique().tolist() == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_main_job_runs_the_chain_for_one_market(
+    database_url: str, sample_frames, tmp_path: Path
+) -> None:
+    from conftest import write_folder
+
+    btc = sample_frames["BTCUSDT"]
+    folder = write_folder(tmp_path / "btc", {"BTCUSDT": btc[btc["timestamp"] < 1640995200000]})
+    env = {
+        "SIGNALS_DATABASE_URL": database_url,
+        "SIGNALS_DATA_DIR": str(folder),
+        "SIGNALS_MARKETS": "BTC/USDT:USDT",
+        "SIGNALS_SINCE": "2020-01-01",
+        "SIGNALS_TRAIN_END": "2021-09-30",
+        "SIGNALS_VALIDATION_END": "2021-12-31",
+        "SIGNALS_HOME": str(tmp_path / "home"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
+    out = run(["run"], env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "materialised ohlcv, market_factor, features, selected_features" in out.stdout
+    assert re.search(r"selected_features\s+50 selected\s+validation all_79: acc", out.stdout)
