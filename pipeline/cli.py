@@ -170,7 +170,12 @@ def _describe(outcome) -> str:
         shown = "  ".join(
             f"{k}: acc {v['accuracy']:.4f} logloss {v['log_loss']:.4f}" for k, v in scores.items()
         )
-        return f"selected_features  {meta.get('selected')} selected  validation {shown}"
+        ci = uplift.get("accuracy_uplift_95ci") or [float("nan")] * 2
+        return (
+            f"selected_features  {meta.get('selected')} selected  validation {shown}  "
+            f"accuracy uplift {uplift.get('accuracy_uplift', float('nan')):+.4f} "
+            f"(95% CI {ci[0]:+.4f} … {ci[1]:+.4f})"
+        )
     details = "  ".join(
         f"{k} {v}" for k, v in meta.items() if k in ("rows", "complete_rows", "markets")
     )

@@ -101,3 +101,19 @@ def test_too_little_training_data_is_refused() -> None:
     data, features = synthetic(hours=300)
     with pytest.raises(ValueError, match="too few to select"):
         select_features(data, features, CFG)
+
+
+def test_uplift_interval_brackets_the_difference(result) -> None:
+    low, high = result.uplift["accuracy_uplift_95ci"]
+    assert low <= result.uplift["accuracy_uplift"] <= high
+    assert high - low > 0
+
+
+def test_day_bootstrap_covers_a_known_mean() -> None:
+    from pipeline.features.selection import paired_day_bootstrap
+
+    times = pd.Series(pd.date_range("2021-01-01", periods=24 * 200, freq="h", tz="UTC"))
+    diff = np.random.default_rng(1).normal(0.02, 0.5, len(times))
+    low, high = paired_day_bootstrap(times, diff, draws=500)
+    assert low < diff.mean() < high
+    assert high - low < 0.1

@@ -17,9 +17,7 @@ class FeatureValidationError(ValueError):
 def position_in_run(frame: pd.DataFrame, timeframe: str) -> np.ndarray:
     """Per row, how many candles precede it in its market's contiguous run (0 after a gap)."""
     step = pd.Timedelta(milliseconds=timeframe_ms(timeframe))
-    new_run = (frame["market"] != frame["market"].shift()) | (
-        frame["timestamp"].diff() != step
-    )
+    new_run = (frame["market"] != frame["market"].shift()) | (frame["timestamp"].diff() != step)
     run_id = new_run.cumsum()
     return frame.groupby(run_id).cumcount().to_numpy()
 
@@ -52,17 +50,33 @@ def _schema(timeframe: str) -> pa.DataFrameSchema:
     )
 
 
+def _late_nan(frame: pd.DataFrame, timeframe: str) -> tuple[str, pd.DataFrame] | None:
+    """The first feature that is NaN after its warm-up, with its offending rows."""
+    position = position_in_run(frame, timeframe)
+    for spec in REGISTRY:
+        bad = frame[spec.name].isna().to_numpy() & (position >= spec.warmup_at(timeframe))
+        if bad.any():
+            return spec.name, frame.loc[bad, ["market", "timestamp"]]
+    return None
+
+
 def validate_features(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
-    """Raise FeatureValidationError naming the rule and the first offending rows."""
+    """Raise FeatureValidationError naming the rule, the column and the first offending rows."""
     try:
         return _schema(timeframe).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         first = cases.iloc[0]
+        rule, column = str(first["check"]), first["column"]
         index = pd.to_numeric(cases["index"], errors="coerce").dropna().astype(int)
-        shown = frame.loc[frame.index.isin(index.head(3)), ["market", "timestamp"]]
+        shown = frame.loc[frame.index.isin(index), ["market", "timestamp"]]
+        count = len(cases)
+        if rule == "finite_after_warmup":
+            late = _late_nan(frame, timeframe)
+            if late is not None:
+                column, shown = late
+                count = len(shown)
         raise FeatureValidationError(
-            f"features ({timeframe}) break rule '{first['check']}' on column "
-            f"{first['column']!r} in {len(cases)} case(s); first rows: "
-            f"{shown.to_dict('records')}"
+            f"features ({timeframe}) break rule '{rule}' on column {column!r} in {count} "
+            f"row(s); first: {shown.head(3).astype(str).to_dict('records')}"
         ) from None

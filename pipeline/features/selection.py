@@ -175,13 +175,30 @@ def fold_importances(
     return pd.DataFrame(columns, index=features)
 
 
-def _score(model, frame: pd.DataFrame, features: list[str]) -> dict[str, float]:
+def _score(model, frame: pd.DataFrame, features: list[str]) -> tuple[dict[str, float], np.ndarray]:
     proba = model.predict_proba(frame[features].to_numpy())[:, 1]
     y = frame["label"].to_numpy()
-    return {
+    scores = {
         "accuracy": float(accuracy_score(y, proba >= 0.5)),
         "log_loss": float(log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
     }
+    return scores, (proba >= 0.5) == y
+
+
+def paired_day_bootstrap(
+    timestamps: pd.Series, difference: np.ndarray, draws: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % interval of a mean per-row difference, resampling whole days (rows within a day,
+    across markets, are not independent)."""
+    days = timestamps.dt.floor("D").to_numpy()
+    _, day_index = np.unique(days, return_inverse=True)
+    sums = np.bincount(day_index, weights=difference)
+    counts = np.bincount(day_index)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(sums), size=(draws, len(sums)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def measure_uplift(
@@ -195,12 +212,14 @@ def measure_uplift(
     if validation.empty:
         return {"validation_rows": 0}
     fit = _thin(train, cfg.max_rows)
-    scores = {}
+    scores, correct = {}, {}
     for name, columns in (("all", all_features), ("selected", selected)):
         model = _model(cfg).fit(fit[columns].to_numpy(), fit["label"].to_numpy())
-        scores[name] = _score(model, validation, columns)
+        scores[name], correct[name] = _score(model, validation, columns)
     majority = float(train["label"].mean() >= 0.5)
     y = validation["label"].to_numpy()
+    gain = correct["selected"].astype(float) - correct["all"].astype(float)
+    low, high = paired_day_bootstrap(validation["timestamp"], gain, seed=cfg.seed)
     return {
         "validation_rows": len(validation),
         "validation_start": validation["timestamp"].min().isoformat(),
@@ -209,6 +228,7 @@ def measure_uplift(
         f"selected_{len(selected)}": scores["selected"],
         "majority_class_accuracy": float(np.mean(y == majority)),
         "accuracy_uplift": scores["selected"]["accuracy"] - scores["all"]["accuracy"],
+        "accuracy_uplift_95ci": [low, high],
         "log_loss_uplift": scores["all"]["log_loss"] - scores["selected"]["log_loss"],
     }
 
