@@ -215,17 +215,7 @@ def selected_features(
     Ranking, fold stability and each dropped feature's reason are in the metadata, with the
     uplift the selection claims measured on the validation window, whichever way it goes.
     """
-    cfg = SelectionConfig(
-        train_end=config.train_end,
-        validation_end=config.validation_end,
-        timeframe=BASE_TIMEFRAME,
-        horizon=config.horizon,
-        n_select=config.n_select,
-        folds=config.folds,
-        repeats=config.repeats,
-        max_iter=config.max_iter,
-        seed=config.seed,
-    )
+    cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **config.model_dump())
     candles = {
         symbol: _candles(database, candle_source, market, BASE_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
