@@ -110,10 +110,10 @@ def test_uplift_interval_brackets_the_difference(result) -> None:
 
 
 def test_day_bootstrap_covers_a_known_mean() -> None:
-    from pipeline.features.selection import paired_day_bootstrap
+    from pipeline.stats import day_block_bootstrap
 
     times = pd.Series(pd.date_range("2021-01-01", periods=24 * 200, freq="h", tz="UTC"))
     diff = np.random.default_rng(1).normal(0.02, 0.5, len(times))
-    low, high = paired_day_bootstrap(times, diff, draws=500)
+    low, high = day_block_bootstrap(times, diff, draws=500)
     assert low < diff.mean() < high
     assert high - low < 0.1

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.labels import DEFAULT_HORIZON
+from pipeline.stats import day_block_bootstrap
 
 
 @dataclass(frozen=True)
@@ -185,22 +186,6 @@ def _score(model, frame: pd.DataFrame, features: list[str]) -> tuple[dict[str, f
     return scores, (proba >= 0.5) == y
 
 
-def paired_day_bootstrap(
-    timestamps: pd.Series, difference: np.ndarray, draws: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """95 % interval of a mean per-row difference, resampling whole days (rows within a day,
-    across markets, are not independent)."""
-    days = timestamps.dt.floor("D").to_numpy()
-    _, day_index = np.unique(days, return_inverse=True)
-    sums = np.bincount(day_index, weights=difference)
-    counts = np.bincount(day_index)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(sums), size=(draws, len(sums)))
-    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def measure_uplift(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -219,7 +204,7 @@ def measure_uplift(
     majority = float(train["label"].mean() >= 0.5)
     y = validation["label"].to_numpy()
     gain = correct["selected"].astype(float) - correct["all"].astype(float)
-    low, high = paired_day_bootstrap(validation["timestamp"], gain, seed=cfg.seed)
+    low, high = day_block_bootstrap(validation["timestamp"], gain, seed=cfg.seed)
     return {
         "validation_rows": len(validation),
         "validation_start": validation["timestamp"].min().isoformat(),

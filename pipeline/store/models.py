@@ -1,0 +1,196 @@
+"""The model store: checkpoints with their SHA-256, config, features, scaler, data and metrics.
+
+Checkpoints are state dicts written by `torch.save` and read back with `weights_only=True`,
+after the hash matches: loading never runs code from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import torch
+from psycopg.types.json import Jsonb
+
+STATUSES = ("candidate", "production", "retired")
+
+
+class ModelStoreError(RuntimeError):
+    """A model could not be stored, found, verified or promoted; the message says which."""
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    timeframe: str
+    config: dict[str, Any]
+    features: list[str]
+    scaler: dict[str, Any]
+    data_window: dict[str, Any]
+    metrics: dict[str, Any]
+    seed: int
+    state_dict: dict[str, torch.Tensor] | None = None
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    id: int | None = None
+    status: str = "candidate"
+    checkpoint_sha256: str | None = None
+
+
+def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
+
+
+def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
+    """Insert a candidate with its epochs; returns its id."""
+    if record.state_dict is None:
+        raise ModelStoreError("a model needs its state dict to be stored")
+    blob = checkpoint_bytes(record.state_dict)
+    digest = hashlib.sha256(blob).hexdigest()
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO models (name, timeframe, config, features, scaler, data_window,
+                                   metrics, seed, checkpoint, checkpoint_sha256)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (
+                record.name,
+                record.timeframe,
+                Jsonb(record.config),
+                Jsonb(record.features),
+                Jsonb(record.scaler),
+                Jsonb(record.data_window),
+                Jsonb(record.metrics),
+                record.seed,
+                blob,
+                digest,
+            ),
+        ).fetchone()
+        assert row is not None
+        model_id = int(row[0])
+        if record.epochs:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO training_epochs (model_id, epoch, train_loss, train_accuracy,
+                                                    val_loss, val_accuracy, gap, seconds)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+                    [
+                        (
+                            model_id,
+                            e["epoch"],
+                            e["train_loss"],
+                            e["train_accuracy"],
+                            e["val_loss"],
+                            e["val_accuracy"],
+                            e["gap"],
+                            e.get("seconds", 0.0),
+                        )
+                        for e in record.epochs
+                    ],
+                )
+    record.id, record.checkpoint_sha256 = model_id, digest
+    return model_id
+
+
+_COLUMNS = """id, name, timeframe, status, config, features, scaler, data_window, metrics, seed,
+              checkpoint, checkpoint_sha256"""
+
+
+def load_model(conn: psycopg.Connection, model_id: int) -> ModelRecord:
+    """The stored model with its weights, after checking the checkpoint against its hash."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE id = %s", (model_id,)).fetchone()
+    conn.commit()
+    if row is None:
+        raise ModelStoreError(f"no model with id {model_id}")
+    return _record(row)
+
+
+def production_model(conn: psycopg.Connection, name: str, timeframe: str) -> ModelRecord | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM models WHERE name = %s AND timeframe = %s "
+        "AND status = 'production'",
+        (name, timeframe),
+    ).fetchone()
+    conn.commit()
+    return _record(row) if row else None
+
+
+def _record(row: tuple) -> ModelRecord:
+    (
+        model_id,
+        name,
+        timeframe,
+        status,
+        config,
+        features,
+        scaler,
+        window,
+        metrics,
+        seed,
+        blob,
+        digest,
+    ) = row
+    actual = hashlib.sha256(bytes(blob)).hexdigest()
+    if actual != digest:
+        raise ModelStoreError(
+            f"model {model_id}: checkpoint SHA-256 {actual[:12]}… does not match the recorded "
+            f"{digest[:12]}…; refusing to load a tampered or corrupted checkpoint"
+        )
+    try:
+        state = torch.load(io.BytesIO(bytes(blob)), weights_only=True, map_location="cpu")
+    except Exception as err:  # weights_only refuses anything but tensors and plain containers
+        raise ModelStoreError(
+            f"model {model_id}: checkpoint is not a plain state dict: {err}"
+        ) from err
+    return ModelRecord(
+        name=name,
+        timeframe=timeframe,
+        config=config,
+        features=list(features),
+        scaler=scaler,
+        data_window=window,
+        metrics=metrics,
+        seed=int(seed),
+        state_dict=state,
+        id=model_id,
+        status=status,
+        checkpoint_sha256=digest,
+    )
+
+
+def epochs(conn: psycopg.Connection, model_id: int) -> list[dict[str, float]]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute("SELECT * FROM training_epochs WHERE model_id = %s ORDER BY epoch", (model_id,))
+        rows = cur.fetchall()
+    conn.commit()
+    return [dict(r) for r in rows]
+
+
+def promote(conn: psycopg.Connection, model_id: int, note: dict[str, Any]) -> int | None:
+    """Make a candidate production and retire the one it replaces; returns that one's id.
+
+    Call only with a passed promotion gate's verdict as `note` (pipeline.evaluation.gates).
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT name, timeframe, status FROM models WHERE id = %s FOR UPDATE", (model_id,)
+        ).fetchone()
+        if row is None:
+            raise ModelStoreError(f"no model with id {model_id}")
+        name, timeframe, status = row
+        if status != "candidate":
+            raise ModelStoreError(f"model {model_id} is {status}; only a candidate is promoted")
+        old = conn.execute(
+            """UPDATE models SET status = 'retired', retired_at = now()
+               WHERE name = %s AND timeframe = %s AND status = 'production' RETURNING id""",
+            (name, timeframe),
+        ).fetchone()
+        conn.execute(
+            """UPDATE models SET status = 'production', promoted_at = now(), promotion_note = %s
+               WHERE id = %s""",
+            (Jsonb(note), model_id),
+        )
+    return int(old[0]) if old else None

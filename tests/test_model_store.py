@@ -1,0 +1,93 @@
+"""The model store keeps what rebuilds a model, refuses tampering and promotes one at a time."""
+
+import pytest
+import torch
+
+from pipeline.store import models as store
+
+
+def record(seed: int = 0) -> store.ModelRecord:
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(3, 2)
+    return store.ModelRecord(
+        name="lstm",
+        timeframe="1h",
+        config={"hidden": 8},
+        features=["a", "b", "c"],
+        scaler={"mean": [0, 0, 0], "std": [1, 1, 1]},
+        data_window={"train_end": "2022-06-30"},
+        metrics={"val_accuracy": 0.52},
+        seed=seed,
+        state_dict=layer.state_dict(),
+        epochs=[
+            {
+                "epoch": 1,
+                "train_loss": 0.7,
+                "train_accuracy": 0.5,
+                "val_loss": 0.69,
+                "val_accuracy": 0.51,
+                "gap": -0.01,
+                "seconds": 1.0,
+            }
+        ],
+    )
+
+
+def test_round_trip_keeps_weights_and_metadata(db) -> None:
+    original = record()
+    with db.connection() as conn:
+        model_id = store.save_model(conn, original)
+        loaded = store.load_model(conn, model_id)
+        assert store.epochs(conn, model_id)[0]["val_accuracy"] == 0.51
+    assert loaded.status == "candidate"
+    assert loaded.features == ["a", "b", "c"]
+    assert loaded.checkpoint_sha256 == original.checkpoint_sha256
+    for key, tensor in original.state_dict.items():
+        assert torch.equal(loaded.state_dict[key], tensor)
+
+
+def test_a_tampered_checkpoint_is_refused(db) -> None:
+    with db.connection() as conn:
+        model_id = store.save_model(conn, record())
+        conn.execute(
+            "UPDATE models SET checkpoint = overlay(checkpoint placing '\\x00'::bytea from 200) "
+            "WHERE id = %s",
+            (model_id,),
+        )
+        conn.commit()
+        with pytest.raises(store.ModelStoreError, match="does not match"):
+            store.load_model(conn, model_id)
+
+
+class Payload:
+    """Anything that is not a tensor or a plain container: unpickling it would run code."""
+
+
+def test_a_checkpoint_carrying_code_is_refused(db) -> None:
+    """Even with a matching hash, weights_only refuses a pickled object."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": Payload()}, buffer)
+    blob = buffer.getvalue()
+    with db.connection() as conn:
+        model_id = store.save_model(conn, record())
+        conn.execute(
+            "UPDATE models SET checkpoint = %s, checkpoint_sha256 = %s WHERE id = %s",
+            (blob, hashlib.sha256(blob).hexdigest(), model_id),
+        )
+        conn.commit()
+        with pytest.raises(store.ModelStoreError, match="not a plain state dict"):
+            store.load_model(conn, model_id)
+
+
+def test_promotion_retires_the_previous_production_model(db) -> None:
+    with db.connection() as conn:
+        first, second = store.save_model(conn, record(1)), store.save_model(conn, record(2))
+        assert store.promote(conn, first, {"gate": "passed"}) is None
+        assert store.promote(conn, second, {"gate": "passed"}) == first
+        assert store.production_model(conn, "lstm", "1h").id == second
+        assert store.load_model(conn, first).status == "retired"
+        with pytest.raises(store.ModelStoreError, match="only a candidate"):
+            store.promote(conn, first, {})
