@@ -1,0 +1,95 @@
+"""One code path for decisions: thresholds, explanations, input hashes, bit-for-bit repeats."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.signals.inference import (
+    FLAT,
+    LONG,
+    SHORT,
+    decide,
+    decide_many,
+    input_hash,
+    sides,
+)
+
+FEATURES = ["a", "b", "c", "d"]
+
+
+class Tiny(torch.nn.Module):
+    """An LSTM whose logit leans on feature 'b' (weights set by hand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lstm = torch.nn.LSTM(4, 6, batch_first=True)
+        self.head = torch.nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1]).squeeze(-1) + 3.0 * x[:, -1, 1]
+
+
+def identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def window(b: float, seed: int = 0) -> np.ndarray:
+    w = np.random.default_rng(seed).normal(0, 0.1, (8, 4)).astype(np.float32)
+    w[-1, 1] = b
+    return w
+
+
+def test_sides_follow_the_confidence_threshold() -> None:
+    p = np.array([0.9, 0.66, 0.64, 0.5, 0.36, 0.34, 0.05])
+    assert sides(p, 0.65).tolist() == [LONG, LONG, FLAT, FLAT, FLAT, SHORT, SHORT]
+
+
+def test_decisions_are_explained_by_the_feature_that_drives_them() -> None:
+    model = Tiny()
+    up = decide(model, window(2.0), identity, FEATURES, model_id=7, market="BTC", timestamp=1)
+    down = decide(model, window(-2.0), identity, FEATURES, model_id=7, market="BTC", timestamp=1)
+    assert (up.side, down.side) == (LONG, SHORT)
+    assert up.explanation[0].feature == "b" and up.explanation[0].attribution > 0
+    assert down.explanation[0].feature == "b" and down.explanation[0].attribution > 0
+    assert up.confidence == max(up.probability_up, 1 - up.probability_up)
+    assert up.model_id == 7 and len(up.input_hash) == 64
+
+
+def test_same_inputs_same_decision_bit_for_bit_and_batch_agrees() -> None:
+    model = Tiny()
+    windows = np.stack([window(b, seed=i) for i, b in enumerate(np.linspace(-1, 1, 25))])
+    singles = [
+        decide(model, w, identity, FEATURES, model_id=1, market="X", timestamp=i).probability_up
+        for i, w in enumerate(windows)
+    ]
+    again = [
+        decide(model, w, identity, FEATURES, model_id=1, market="X", timestamp=i).probability_up
+        for i, w in enumerate(windows)
+    ]
+    p_batch, side_batch = decide_many(model, windows, identity, 0.55)
+    assert singles == again
+    assert p_batch.tolist() == singles  # exactly, not approximately
+    assert side_batch.tolist() == sides(np.array(singles), 0.55).tolist()
+
+
+def test_input_hash_changes_with_any_input() -> None:
+    w = window(0.3)
+    base = input_hash(w, FEATURES, 1)
+    moved = w.copy()
+    moved[0, 0] = np.nextafter(moved[0, 0], np.float32(1))
+    assert input_hash(moved, FEATURES, 1) != base
+    assert input_hash(w, FEATURES, 2) != base
+    assert input_hash(w, ["a", "b", "d", "c"], 1) != base
+    assert input_hash(w.copy(), FEATURES, 1) == base
+
+
+def test_bad_windows_fail_clearly() -> None:
+    model = Tiny()
+    with pytest.raises(ValueError, match="expected"):
+        decide(model, window(0)[:, :3], identity, FEATURES, model_id=1, market="X", timestamp=0)
+    bad = window(0)
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        decide(model, bad, identity, FEATURES, model_id=1, market="X", timestamp=0)
