@@ -1,0 +1,62 @@
+"""The promotion gate: a candidate goes live only if its validation backtest clears every bound
+and it is no worse than the production model on the same candles."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_total_return: float = 0.0  # net of costs, over the validation period
+    min_win_rate: float = 0.5  # share of trades with net return > 0
+    max_drawdown: float = 0.25  # as a positive fraction of equity
+    min_trades: int = 30  # fewer trades say nothing either way
+
+
+@dataclass
+class GateVerdict:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    candidate: dict[str, float] = field(default_factory=dict)
+    production: dict[str, float] | None = None
+    config: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _figures(metrics: dict[str, float]) -> dict[str, float]:
+    keys = ("total_return", "win_rate", "max_drawdown", "trades", "sharpe")
+    return {k: float(metrics[k]) for k in keys if k in metrics}
+
+
+def check_gate(
+    candidate: dict[str, float],
+    production: dict[str, float] | None,
+    cfg: GateConfig | None = None,
+) -> GateVerdict:
+    """Every failed bound is listed; the candidate passes only when the list is empty."""
+    cfg = cfg or GateConfig()
+    reasons = []
+    trades = candidate.get("trades", 0)
+    if trades < cfg.min_trades:
+        reasons.append(f"{int(trades)} trades < {cfg.min_trades}")
+    if candidate["total_return"] <= cfg.min_total_return:
+        reasons.append(f"net return {candidate['total_return']:+.2%} ≤ {cfg.min_total_return:+.2%}")
+    if candidate["win_rate"] < cfg.min_win_rate:
+        reasons.append(f"win rate {candidate['win_rate']:.1%} < {cfg.min_win_rate:.1%}")
+    if candidate["max_drawdown"] > cfg.max_drawdown:
+        reasons.append(f"drawdown {candidate['max_drawdown']:.1%} > {cfg.max_drawdown:.1%}")
+    if production is not None and candidate["total_return"] < production["total_return"]:
+        reasons.append(
+            f"net return {candidate['total_return']:+.2%} below production's "
+            f"{production['total_return']:+.2%} on the same candles"
+        )
+    return GateVerdict(
+        passed=not reasons,
+        reasons=reasons,
+        candidate=_figures(candidate),
+        production=_figures(production) if production is not None else None,
+        config=asdict(cfg),
+    )

@@ -1,0 +1,32 @@
+"""The promotion gate refuses on every failed bound and on being worse than production."""
+
+from pipeline.evaluation.gates import GateConfig, check_gate
+
+GOOD = {"total_return": 0.08, "win_rate": 0.55, "max_drawdown": 0.10, "trades": 120}
+
+
+def test_a_good_candidate_passes() -> None:
+    verdict = check_gate(GOOD, None)
+    assert verdict.passed and verdict.reasons == []
+
+
+def test_each_bound_is_named_when_it_fails() -> None:
+    bad = {"total_return": -0.02, "win_rate": 0.45, "max_drawdown": 0.4, "trades": 10}
+    verdict = check_gate(bad, None)
+    assert not verdict.passed
+    text = " ".join(verdict.reasons)
+    for word in ("trades", "net return", "win rate", "drawdown"):
+        assert word in text
+    assert len(verdict.reasons) == 4
+
+
+def test_worse_than_production_is_refused() -> None:
+    verdict = check_gate(GOOD, {**GOOD, "total_return": 0.12})
+    assert not verdict.passed
+    assert "below production" in verdict.reasons[0]
+
+
+def test_bounds_are_configurable() -> None:
+    strict = GateConfig(min_win_rate=0.6)
+    assert not check_gate(GOOD, None, strict).passed
+    assert check_gate(GOOD, None, GateConfig(min_win_rate=0.5)).passed
