@@ -68,7 +68,7 @@ def test_same_inputs_same_decision_bit_for_bit_and_batch_agrees() -> None:
         decide(model, w, identity, FEATURES, model_id=1, market="X", timestamp=i).probability_up
         for i, w in enumerate(windows)
     ]
-    p_batch, side_batch = decide_many(model, windows, identity, 0.55)
+    p_batch, side_batch = decide_many(model, windows, 0.55)
     assert singles == again
     assert p_batch.tolist() == singles  # exactly, not approximately
     assert side_batch.tolist() == sides(np.array(singles), 0.55).tolist()

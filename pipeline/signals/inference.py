@@ -73,13 +73,15 @@ def sides(p_up: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def probabilities(model: torch.nn.Module, scaled: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """P(up) for scaled windows [n, L, F], evaluated one fixed-size batch at a time."""
+    """P(up) for scaled windows [n, L, F], one fixed-size batch at a time (the only forward
+    pass decisions use, so single and batch decisions agree when batch_size is 1)."""
     model.eval()
     out = np.empty(len(scaled), dtype=np.float64)
     with torch.no_grad():
         for start in range(0, len(scaled), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(scaled[start : start + batch_size]))
-            out[start : start + len(chunk)] = torch.sigmoid(model(chunk.float())).double().numpy()
+            chunk = np.ascontiguousarray(scaled[start : start + batch_size], dtype=np.float32)
+            logits = model(torch.from_numpy(chunk))
+            out[start : start + len(chunk)] = torch.sigmoid(logits).double().numpy()
     return out
 
 
@@ -97,19 +99,16 @@ def attributions(model: torch.nn.Module, scaled: np.ndarray) -> np.ndarray:
 
 
 def decide_many(
-    model: torch.nn.Module,
-    windows: np.ndarray,
-    scale: Callable[[np.ndarray], np.ndarray],
-    threshold: float = DEFAULT_THRESHOLD,
+    model: torch.nn.Module, scaled: np.ndarray, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(P(up), side) for many raw windows [n, L, F]: the batch form of `decide`.
+    """(P(up), side) for many SCALED windows [n, L, F] (an array or a lazy window array).
 
     Windows are evaluated one at a time, as live inference does: a batched LSTM differs in
     the last bits with the batch's size (measured: up to 4e-8), which could flip a decision
     sitting on the threshold. One window costs about 0.1 ms here, so a year of five markets
     takes a few seconds.
     """
-    p_up = probabilities(model, scale(windows).astype(np.float32), batch_size=1)
+    p_up = probabilities(model, scaled, batch_size=1)
     return p_up, sides(p_up, threshold)
 
 
