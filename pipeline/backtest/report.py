@@ -1,0 +1,135 @@
+"""Backtest report: every strategy's equity on one plot and its figures in one table.
+
+Rule 4 of DESIGN.md: a model figure is reported only beside its baselines, so the report
+names any of them that is missing instead of quietly leaving it out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipeline.backtest.engine import BacktestResult
+from pipeline.backtest.pool import pool_equity, pool_metrics
+
+BASELINES = ("always_long", "buy_and_hold", "logistic", "gbm")
+
+# (metric, column header, format): fractions as percentages, counts as integers.
+COLUMNS = (
+    ("trades", "trades", "{:.0f}"),
+    ("win_rate", "win rate", "{:.1%}"),
+    ("avg_win", "avg win", "{:.3%}"),
+    ("avg_loss", "avg loss", "{:.3%}"),
+    ("profit_factor", "profit factor", "{:.3f}"),
+    ("total_return", "total return", "{:.1%}"),
+    ("annualised_return", "annualised", "{:.1%}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("sortino", "Sortino", "{:.2f}"),
+    ("max_drawdown", "max drawdown", "{:.1%}"),
+    ("coverage", "coverage", "{:.1%}"),
+    ("exposure", "exposure", "{:.1%}"),
+)
+
+# One market's replay, or several markets' replays of the same strategy (pooled).
+StrategyResult = BacktestResult | Mapping[str, BacktestResult]
+
+
+@dataclass(frozen=True)
+class Report:
+    png_path: Path
+    markdown_path: Path
+    table: str
+    metrics: dict[str, dict[str, Any]]
+
+
+def _curve_and_metrics(result: StrategyResult) -> tuple[pd.Series, dict[str, Any]]:
+    if isinstance(result, BacktestResult):
+        return result.equity, result.metrics
+    return pool_equity(result), pool_metrics(result)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a" if math.isnan(value) else ("∞" if value > 0 else "−∞")
+    return fmt.format(value)
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table, one row per strategy."""
+    header = "| strategy | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    rows = [
+        f"| {name} | " + " | ".join(_cell(m[key], fmt) for key, _, fmt in COLUMNS) + " |"
+        for name, m in metrics.items()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def plot_equity(curves: Mapping[str, pd.Series], path: Path, title: str, log: bool) -> None:
+    # A bare Agg canvas, not pyplot: no global backend or figure registry to leak in a job.
+    fig = Figure(figsize=(11, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        ax.plot(curve.index, curve.to_numpy(), label=name, linewidth=1.0)
+    if log:
+        ax.set_yscale("log")
+    ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+    ax.set_title(title)
+    ax.set_ylabel("equity (start = 1, after costs)")
+    ax.legend(loc="best")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _costs_line(results: Mapping[str, StrategyResult]) -> str:
+    first = next(iter(results.values()))
+    one = first if isinstance(first, BacktestResult) else next(iter(first.values()))
+    c = one.config
+    return (
+        f"Costs: taker fee {c.fee:.4%} a side, slippage {c.slippage_bps:g} bps a side, funding "
+        f"{c.funding_rate:.4%} per 8h; position size {c.position_size:g} × leverage "
+        f"{c.leverage:g}; hold {c.horizon} × {c.timeframe}."
+    )
+
+
+def write_report(
+    results: Mapping[str, StrategyResult], out_dir: Path, title: str, log: bool = True
+) -> Report:
+    """Write `equity.png` and `report.md` to out_dir; return their paths, table and metrics."""
+    if not results:
+        raise ValueError("no strategies to report")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves, metrics = {}, {}
+    for name, result in results.items():
+        curves[name], metrics[name] = _curve_and_metrics(result)
+    png = out_dir / "equity.png"
+    plot_equity(curves, png, title, log)
+    table = metrics_table(metrics)
+    missing = [b for b in BASELINES if b not in results]
+    lines = [
+        f"# {title}",
+        "",
+        "![equity](equity.png)",
+        "",
+        table,
+        "",
+        _costs_line(results),
+        "Win rate: share of trades whose net return after all costs is > 0. Entries at the "
+        "open after each decision; open positions are closed at the last close.",
+    ]
+    if missing:
+        lines.append(f"**Baselines missing from this report: {', '.join(missing)}.**")
+    md = out_dir / "report.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Report(png_path=png, markdown_path=md, table=table, metrics=metrics)
