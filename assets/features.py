@@ -41,12 +41,12 @@ _SAME_MARKET_ALL_TIMEFRAMES = dg.MultiPartitionMapping(
         "timeframe": dg.DimensionPartitionMapping("timeframe", dg.AllPartitionMapping()),
     }
 )
-_BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
+BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
     [str(partition_key(m, BASE_TIMEFRAME)) for m in market_partitions.get_partition_keys()]
 )
 
 
-def _candles(
+def stored_candles(
     database: PostgresResource, source: CandleSourceResource, market: str, timeframe: str
 ) -> pd.DataFrame:
     with database.database().connection() as conn:
@@ -72,7 +72,7 @@ def market_factor(
     """
     timeframe = context.partition_key
     universe = {
-        symbol: _candles(database, candle_source, market, timeframe)
+        symbol: stored_candles(database, candle_source, market, timeframe)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
     factor = market_factor_frame(universe, timeframe)
@@ -105,12 +105,12 @@ def features(
     """
     keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
     market, timeframe = keys["market"], keys["timeframe"]
-    base = _candles(database, candle_source, market, timeframe)
+    base = stored_candles(database, candle_source, market, timeframe)
     if base.empty:
         raise dg.Failure(f"no {timeframe} candles stored for {market}: materialise ohlcv first")
     step = timeframe_ms(timeframe)
     higher = {
-        tf: _candles(database, candle_source, market, tf)
+        tf: stored_candles(database, candle_source, market, tf)
         for tf in HIGHER_TIMEFRAMES
         if tf in timeframe_partitions.get_partition_keys() and timeframe_ms(tf) >= step
     }
@@ -199,7 +199,7 @@ class SelectionRunConfig(dg.Config):
             ),
         )
     ],
-    ins={"features": dg.AssetIn(partition_mapping=_BASE_FEATURE_PARTITIONS)},
+    ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
     io_manager_key="parquet_io_manager",
     kinds={"sklearn", "parquet"},
 )
@@ -217,7 +217,7 @@ def selected_features(
     """
     cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **config.model_dump())
     candles = {
-        symbol: _candles(database, candle_source, market, BASE_TIMEFRAME)
+        symbol: stored_candles(database, candle_source, market, BASE_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
     data = attach_labels(features, candles, BASE_TIMEFRAME, cfg.horizon)

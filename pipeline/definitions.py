@@ -6,8 +6,9 @@ import dagster as dg
 
 from assets.features import features, market_factor, selected_features
 from assets.market_data import ohlcv
-from pipeline.jobs import ohlcv_job
-from pipeline.schedules import ohlcv_refresh_schedule
+from assets.modeling import backtest_report, lstm_model, production_model
+from pipeline.jobs import ohlcv_job, retraining_job
+from pipeline.schedules import ohlcv_refresh_schedule, retraining_schedule
 from pipeline.settings import Settings
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
@@ -29,8 +30,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[ohlcv, market_factor, features, selected_features],
-    jobs=[ohlcv_job],
-    schedules=[ohlcv_refresh_schedule],
+    assets=[
+        ohlcv,
+        market_factor,
+        features,
+        selected_features,
+        lstm_model,
+        backtest_report,
+        production_model,
+    ],
+    jobs=[ohlcv_job, retraining_job],
+    schedules=[ohlcv_refresh_schedule, retraining_schedule],
     resources=build_resources(Settings.from_env()),
 )

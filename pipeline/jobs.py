@@ -9,3 +9,10 @@ from pipeline.partitions import ohlcv_partitions
 ohlcv_job = dg.define_asset_job(
     "ohlcv_job", selection=dg.AssetSelection.assets("ohlcv"), partitions_def=ohlcv_partitions
 )
+
+# The weekly retraining: a fresh selection, a candidate, and the gate. Candles and features
+# stay fresh on their own (ohlcv_refresh_schedule and the assets' automation conditions).
+retraining_job = dg.define_asset_job(
+    "retraining_job",
+    selection=dg.AssetSelection.assets("selected_features", "lstm_model", "production_model"),
+)

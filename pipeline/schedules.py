@@ -3,7 +3,7 @@
 import dagster as dg
 
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.jobs import ohlcv_job
+from pipeline.jobs import ohlcv_job, retraining_job
 from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
 
 # A few minutes past the hour: the exchange has closed the candle and settled its numbers.
@@ -29,3 +29,15 @@ def ohlcv_refresh_schedule(context: dg.ScheduleEvaluationContext):
         for market in market_partitions.get_partition_keys():
             key = partition_key(market, timeframe)
             yield dg.RunRequest(run_key=f"{key}@{closed_at}", partition_key=key)
+
+
+@dg.schedule(
+    cron_schedule="30 2 * * 1",
+    job=retraining_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+def retraining_schedule(context: dg.ScheduleEvaluationContext):
+    """Mondays 02:30 UTC: reselect features, train a candidate, and let the gate decide."""
+    tick = context.scheduled_execution_time
+    yield dg.RunRequest(run_key=f"retrain@{tick.isoformat() if tick else 'manual'}")

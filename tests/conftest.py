@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import psycopg
@@ -94,3 +95,96 @@ def small_dir(tmp_path: Path, sample_frames: dict[str, pd.DataFrame]) -> Path:
         if m in ("BTCUSDT", "ETHUSDT")
     }
     return write_folder(tmp_path / "candles", frames)
+
+
+class ChainRun:
+    """Every asset of the chain materialised in-process on a slice of the sample data."""
+
+    END = 1640995200000  # 2022-01-01: a little over a year of hours per market
+    SELECTION: ClassVar[dict] = {
+        "train_end": "2021-09-30",
+        "validation_end": "2021-12-31",
+        "folds": 2,
+        "repeats": 1,
+        "max_iter": 20,
+    }
+    MODEL: ClassVar[dict] = {
+        "train_start": "2020-10-23",
+        "train_end": "2021-09-15",
+        "validation_end": "2021-12-31",
+        "max_epochs": 2,
+        "window": 16,
+    }
+
+    def __init__(self, root: Path, frames: dict[str, pd.DataFrame], pg_url: str):
+        import dagster as dg
+
+        from assets.features import features, market_factor, selected_features
+        from assets.market_data import ohlcv
+        from assets.modeling import backtest_report, lstm_model, production_model
+        from pipeline.store.parquet import ParquetStore
+        from resources.database import PostgresResource
+        from resources.exchange import CandleSourceResource
+        from resources.io_managers import ParquetIOManager
+
+        self.assets = [
+            ohlcv,
+            market_factor,
+            features,
+            selected_features,
+            lstm_model,
+            backtest_report,
+            production_model,
+        ]
+        folder = write_folder(
+            root / "candles", {m: f[f["timestamp"] < self.END] for m, f in frames.items()}
+        )
+        self.database_url = pg_url
+        self.resources = {
+            "database": PostgresResource(url=pg_url),
+            "candle_source": CandleSourceResource(
+                source="csv", data_dir=str(folder), since="2020-01-01"
+            ),
+            "parquet_io_manager": ParquetIOManager(base_uri=str(root / "store")),
+        }
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.store = ParquetStore(root / "store")
+        self.results: dict = {}
+
+    def run(self, name: str, key=None, config: dict | None = None, raise_on_error: bool = True):
+        import dagster as dg
+
+        asset = next(a for a in self.assets if a.key.to_user_string() == name)
+        run_config = {"ops": {name: {"config": config}}} if config else None
+        result = dg.materialize(
+            self.assets,
+            selection=[asset],
+            partition_key=key,
+            resources=self.resources,
+            instance=self.instance,
+            run_config=run_config,
+            raise_on_error=raise_on_error,
+        )
+        self.results[(name, key)] = result
+        return result
+
+
+@pytest.fixture(scope="session")
+def chain_run(tmp_path_factory, sample_frames, pg_server) -> ChainRun:
+    """ohlcv → market_factor → features → selected_features for every configured market."""
+    from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "chain"')
+    run = ChainRun(
+        tmp_path_factory.mktemp("chain"), sample_frames, _with_dbname(pg_server, "chain")
+    )
+    for market in market_partitions.get_partition_keys():
+        for timeframe in timeframe_partitions.get_partition_keys():
+            run.run("ohlcv", partition_key(market, timeframe))
+    for timeframe in timeframe_partitions.get_partition_keys():
+        run.run("market_factor", timeframe)
+    for market in market_partitions.get_partition_keys():
+        run.run("features", partition_key(market, "1h"))
+    run.run("selected_features", None, ChainRun.SELECTION)
+    return run

@@ -2,16 +2,12 @@
 
 import dagster as dg
 import pytest
-from conftest import write_folder
 
 from assets.features import features, market_factor, selected_features
 from assets.market_data import ohlcv
 from pipeline.features.registry import feature_names
 from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
-from pipeline.store.parquet import ParquetStore
-from resources.database import PostgresResource
-from resources.exchange import CandleSourceResource
-from resources.io_managers import ParquetIOManager, partition_name
+from resources.io_managers import partition_name
 
 ASSETS = [ohlcv, market_factor, features, selected_features]
 END = 1640995200000  # 2022-01-01: a little over a year of hours per market
@@ -25,49 +21,8 @@ SELECTION = {
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory, sample_frames, pg_server):
-    """Every configured market ingested from a CSV slice, features and selection materialised."""
-    import psycopg
-    from conftest import _with_dbname
-
-    root = tmp_path_factory.mktemp("chain")
-    folder = write_folder(
-        root / "candles",
-        {m: f[f["timestamp"] < END] for m, f in sample_frames.items()},
-    )
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute('CREATE DATABASE "chain_features"')
-    resources = {
-        "database": PostgresResource(url=_with_dbname(pg_server, "chain_features")),
-        "candle_source": CandleSourceResource(
-            source="csv", data_dir=str(folder), since="2020-01-01"
-        ),
-        "parquet_io_manager": ParquetIOManager(base_uri=str(root / "store")),
-    }
-    instance = dg.DagsterInstance.ephemeral()
-    results = {}
-
-    def run(asset, key=None, config=None):
-        result = dg.materialize(
-            ASSETS,
-            selection=[asset],
-            partition_key=key,
-            resources=resources,
-            instance=instance,
-            run_config=config,
-        )
-        results[(asset.key.to_user_string(), key)] = result
-        return result
-
-    for market in market_partitions.get_partition_keys():
-        for timeframe in timeframe_partitions.get_partition_keys():
-            run(ohlcv, partition_key(market, timeframe))
-    for timeframe in timeframe_partitions.get_partition_keys():
-        run(market_factor, timeframe)
-    for market in market_partitions.get_partition_keys():
-        run(features, partition_key(market, "1h"))
-    run(selected_features, None, {"ops": {"selected_features": {"config": SELECTION}}})
-    return results, ParquetStore(root / "store")
+def chain(chain_run):
+    return chain_run.results, chain_run.store
 
 
 def test_features_partition_has_the_registry_columns(chain) -> None:

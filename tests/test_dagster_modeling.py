@@ -1,0 +1,69 @@
+"""lstm_model, backtest_report and production_model through Dagster, on a small slice."""
+
+import dagster as dg
+import pytest
+
+from assets.modeling import GAP_CHECK, MAJORITY_CHECK
+from pipeline.partitions import market_partitions, partition_key
+from pipeline.store import models as model_store
+from pipeline.store.database import Database
+
+REFUSING = {"min_trades": 1_000_000}
+PERMISSIVE = {"min_total_return": -1.0, "min_win_rate": 0.0, "max_drawdown": 1.0, "min_trades": 0}
+
+
+@pytest.fixture(scope="module")
+def modeled(chain_run):
+    chain_run.run("lstm_model", None, chain_run.MODEL)
+    for market in market_partitions.get_partition_keys():
+        chain_run.run("backtest_report", partition_key(market, "1h"))
+    return chain_run
+
+
+def _meta(result: dg.ExecuteInProcessResult) -> dict:
+    event = result.get_asset_materialization_events()[0]
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+def test_candidate_is_stored_with_its_checks(modeled) -> None:
+    result = modeled.results[("lstm_model", None)]
+    meta = _meta(result)
+    assert 20_000 <= meta["parameters"] <= 30_000
+    assert meta["epochs"] == 2
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {GAP_CHECK, MAJORITY_CHECK}
+    database = Database(modeled.database_url)
+    with database.connection() as conn:
+        record = model_store.load_model(conn, meta["model_id"])
+    database.close()
+    assert record.status == "candidate"
+    assert len(record.features) == 50
+    assert (
+        record.data_window["validation"]["first_decision"]
+        > record.data_window["train"]["last_decision"]
+    )
+
+
+def test_backtest_report_has_the_table_and_plot(modeled) -> None:
+    meta = _meta(modeled.results[("backtest_report", partition_key("BTCUSDT", "1h"))])
+    for strategy in ("lstm", "always_long", "buy_and_hold", "logistic", "gbm"):
+        assert strategy in meta["table"]
+    assert meta["equity"].startswith("![equity](data:image/png;base64,")
+
+
+def test_backtest_report_refuses_other_timeframes(modeled) -> None:
+    result = modeled.run("backtest_report", partition_key("BTCUSDT", "4h"), raise_on_error=False)
+    assert not result.success
+
+
+def test_the_gate_refuses_then_promotes(modeled) -> None:
+    refused = _meta(modeled.run("production_model", None, REFUSING))
+    assert refused["passed"] is False and refused["promoted"] == -1
+    assert "trades" in refused["reasons"]
+    promoted = _meta(modeled.run("production_model", None, PERMISSIVE))
+    assert promoted["passed"] is True
+    database = Database(modeled.database_url)
+    with database.connection() as conn:
+        production = model_store.production_model(conn, "lstm", "1h")
+    database.close()
+    assert production is not None and production.id == promoted["candidate"]
