@@ -42,7 +42,7 @@ class ModelRunConfig(dg.Config):
     train_end: str = _settings.train_end
     validation_end: str = _settings.validation_end
     window: int = 32
-    max_epochs: int = 30
+    max_epochs: int = _settings.max_epochs
     patience: int = 4
     gap_bound: float = 0.15
     threshold: float = 0.65

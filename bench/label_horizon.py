@@ -25,14 +25,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline.data.csv_source import CandleFolder  # noqa: E402
-from pipeline.features.compute import compute_features  # noqa: E402
-from pipeline.features.labels import attach_labels  # noqa: E402
-from pipeline.features.registry import feature_names  # noqa: E402
-from pipeline.features.selection import (  # noqa: E402
+from pipeline.data.csv_source import CandleFolder
+from pipeline.features.compute import compute_features
+from pipeline.features.labels import attach_labels
+from pipeline.features.registry import feature_names
+from pipeline.features.selection import (
     SelectionConfig,
     _model,
     _thin,
@@ -40,6 +37,7 @@ from pipeline.features.selection import (  # noqa: E402
     walk_forward_folds,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 HORIZONS = (1, 2, 4, 8, 12, 24)
 
 

@@ -177,6 +177,21 @@ def _describe(outcome) -> str:
             f"accuracy uplift {uplift.get('accuracy_uplift', float('nan')):+.4f} "
             f"(95% CI {ci[0]:+.4f} … {ci[1]:+.4f})"
         )
+    if outcome.asset == "lstm_model":
+        return (
+            f"lstm_model  candidate {meta['model_id']}: {meta['parameters']} parameters, "
+            f"{meta['epochs']} epochs ({meta['stopped']}), validation accuracy "
+            f"{meta['val_accuracy']:.4f} vs majority {meta['val_majority_accuracy']:.4f}, "
+            f"gap {meta['gap']:+.4f}  checks: {verdict}"
+        )
+    if outcome.asset == "backtest_report":
+        return f"backtest_report {outcome.partition}: {meta['report']}\n{meta['table']}"
+    if outcome.asset == "production_model":
+        verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
+        return (
+            f"production_model  candidate {meta['candidate']} {verdict_text}: {meta['reasons']}; "
+            f"production is model {meta['production']}"
+        )
     details = "  ".join(
         f"{k} {v}" for k, v in meta.items() if k in ("rows", "complete_rows", "markets")
     )
@@ -371,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="the main job: materialise ohlcv → market_factor → features → selected_features "
-        "for the configured markets × timeframes, through Dagster",
+        help="the main job: materialise ohlcv → market_factor → features → selected_features → "
+        "lstm_model → backtest_report → production_model for the configured markets, "
+        "through Dagster",
     )
     run.add_argument(
         "--assets", type=_csv_list, help="only these stages, e.g. ohlcv (default: the whole chain)"

@@ -11,12 +11,26 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.features import features, market_factor, selected_features
+from assets.features import BASE_TIMEFRAME, features, market_factor, selected_features
 from assets.market_data import ohlcv
-from pipeline.partitions import ohlcv_partitions, timeframe_partitions
+from assets.modeling import backtest_report, lstm_model, production_model
+from pipeline.partitions import (
+    market_partitions,
+    ohlcv_partitions,
+    partition_key,
+    timeframe_partitions,
+)
 
-ASSETS = (ohlcv, market_factor, features, selected_features)
-STAGES = ("ohlcv", "market_factor", "features", "selected_features")
+ASSETS = (
+    ohlcv,
+    market_factor,
+    features,
+    selected_features,
+    lstm_model,
+    backtest_report,
+    production_model,
+)
+STAGES = tuple(a.key.to_user_string() for a in ASSETS)
 
 # Dagster's console logger prints every event; the caller prints one line per partition.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -53,6 +67,8 @@ def _partitions(stage: str) -> list[str | None]:
         return list(ohlcv_partitions.get_partition_keys())
     if stage == "market_factor":
         return list(timeframe_partitions.get_partition_keys())
+    if stage == "backtest_report":  # the model decides on the base timeframe only
+        return [partition_key(m, BASE_TIMEFRAME) for m in market_partitions.get_partition_keys()]
     return [None]
 
 

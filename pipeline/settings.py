@@ -43,6 +43,7 @@ class Settings:
     train_end: str = "2022-06-30"
     validation_end: str = "2022-12-31"
     store_url: str | None = None
+    max_epochs: int = 30  # LSTM training epochs at most (early stopping usually ends sooner)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             train_end=env.get("SIGNALS_TRAIN_END", "2022-06-30"),
             validation_end=env.get("SIGNALS_VALIDATION_END", "2022-12-31"),
             store_url=env.get("SIGNALS_STORE_URL") or None,
+            max_epochs=int(env.get("SIGNALS_MAX_EPOCHS", "30")),
         )
 
     @property

@@ -198,10 +198,17 @@ def test_main_job_runs_the_chain_for_one_market(
         "SIGNALS_SINCE": "2020-01-01",
         "SIGNALS_TRAIN_END": "2021-09-30",
         "SIGNALS_VALIDATION_END": "2021-12-31",
+        "SIGNALS_MAX_EPOCHS": "2",
         "SIGNALS_HOME": str(tmp_path / "home"),
         "DAGSTER_HOME": str(tmp_path / "dagster"),
     }
     out = run(["run"], env, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert "materialised ohlcv, market_factor, features, selected_features" in out.stdout
+    assert (
+        "materialised ohlcv, market_factor, features, selected_features, lstm_model, "
+        "backtest_report, production_model" in out.stdout
+    )
     assert re.search(r"selected_features\s+50 selected\s+validation all_79: acc", out.stdout)
+    assert re.search(r"lstm_model  candidate \d+: \d+ parameters, 2 epochs", out.stdout)
+    assert "| buy_and_hold |" in out.stdout
+    assert re.search(r"production_model  candidate \d+ (PROMOTED|REFUSED)", out.stdout)

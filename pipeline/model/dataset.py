@@ -120,9 +120,7 @@ class WindowSet:
         )
 
 
-def make_windows(
-    data: pd.DataFrame, features: list[str], window: int, timeframe: str
-) -> WindowSet:
+def make_windows(data: pd.DataFrame, features: list[str], window: int, timeframe: str) -> WindowSet:
     """Every window of `window` contiguous candles with finite features and a known label.
 
     `data` is the long frame (market, timestamp, features…, label, forward_return). A window
@@ -130,26 +128,30 @@ def make_windows(
     """
     if window < 1:
         raise ValueError("the window must be at least one candle")
-    missing = [c for c in ("market", "timestamp", "label", "forward_return", *features) if c not in data]
+    missing = [
+        c for c in ("market", "timestamp", "label", "forward_return", *features) if c not in data
+    ]
     if missing:
         raise ValueError(f"columns missing from the feature frame: {missing}")
-    frame = data.sort_values(["market", "timestamp"], kind="stable")
-    times = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
-    ns = times.as_unit("ns").asi8
-    codes, names = pd.factorize(frame["market"], sort=True)
+    # Sort positions, not the frame: only the 50 feature columns are ever copied (as float32).
+    unsorted = pd.DatetimeIndex(pd.to_datetime(data["timestamp"], utc=True)).as_unit("ns")
+    market_codes, names = pd.factorize(data["market"], sort=True)
+    order = np.lexsort((unsorted.asi8, market_codes))
+    times, codes = unsorted[order], market_codes[order]
+    ns = times.asi8
     same_market = codes[1:] == codes[:-1]
     steps = np.diff(ns)
     if (same_market & (steps == 0)).any():
         raise ValueError("duplicate (market, timestamp) rows in the feature frame")
-    values = np.ascontiguousarray(frame[features].to_numpy(dtype=np.float32))
-    label = frame["label"].to_numpy(dtype=np.float64)
+    values = data[features].to_numpy(dtype=np.float32)[order]
+    label = data["label"].to_numpy(dtype=np.float64)[order]
 
     step_ns = timeframe_ms(timeframe) * 1_000_000
     starts_run = np.r_[True, ~(same_market & (steps == step_ns))]
     bad = ~np.isfinite(values).all(axis=1)
     bad_before = np.r_[0, np.cumsum(bad)]
     runs_before = np.r_[0, np.cumsum(starts_run)]
-    ends = np.arange(window - 1, len(frame))
+    ends = np.arange(window - 1, len(data))
     ok = (
         (bad_before[ends + 1] - bad_before[ends + 1 - window] == 0)
         # no row after the window's first starts a new run
@@ -163,7 +165,7 @@ def make_windows(
         y=label[ends].astype(np.float32),
         market=np.asarray(names, dtype=object)[codes[ends]],
         timestamp=times[ends],
-        forward_return=frame["forward_return"].to_numpy(dtype=np.float64)[ends],
+        forward_return=data["forward_return"].to_numpy(dtype=np.float64)[order[ends]],
         features=tuple(features),
     )
 
