@@ -19,7 +19,9 @@ Lines of the table (all in one process, same model shape, seed, optimizer and lo
   validation in eval mode), i.e. wall time per epoch; its GFLOP/s counts training FLOPs only.
 
 FLOPs per window (matmuls only, 2 per multiply-add): forward = 2 · (L · Σ_layers 4h(in + h) +
-h), in = F for the first layer and h after; training = 3 × forward. Peak fp32 FLOP/s is the
+h), in = F for the first layer and h after; training = 3 × forward (the usual convention;
+the input needs no gradient, so the exact count is 4h(2F + 3h) per step, ~16 % lower at
+F = 50, h = 56: the "% peak" column is an upper bound). Peak fp32 FLOP/s is the
 best of a few large square matmuls (n = 4096 on CPU, 8192 on CUDA, TF32 off) in the same run.
 Timed epochs exclude the first (warm-up); the table gives the median epoch and the spread
 (slowest − fastest) ÷ median, so run-to-run noise is visible beside each figure.

@@ -1,5 +1,6 @@
 """The model store keeps what rebuilds a model, refuses tampering and promotes one at a time."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,3 +92,33 @@ def test_promotion_retires_the_previous_production_model(db) -> None:
         assert store.load_model(conn, first).status == "retired"
         with pytest.raises(store.ModelStoreError, match="only a candidate"):
             store.promote(conn, first, {})
+
+
+def test_a_model_whose_features_are_missing_fails_clearly(db) -> None:
+    from pipeline.evaluation.candidate import ModelMismatchError, load_for_inference
+    from pipeline.model.lstm import LSTMClassifier
+    from pipeline.model.scaler import Scaler
+
+    features = [f"f{i}" for i in range(4)]
+    network = LSTMClassifier(4, hidden=8)
+    scaler = Scaler(np.zeros(4), np.ones(4), tuple(features))
+    rec = store.ModelRecord(
+        name="lstm",
+        timeframe="1h",
+        features=features,
+        scaler=scaler.to_dict(),
+        config={"hidden": 8, "layers": 1, "dropout": 0.0, "window": 8, "threshold": 0.6},
+        data_window={},
+        metrics={},
+        seed=0,
+        state_dict=network.state_dict(),
+    )
+    with db.connection() as conn:
+        rec = store.load_model(conn, store.save_model(conn, rec))
+    loaded = load_for_inference(rec, [*features, "extra"])
+    assert loaded.threshold == 0.6 and loaded.window == 8
+    with pytest.raises(ModelMismatchError, match="needs features the data lacks: f3"):
+        load_for_inference(rec, features[:3])
+    rec.config = {**rec.config, "hidden": 16}
+    with pytest.raises(ModelMismatchError, match="weights do not fit"):
+        load_for_inference(rec, features)

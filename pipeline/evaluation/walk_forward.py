@@ -29,7 +29,12 @@ from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.model.dataset import Scaler, SplitConfig, chronological_split, make_windows
 from pipeline.model.training import TrainConfig, predict_proba, train_model
-from pipeline.signals.calibration import expected_calibration_error, threshold_for_coverage
+from pipeline.signals.calibration import (
+    expected_calibration_error,
+    precision_coverage,
+    reliability_table,
+    threshold_for_coverage,
+)
 from pipeline.signals.inference import DEFAULT_THRESHOLD, decide_many, sides
 from pipeline.stats import day_block_bootstrap
 
@@ -196,6 +201,10 @@ def _fit_fold(
         "validation_windows": len(val),
         "validation_accuracy": float(np.mean((p_val >= 0.5) == (val.y == 1.0))),
         "validation_ece": expected_calibration_error(p_val, val.y),
+        "validation_reliability": reliability_table(p_val, val.y).to_dict("records"),
+        "validation_precision_coverage": precision_coverage(
+            p_val, val.y, val.timestamp, draws=200, seed=cfg.train.seed
+        ).to_dict("records"),
         "gap": float(result.best["gap"]),
     }
     return record, decisions
@@ -302,6 +311,10 @@ def evaluate(
         validation_ece=[f["validation_ece"] for f in folds],
         n_parameters=folds[0]["n_parameters"],
     )
+    lstm["test_reliability"] = reliability_table(rows["p_lstm"], rows["label"]).to_dict("records")
+    lstm["test_precision_coverage"] = precision_coverage(
+        rows["p_lstm"], rows["label"], rows["timestamp"], draws=200, seed=seed
+    ).to_dict("records")
     report["folds"] = folds
     report["config"] = _config_json(cfg)
     report["seed_claims"] = SEED_CLAIMS

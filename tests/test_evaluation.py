@@ -1,0 +1,90 @@
+"""Walk-forward evaluation on a small slice: nothing fitted sees its test period."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data.markets import symbol_from_id
+from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate, fold_plan
+from pipeline.model.training import TrainConfig
+
+CFG = EvaluationConfig(
+    markets=("BTC/USDT:USDT", "ETH/USDT:USDT"),
+    train_start="2021-02-01",
+    train_end="2021-10-31",
+    test_start="2021-11-01",
+    test_end="2021-12-31",
+    coverage=0.35,
+    n_select=20,
+    train=TrainConfig(window=8, max_epochs=1, hidden=16),
+)
+END = 1640995200000  # 2022-01-01
+
+
+def _candles(sample_frames) -> dict[str, pd.DataFrame]:
+    return {
+        symbol_from_id(m): f[f["timestamp"] < END].reset_index(drop=True)
+        for m, f in sample_frames.items()
+        if m in ("BTCUSDT", "ETHUSDT")
+    }
+
+
+def _shake_test_period(candles: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    cut = pd.Timestamp(CFG.test_start, tz="UTC").value // 1_000_000
+    rng = np.random.default_rng(3)
+    out = {}
+    for symbol, frame in candles.items():
+        frame = frame.copy()
+        later = frame["timestamp"] >= cut
+        scale = np.exp(np.cumsum(rng.normal(0, 0.02, int(later.sum()))))
+        for col in ("open", "high", "low", "close"):
+            frame.loc[later, col] *= scale
+        out[symbol] = frame
+    return out
+
+
+@pytest.fixture(scope="module")
+def reports(sample_frames):
+    candles = _candles(sample_frames)
+    first = evaluate(candles, CFG)
+    second = evaluate(_shake_test_period(candles), CFG)
+    return first, second
+
+
+def test_report_has_every_strategy_and_the_calibration(reports) -> None:
+    report, _ = reports
+    pooled = report["pooled"]
+    assert set(pooled) == {"lstm", "logistic", "gbm", "always_long", "buy_and_hold"}
+    lstm = pooled["lstm"]
+    assert lstm["samples"] > 0 and 0 <= lstm["accuracy"] <= 1
+    assert len(lstm["test_reliability"]) == 10
+    assert lstm["test_precision_coverage"][0]["coverage"] == 1.0
+    assert set(report["markets"]) == set(CFG.markets)
+    assert report["folds"][0]["validation_precision_coverage"]
+
+
+def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports) -> None:
+    """Changing every candle of the test period leaves everything fitted unchanged."""
+    first, second = reports
+    a, b = first["folds"][0], second["folds"][0]
+    assert a["selected"] == b["selected"]
+    assert a["threshold"] == b["threshold"]
+    assert len(a["epochs"]) == len(b["epochs"])
+    for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
+        for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap"):
+            assert ea[key] == eb[key]  # seconds differ; every learned figure is identical
+    # ... while the test figures do move
+    assert (
+        first["pooled"]["buy_and_hold"]["backtest"] != second["pooled"]["buy_and_hold"]["backtest"]
+    )
+
+
+def test_folds_are_embargoed_from_their_test_slices() -> None:
+    plan = fold_plan(dataclasses.replace(CFG, folds=3))
+    embargo = pd.Timedelta(hours=CFG.train.window + CFG.horizon)
+    for fold in plan:
+        assert fold["fit_end"] - pd.Timedelta(hours=CFG.horizon) + embargo <= fold["test_start"]
+        assert fold["fit_start"] < fold["train_end"] < fold["fit_end"]
+    assert plan[1]["test_start"] > plan[0]["test_end"]
