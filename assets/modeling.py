@@ -277,7 +277,7 @@ def production_model(
         promoted = candidate.id
         context.log.info(f"model {candidate.id} promoted to production")
     else:
-        context.log.warning(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
+        context.log.info(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
     return dg.MaterializeResult(
         metadata={
             "candidate": candidate.id,

@@ -147,6 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{failures[0].partition or ''}; later stages were not run"
         )
     print(f"materialised {', '.join(stages)}; runs recorded in {dagster_home}")
+    if "backtest_report" in stages:
+        print(f"backtest reports (markdown + equity.png per market): {settings.home / 'reports'}")
     return 0
 
 

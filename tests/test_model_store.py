@@ -122,3 +122,13 @@ def test_a_model_whose_features_are_missing_fails_clearly(db) -> None:
     rec.config = {**rec.config, "hidden": 16}
     with pytest.raises(ModelMismatchError, match="weights do not fit"):
         load_for_inference(rec, features)
+
+
+def test_undefined_figures_are_stored_as_null(db) -> None:
+    rec = record()
+    rec.metrics = {"val_ece": float("nan"), "profit_factor": float("inf"), "ok": 1.0}
+    with db.connection() as conn:
+        model_id = store.save_model(conn, rec)
+        assert store.promote(conn, model_id, {"win_rate": float("nan")}) is None
+        loaded = store.load_model(conn, model_id)
+    assert loaded.metrics == {"val_ece": None, "profit_factor": None, "ok": 1.0}

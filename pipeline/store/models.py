@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,23 @@ class ModelRecord:
     checkpoint_sha256: str | None = None
 
 
+def _json_safe(value: Any) -> Any:
+    """PostgreSQL's JSON has no NaN or infinity: store them as null (an undefined figure)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(_json_safe(value))
+
+
 def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
@@ -59,11 +77,11 @@ def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
             (
                 record.name,
                 record.timeframe,
-                Jsonb(record.config),
-                Jsonb(record.features),
-                Jsonb(record.scaler),
-                Jsonb(record.data_window),
-                Jsonb(record.metrics),
+                _jsonb(record.config),
+                _jsonb(record.features),
+                _jsonb(record.scaler),
+                _jsonb(record.data_window),
+                _jsonb(record.metrics),
                 record.seed,
                 blob,
                 digest,
@@ -191,6 +209,6 @@ def promote(conn: psycopg.Connection, model_id: int, note: dict[str, Any]) -> in
         conn.execute(
             """UPDATE models SET status = 'production', promoted_at = now(), promotion_note = %s
                WHERE id = %s""",
-            (Jsonb(note), model_id),
+            (_jsonb(note), model_id),
         )
     return int(old[0]) if old else None
