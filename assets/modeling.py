@@ -41,7 +41,7 @@ class ModelRunConfig(dg.Config):
     train_start: str = "2020-01-01"
     train_end: str = _settings.train_end
     validation_end: str = _settings.validation_end
-    window: int = 32
+    window: int = 8
     max_epochs: int = _settings.max_epochs
     patience: int = 4
     gap_bound: float = 0.15

@@ -29,16 +29,19 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+# In dependency order: the main job materialises them in this order.
+ASSETS = [
+    ohlcv,
+    market_factor,
+    features,
+    selected_features,
+    lstm_model,
+    backtest_report,
+    production_model,
+]
+
 defs = dg.Definitions(
-    assets=[
-        ohlcv,
-        market_factor,
-        features,
-        selected_features,
-        lstm_model,
-        backtest_report,
-        production_model,
-    ],
+    assets=ASSETS,
     jobs=[ohlcv_job, retraining_job],
     schedules=[ohlcv_refresh_schedule, retraining_schedule],
     resources=build_resources(Settings.from_env()),

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.features import BASE_TIMEFRAME, features, market_factor, selected_features
-from assets.market_data import ohlcv
-from assets.modeling import backtest_report, lstm_model, production_model
+from assets.features import BASE_TIMEFRAME
+from pipeline.definitions import ASSETS
 from pipeline.partitions import (
     market_partitions,
     ohlcv_partitions,
@@ -21,15 +20,6 @@ from pipeline.partitions import (
     timeframe_partitions,
 )
 
-ASSETS = (
-    ohlcv,
-    market_factor,
-    features,
-    selected_features,
-    lstm_model,
-    backtest_report,
-    production_model,
-)
 STAGES = tuple(a.key.to_user_string() for a in ASSETS)
 
 # Dagster's console logger prints every event; the caller prints one line per partition.

@@ -119,23 +119,13 @@ class ChainRun:
     def __init__(self, root: Path, frames: dict[str, pd.DataFrame], pg_url: str):
         import dagster as dg
 
-        from assets.features import features, market_factor, selected_features
-        from assets.market_data import ohlcv
-        from assets.modeling import backtest_report, lstm_model, production_model
+        from pipeline.definitions import ASSETS
         from pipeline.store.parquet import ParquetStore
         from resources.database import PostgresResource
         from resources.exchange import CandleSourceResource
         from resources.io_managers import ParquetIOManager
 
-        self.assets = [
-            ohlcv,
-            market_factor,
-            features,
-            selected_features,
-            lstm_model,
-            backtest_report,
-            production_model,
-        ]
+        self.assets = ASSETS
         folder = write_folder(
             root / "candles", {m: f[f["timestamp"] < self.END] for m, f in frames.items()}
         )
