@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/inference.py [--decisions 2000] [--batch 10000]
 
-A freshly initialised LSTM of the default shape (50 features, window 32; the weights do not
+A freshly initialised LSTM of the default shape (50 features, default window; the weights do not
 change the cost) decides on random windows already in memory. Printed: p50 and p99 of
 `decide` (scale → probability → side → gradient × input explanation → input hash), the same
 without the explanation, and windows per second for `decide_many` (one window at a time, as
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.model.lstm import LSTMClassifier, count_parameters
+from pipeline.model.training import TrainConfig
 from pipeline.signals.inference import (
     decide,
     decide_many,
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--window", type=int, default=TrainConfig().window)
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
