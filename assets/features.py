@@ -7,7 +7,7 @@ import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.compute import compute_market_features, market_factor_frame
-from pipeline.features.labels import DEFAULT_HORIZON, attach_labels, class_balance
+from pipeline.features.labels import attach_labels, class_balance
 from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
 from pipeline.features.schema import validate_features
 from pipeline.features.selection import SelectionConfig, select_features
@@ -181,12 +181,13 @@ class SelectionRunConfig(dg.Config):
 
     train_end: str = Settings.from_env().train_end
     validation_end: str = Settings.from_env().validation_end
-    horizon: int = DEFAULT_HORIZON
-    n_select: int = 50
-    folds: int = 4
-    repeats: int = 3
-    max_iter: int = 150
-    seed: int = 0
+    # Defaults are SelectionConfig's, so the two cannot drift apart.
+    horizon: int = SelectionConfig.horizon
+    n_select: int = SelectionConfig.n_select
+    folds: int = SelectionConfig.folds
+    repeats: int = SelectionConfig.repeats
+    max_iter: int = SelectionConfig.max_iter
+    seed: int = SelectionConfig.seed
 
 
 @dg.asset(

@@ -233,10 +233,12 @@ def backtest_report(
 
 
 class GateRunConfig(dg.Config):
-    min_total_return: float = 0.0
-    min_win_rate: float = 0.5
-    max_drawdown: float = 0.25
-    min_trades: int = 30
+    """The gate's bounds, overridable per run; defaults are GateConfig's (one source)."""
+
+    min_total_return: float = GateConfig.min_total_return
+    min_win_rate: float = GateConfig.min_win_rate
+    max_drawdown: float = GateConfig.max_drawdown
+    min_trades: int = GateConfig.min_trades
 
 
 @dg.asset(
