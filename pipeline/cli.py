@@ -85,7 +85,13 @@ def cmd_replay_exchange(args: argparse.Namespace) -> int:
     from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
 
     clock = ReplayClock(parse_date_ms(args.clock) if args.clock else None, args.speed)
-    exchange = ReplayExchange(args.data_dir, clock)
+    # The trading side accepts the same credentials the exchange broker reads, when set.
+    credentials = {
+        name: os.environ[var]
+        for name, var in (("api_key", "SIGNALS_API_KEY"), ("api_secret", "SIGNALS_API_SECRET"))
+        if os.environ.get(var)
+    }
+    exchange = ReplayExchange(args.data_dir, clock, balance=args.balance, **credentials)
     if args.fault:
         exchange.set_faults(FaultPlan.parse(args.fault, args.fault_delay, args.seed))
     server = ReplayServer(exchange, port=args.port, host=args.host)
@@ -374,16 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, default=1.0, help="replay seconds per real second")
     replay.add_argument(
         "--fault",
-        help="fail requests: 429|500|timeout followed by :N (the next "
-        "N requests) or :0.2 (a share of them), e.g. 500:3",
+        help="fail requests: 429|500|timeout|lost (carried out, answer lost) followed by :N "
+        "(the next N requests) or :0.2 (a share of them), e.g. 500:3",
     )
     replay.add_argument(
         "--fault-delay",
         type=float,
         default=15.0,
-        help="seconds a 'timeout' fault hangs (default 15)",
+        help="seconds a 'timeout' or 'lost' fault hangs (default 15)",
     )
     replay.add_argument("--seed", type=int, default=0, help="seed for share-based faults")
+    replay.add_argument(
+        "--balance", type=float, default=10_000.0, help="USDT wallet balance (default 10000)"
+    )
     replay.set_defaults(func=cmd_replay_exchange)
 
     run = sub.add_parser(

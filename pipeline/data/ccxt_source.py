@@ -142,6 +142,25 @@ class CcxtCandleSource:
         what = what or f"{self.exchange_id} time"
         return int(with_retries(self.exchange.fetch_time, what, self.retry))
 
+    def latest_closed(self, symbol: str, timeframe: str, now_ms: int) -> int | None:
+        """Open time of the newest candle closed by `now_ms` (the exchange's clock), or None.
+
+        One small request: what a sensor asks every tick for every market.
+        """
+        what = f"{self.exchange_id} {symbol} {timeframe}"
+        self.check_market(symbol, what)
+        step = timeframe_ms(timeframe)
+        last_closed_open = now_ms - now_ms % step - step
+        page = with_retries(
+            lambda: self.exchange.fetch_ohlcv(
+                symbol, timeframe, since=last_closed_open - 2 * step, limit=5
+            ),
+            what,
+            self.retry,
+        )
+        closed = [int(r[0]) for r in page if int(r[0]) <= last_closed_open]
+        return max(closed) if closed else None
+
     def fetch(
         self,
         symbol: str,

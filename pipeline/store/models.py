@@ -40,21 +40,21 @@ class ModelRecord:
     checkpoint_sha256: str | None = None
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """PostgreSQL's JSON has no NaN or infinity: store them as null (an undefined figure)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # numpy scalars
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
-def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(_json_safe(value))
+def jsonb(value: Any) -> Jsonb:
+    return Jsonb(json_safe(value))
 
 
 def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
@@ -77,11 +77,11 @@ def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
             (
                 record.name,
                 record.timeframe,
-                _jsonb(record.config),
-                _jsonb(record.features),
-                _jsonb(record.scaler),
-                _jsonb(record.data_window),
-                _jsonb(record.metrics),
+                jsonb(record.config),
+                jsonb(record.features),
+                jsonb(record.scaler),
+                jsonb(record.data_window),
+                jsonb(record.metrics),
                 record.seed,
                 blob,
                 digest,
@@ -209,6 +209,6 @@ def promote(conn: psycopg.Connection, model_id: int, note: dict[str, Any]) -> in
         conn.execute(
             """UPDATE models SET status = 'production', promoted_at = now(), promotion_note = %s
                WHERE id = %s""",
-            (_jsonb(note), model_id),
+            (jsonb(note), model_id),
         )
     return int(old[0]) if old else None

@@ -1,0 +1,98 @@
+"""The broker interface the position manager trades through, and its plain data types.
+
+Two brokers implement it: `PaperBroker` (fills at the next price with fees and slippage, its
+state in PostgreSQL) and `CcxtBroker` (an exchange account through ccxt; the replay exchange
+offline). Quantities are in base units and signed where they describe a position (+ long,
+− short); orders carry an unsigned quantity and a side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+BUY, SELL = "buy", "sell"
+FILLED, REJECTED, OPEN, CANCELLED = "filled", "rejected", "open", "cancelled"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not tell what happened (network down past the retry bound, an
+    unexpected answer): the caller must reconcile before trading again."""
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A market order. `client_order_id` is derived from the signal (see `orders.py`), so a
+    retried request is the same order to the exchange and can never be placed twice."""
+
+    client_order_id: str
+    symbol: str  # ccxt unified symbol, e.g. BTC/USDT:USDT
+    side: str  # BUY or SELL
+    quantity: float  # base units, > 0
+    reduce_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.side not in (BUY, SELL):
+            raise ValueError(f"order side must be {BUY!r} or {SELL!r}, got {self.side!r}")
+        if not self.quantity > 0:
+            raise ValueError(f"order quantity must be positive, got {self.quantity}")
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What the broker says became of an order. A rejection is a result, not an exception:
+    the exchange answered, nothing changed, and `reason` says why in the exchange's words."""
+
+    client_order_id: str
+    exchange_order_id: str | None
+    status: str  # FILLED, REJECTED, OPEN or CANCELLED
+    filled: float  # base units filled
+    average_price: float | None
+    fee: float  # quote currency, ≥ 0
+    timestamp_ms: int  # the broker's (exchange's) time of the answer
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    symbol: str
+    quantity: float  # signed: + long, − short
+    entry_price: float
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    client_order_id: str
+    exchange_order_id: str
+    symbol: str
+    side: str
+    quantity: float
+
+
+class Broker(Protocol):
+    """What the position manager needs from an account."""
+
+    name: str  # e.g. "paper" or "binanceusdm"
+
+    def price(self, symbol: str) -> float:
+        """The price a market order would fill at now, before slippage."""
+        ...
+
+    def equity(self) -> float:
+        """Account equity in the quote currency: wallet balance plus unrealised P&L."""
+        ...
+
+    def positions(self) -> dict[str, BrokerPosition]:
+        """Open positions by symbol (non-zero quantities only)."""
+        ...
+
+    def open_orders(self) -> list[OpenOrder]: ...
+
+    def place(self, order: OrderRequest) -> OrderResult:
+        """Place a market order, idempotently by `client_order_id`; raise `BrokerError` only
+        when the outcome is unknown after the bounded retries."""
+        ...
+
+    def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:
+        """Set leverage and margin mode ("isolated" or "cross") for one market."""
+        ...

@@ -1,0 +1,470 @@
+"""`CcxtBroker`: the `Broker` protocol over an exchange account through ccxt (Binance USDⓈ-M,
+or the replay exchange offline).
+
+Orders are idempotent by client order id: after any failure whose outcome is unknown (network
+error, time-out, 5xx, rate limit) the broker looks the order up by its client order id before
+it sends it again, so a retried order is never placed twice; a duplicate-id answer also leads
+to the look-up. The exchange's refusals (margin, reduce-only, quantity filters) are results,
+not exceptions. Quantities are rounded down to the market's lot step with ccxt's
+`amount_to_precision`; a result always reports what was actually filled.
+
+The API key and secret come from the environment (`SIGNALS_API_KEY`, `SIGNALS_API_SECRET`) and
+never appear in this module's messages, its repr, or (redacted) in ccxt's debug log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import ccxt
+
+from pipeline.data.ccxt_source import RETRYABLE, RetryPolicy, make_exchange
+from pipeline.execution.broker import (
+    BUY,
+    CANCELLED,
+    FILLED,
+    OPEN,
+    REJECTED,
+    BrokerError,
+    BrokerPosition,
+    OpenOrder,
+    OrderRequest,
+    OrderResult,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_API_KEY, ENV_API_SECRET = "SIGNALS_API_KEY", "SIGNALS_API_SECRET"
+TRADING_EXCHANGES = ("binanceusdm",)
+MARGIN_MODES = ("isolated", "cross")
+DUPLICATE_CLIENT_ID = "-4116"  # Binance futures: "ClientOrderId is duplicated."
+# The exchange answered and refused: nothing was placed, nothing changed.
+REFUSALS = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)
+# How many times a market order still reported open is looked up again before giving it back.
+FILL_CHECKS = 3
+
+T = TypeVar("T")
+
+
+class BrokerConfigError(ValueError):
+    """The broker cannot be built as configured (credentials missing, unsupported exchange)."""
+
+
+class BrokerAuthError(BrokerError):
+    """The exchange refused the API credentials: nothing was done; fix the key and secret."""
+
+
+class _Redact(logging.Filter):
+    """Scrubs registered credentials from log records (ccxt logs request headers at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, *secrets: str) -> None:
+        self._secrets.update(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        text = record.getMessage()
+        if any(secret in text for secret in self._secrets):
+            for secret in self._secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+_REDACT = _Redact()
+
+
+def _guard_logs(exchange: ccxt.Exchange, secrets: Iterable[str]) -> None:
+    """ccxt's own DEBUG record of each request carries the X-MBX-APIKEY header: redact it."""
+    _REDACT.add(*secrets)
+    if _REDACT not in exchange.logger.filters:
+        exchange.logger.addFilter(_REDACT)
+
+
+def _prepare(exchange: ccxt.Exchange) -> None:
+    """ccxt settings a futures broker needs, whatever host the exchange points at."""
+    # ccxt picks Binance's futures error classes by the URL's host (fapi.binance.com); pointed
+    # elsewhere (the replay exchange), -2019 would be a bare ExchangeError, not InsufficientFunds.
+    linear = exchange.exceptions.get("linear", {}).get("exact", {})
+    exchange.exceptions = {
+        **exchange.exceptions,
+        "exact": {**exchange.exceptions.get("exact", {}), **linear},
+    }
+    # With keys set, load_markets would also fetch spot currencies (a sapi call): not needed.
+    exchange.options["fetchCurrencies"] = False
+    # Open orders of every market in one request: what reconciliation asks for.
+    exchange.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
+    # The margin mode already set is what we asked for.
+    exchange.options.setdefault("setMarginMode", {})["throwMarginModeAlreadySet"] = False
+
+
+def _words(err: Exception) -> str:
+    """The exchange's own message when the error carries Binance's JSON body."""
+    text = str(err)
+    start = text.find('"msg":"')
+    if start >= 0:
+        end = text.find('"', start + 7)
+        if end > start:
+            return text[start + 7 : end]
+    return text
+
+
+class CcxtBroker:
+    """An exchange account through a ccxt client that holds the credentials."""
+
+    def __init__(
+        self,
+        exchange: ccxt.Exchange,
+        retry: RetryPolicy | None = None,
+        quote: str = "USDT",
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if exchange.id not in TRADING_EXCHANGES:
+            raise BrokerConfigError(
+                f"trading through {exchange.id!r} is not supported; "
+                f"supported: {', '.join(TRADING_EXCHANGES)}"
+            )
+        self.exchange = exchange
+        self.name = str(exchange.id)
+        self.retry = retry or RetryPolicy()
+        self.quote = quote
+        self._sleep = sleep
+        self._markets_loaded = False
+        _prepare(exchange)
+        _guard_logs(exchange, [exchange.apiKey or "", exchange.secret or ""])
+
+    @classmethod
+    def from_env(
+        cls,
+        exchange_id: str = "binanceusdm",
+        api_url: str | None = None,
+        timeout_ms: int = 10_000,
+        retry: RetryPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> CcxtBroker:
+        """A broker whose credentials are `SIGNALS_API_KEY` and `SIGNALS_API_SECRET`."""
+        env = os.environ if environ is None else environ
+        key, secret = env.get(ENV_API_KEY, ""), env.get(ENV_API_SECRET, "")
+        missing = [
+            name for name, value in ((ENV_API_KEY, key), (ENV_API_SECRET, secret)) if not value
+        ]
+        if missing:
+            raise BrokerConfigError(
+                f"{' and '.join(missing)} not set: the exchange broker reads its API key and "
+                f"secret from {ENV_API_KEY} and {ENV_API_SECRET}"
+            )
+        if exchange_id not in TRADING_EXCHANGES:
+            raise BrokerConfigError(
+                f"trading through {exchange_id!r} is not supported; "
+                f"supported: {', '.join(TRADING_EXCHANGES)}"
+            )
+        exchange = make_exchange(exchange_id, api_url, timeout_ms)
+        exchange.apiKey, exchange.secret = key, secret
+        return cls(exchange, retry)
+
+    def __repr__(self) -> str:
+        return f"CcxtBroker(name={self.name!r})"
+
+    __str__ = __repr__
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """A read or an idempotent write: retried on transient errors, BrokerError otherwise."""
+        for attempt in range(self.retry.attempts):
+            try:
+                return call()
+            except ccxt.AuthenticationError as err:
+                raise self._auth_error(what, err) from None
+            except RETRYABLE as err:
+                if attempt + 1 == self.retry.attempts:
+                    raise BrokerError(
+                        f"{what}: gave up after {self.retry.attempts} attempts; last error "
+                        f"{type(err).__name__}: {err}"
+                    ) from err
+                self._wait(what, err, attempt)
+            except ccxt.BaseError as err:
+                raise BrokerError(f"{what}: {type(err).__name__}: {err}") from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, what: str, err: Exception, attempt: int) -> None:
+        wait = self.retry.delay(attempt)
+        log.warning("%s: %s (%s); retrying in %.2fs", what, type(err).__name__, err, wait)
+        self._sleep(wait)
+
+    def _auth_error(self, what: str, err: Exception) -> BrokerAuthError:
+        return BrokerAuthError(
+            f"{what}: {self.name} refused the API credentials ({ENV_API_KEY} / "
+            f"{ENV_API_SECRET}): {_words(err)}"
+        )
+
+    def _markets(self) -> None:
+        if not self._markets_loaded:
+            self._call(f"{self.name} markets", self.exchange.load_markets)
+            self._markets_loaded = True
+
+    def _now_ms(self) -> int:
+        """The exchange's clock (the replay clock when replaying); ours if it cannot answer."""
+        try:
+            return int(self.exchange.fetch_time())
+        except ccxt.BaseError:
+            return int(self.exchange.milliseconds())
+
+    # -- reads ---------------------------------------------------------------------------
+    def price(self, symbol: str) -> float:
+        self._markets()
+        what = f"{self.name} {symbol} price"
+        ticker = self._call(what, lambda: self.exchange.fetch_ticker(symbol))
+        if ticker.get("last") is None:
+            raise BrokerError(f"{what}: the ticker has no last price")
+        return float(ticker["last"])
+
+    def equity(self) -> float:
+        """Wallet balance plus unrealised P&L in the quote currency (Binance's margin balance)."""
+        self._markets()
+        what = f"{self.name} equity"
+        balance = self._call(what, self.exchange.fetch_balance)
+        total = balance.get(self.quote, {}).get("total")
+        if total is None:
+            info = balance.get("info") or {}
+            total = info.get("totalMarginBalance")
+        if total is None:
+            raise BrokerError(f"{what}: no {self.quote} balance in the account")
+        return float(total)
+
+    def positions(self) -> dict[str, BrokerPosition]:
+        self._markets()
+        raw = self._call(f"{self.name} positions", self.exchange.fetch_positions)
+        out: dict[str, BrokerPosition] = {}
+        for position in raw:
+            qty = self._signed_quantity(position)
+            if qty:
+                out[position["symbol"]] = BrokerPosition(
+                    symbol=position["symbol"],
+                    quantity=qty,
+                    entry_price=float(position.get("entryPrice") or 0.0),
+                )
+        return out
+
+    @staticmethod
+    def _signed_quantity(position: dict[str, Any]) -> float:
+        amount = (position.get("info") or {}).get("positionAmt")
+        if amount is not None:
+            return float(amount)
+        contracts = float(position.get("contracts") or 0.0)
+        return -contracts if position.get("side") == "short" else contracts
+
+    def open_orders(self) -> list[OpenOrder]:
+        self._markets()
+        raw = self._call(f"{self.name} open orders", self.exchange.fetch_open_orders)
+        return [
+            OpenOrder(
+                client_order_id=str(o.get("clientOrderId") or ""),
+                exchange_order_id=str(o["id"]),
+                symbol=o["symbol"],
+                side=o["side"],
+                quantity=float(
+                    o["remaining"] if o.get("remaining") is not None else o.get("amount") or 0.0
+                ),
+            )
+            for o in raw
+        ]
+
+    # -- settings ------------------------------------------------------------------------
+    def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:
+        """Margin mode then leverage; "already set" answers count as success."""
+        if margin_mode not in MARGIN_MODES:
+            raise ValueError(f"margin mode must be one of {', '.join(MARGIN_MODES)}")
+        self._markets()
+        what = f"{self.name} {symbol} margin mode {margin_mode}"
+
+        def set_mode() -> None:
+            with contextlib.suppress(ccxt.MarginModeAlreadySet):
+                self.exchange.set_margin_mode(margin_mode, symbol)
+
+        self._call(what, set_mode)
+        what = f"{self.name} {symbol} leverage {leverage}"
+        self._call(what, lambda: self.exchange.set_leverage(leverage, symbol))
+
+    # -- orders --------------------------------------------------------------------------
+    def place(self, order: OrderRequest) -> OrderResult:
+        """A market order, placed at most once whatever fails in between (see module doc)."""
+        self._markets()
+        what = (
+            f"{self.name} {order.side} {order.quantity} {order.symbol} "
+            f"(client order id {order.client_order_id})"
+        )
+        try:
+            amount = float(self.exchange.amount_to_precision(order.symbol, order.quantity))
+        except ccxt.BaseError as err:  # below one lot step, or an unknown market
+            return self._rejected(order, _words(err))
+        params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
+        if order.reduce_only:
+            params["reduceOnly"] = True
+        maybe_sent = False
+        last: Exception | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                if maybe_sent:  # an earlier attempt may have reached the exchange
+                    found = self._lookup(order.symbol, order.client_order_id)
+                    if found is not None:
+                        log.info("%s: on the exchange after %s; not sent again", what, last)
+                        return self._result(order.symbol, order.client_order_id, found)
+                maybe_sent = True
+                raw = self.exchange.create_order(
+                    order.symbol, "market", order.side, amount, None, params
+                )
+                return self._result(order.symbol, order.client_order_id, raw)
+            except ccxt.AuthenticationError as err:
+                raise self._auth_error(what, err) from None
+            except RETRYABLE as err:
+                last = err
+                if attempt + 1 < self.retry.attempts:
+                    self._wait(what, err, attempt)
+            except REFUSALS as err:
+                if DUPLICATE_CLIENT_ID in str(err):
+                    return self._duplicate(order, what, err)
+                return self._rejected(order, _words(err))
+            except ccxt.BaseError as err:
+                raise BrokerError(f"{what}: unexpected answer {type(err).__name__}: {err}") from err
+        found = self._last_look(order)
+        if found is not None:
+            return self._result(order.symbol, order.client_order_id, found)
+        raise BrokerError(
+            f"{what}: outcome unknown after {self.retry.attempts} attempts; reconcile before "
+            f"trading again; last error {type(last).__name__}: {last}"
+        )
+
+    def _duplicate(self, order: OrderRequest, what: str, err: Exception) -> OrderResult:
+        """The exchange already has this client order id: that order is this order."""
+        found = self._call(what, lambda: self._lookup(order.symbol, order.client_order_id))
+        if found is None:
+            raise BrokerError(
+                f"{what}: the exchange says the client order id is taken, but has no order "
+                f"with it: {_words(err)}"
+            ) from err
+        if found.get("side") != order.side or found.get("reduceOnly") not in (
+            None,
+            order.reduce_only,
+        ):
+            log.warning(
+                "%s: client order id already used by a %s order (reduce-only %s)",
+                what,
+                found.get("side"),
+                found.get("reduceOnly"),
+            )
+        return self._result(order.symbol, order.client_order_id, found)
+
+    def _last_look(self, order: OrderRequest) -> dict[str, Any] | None:
+        """One more look-up once the attempts are spent: the last one may have gone through."""
+        try:
+            return self._lookup(order.symbol, order.client_order_id)
+        except ccxt.BaseError:
+            return None
+
+    def _lookup(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
+        """The order with this client order id, or None when the exchange has none."""
+        try:
+            return self.exchange.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
+        except ccxt.OrderNotFound:
+            return None
+
+    def _rejected(self, order: OrderRequest, reason: str) -> OrderResult:
+        log.info("%s order %s rejected: %s", self.name, order.client_order_id, reason)
+        return OrderResult(
+            client_order_id=order.client_order_id,
+            exchange_order_id=None,
+            status=REJECTED,
+            filled=0.0,
+            average_price=None,
+            fee=0.0,
+            timestamp_ms=self._now_ms(),
+            reason=reason,
+        )
+
+    def _result(self, symbol: str, client_order_id: str, raw: dict[str, Any]) -> OrderResult:
+        """What became of a placed order: filled quantity, average price, fee from the fills."""
+        for check in range(FILL_CHECKS):
+            if raw.get("status") != "open" or raw.get("type") != "market":
+                break
+            self._sleep(self.retry.delay(check))
+            what = f"{self.name} order {client_order_id}"
+            raw = self._call(what, lambda: self._lookup(symbol, client_order_id)) or raw
+        filled = float(raw.get("filled") or 0.0)
+        status = {"closed": FILLED, "open": OPEN, "canceled": CANCELLED}.get(
+            raw.get("status") or "", REJECTED
+        )
+        if filled > 0 and status in (CANCELLED, REJECTED):
+            status = FILLED  # expired with a partial fill: what was filled is what counts
+        order_id = str(raw["id"]) if raw.get("id") is not None else None
+        fee = self._fee(symbol, order_id, filled, raw) if filled > 0 else 0.0
+        stamp = raw.get("lastTradeTimestamp") or raw.get("timestamp") or self._now_ms()
+        return OrderResult(
+            client_order_id=client_order_id,
+            exchange_order_id=order_id,
+            status=status,
+            filled=filled,
+            average_price=float(raw["average"]) if raw.get("average") else None,
+            fee=fee,
+            timestamp_ms=int(stamp),
+            reason=f"order {raw.get('status')}" if status == REJECTED else None,
+        )
+
+    def _fee(self, symbol: str, order_id: str | None, filled: float, raw: dict[str, Any]) -> float:
+        """The commission the exchange charged, summed over the order's fills (userTrades);
+        estimated from the market's taker rate only if the fills cannot be read."""
+        what = f"{self.name} fills of order {order_id}"
+        try:
+            trades = self._call(
+                what, lambda: self.exchange.fetch_my_trades(symbol, params={"orderId": order_id})
+            )
+        except BrokerError as err:
+            rate = float(self.exchange.market(symbol).get("taker") or 0.0)
+            estimate = filled * float(raw.get("average") or 0.0) * rate
+            log.warning("%s: %s; fee estimated at the taker rate: %.6f", what, err, estimate)
+            return estimate
+        fee = 0.0
+        for trade in trades:
+            if str(trade.get("order")) != order_id or not trade.get("fee"):
+                continue
+            if trade["fee"].get("currency") not in (None, self.quote):
+                log.warning("%s: fee in %s not counted", what, trade["fee"].get("currency"))
+                continue
+            fee += abs(float(trade["fee"].get("cost") or 0.0))
+        return fee
+
+    def cancel(self, order: OpenOrder) -> OrderResult:
+        """Cancel an open order; one already gone reports what became of it instead."""
+        self._markets()
+        what = f"{self.name} cancel {order.symbol} order {order.client_order_id}"
+
+        def cancel_once() -> dict[str, Any] | None:
+            try:
+                return self.exchange.cancel_order(order.exchange_order_id, order.symbol)
+            except ccxt.OrderNotFound:
+                return self._lookup(order.symbol, order.client_order_id)
+
+        raw = self._call(what, cancel_once)
+        if raw is None:
+            return OrderResult(
+                client_order_id=order.client_order_id,
+                exchange_order_id=order.exchange_order_id,
+                status=REJECTED,
+                filled=0.0,
+                average_price=None,
+                fee=0.0,
+                timestamp_ms=self._now_ms(),
+                reason="no such order on the exchange",
+            )
+        return self._result(order.symbol, order.client_order_id, raw)
+
+
+__all__ = ["BUY", "BrokerAuthError", "BrokerConfigError", "CcxtBroker"]

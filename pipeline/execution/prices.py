@@ -1,0 +1,36 @@
+"""Where a broker learns the price a market order would fill at now, and the exchange's time."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import ccxt
+
+from pipeline.data.ccxt_source import RetryPolicy, with_retries
+
+
+class PriceFeed(Protocol):
+    def quote(self, symbol: str) -> tuple[float, int]:
+        """(last price, the exchange's time of it in ms)."""
+        ...
+
+
+class ExchangePriceFeed:
+    """The public ticker of an exchange (no keys). On the replay exchange the last price is
+    the open of the candle in progress at the replay clock: the backtest's next-open fill."""
+
+    def __init__(self, exchange: ccxt.Exchange, retry: RetryPolicy | None = None):
+        self.exchange = exchange
+        self.retry = retry or RetryPolicy(attempts=3, backoff_s=0.2)
+
+    def quote(self, symbol: str) -> tuple[float, int]:
+        ticker = with_retries(
+            lambda: self.exchange.fetch_ticker(symbol),
+            f"{self.exchange.id} {symbol} ticker",
+            self.retry,
+        )
+        price = ticker.get("last") or ticker.get("close")
+        if not price or price <= 0:
+            raise ValueError(f"{self.exchange.id} {symbol}: the ticker has no usable price")
+        stamp = ticker.get("timestamp")
+        return float(price), int(stamp) if stamp else int(self.exchange.milliseconds())

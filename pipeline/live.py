@@ -1,0 +1,217 @@
+"""The live inference job: on one closed candle, refresh candles, decide, record, execute.
+
+Launched by `new_candle_sensor` (pipeline/sensors.py) once per market × timeframe × candle.
+Two steps in one process (the in-process executor: a run is already a new process, and a
+process per step would add seconds to every candle):
+
+- `live_signal`: upsert the newest candles, compute the features with the assets' code,
+  load the production model and decide with `decide` (the backtest's path); record the
+  signal once per model, market, timeframe and candle. No production model: nothing is
+  recorded, and the log says so.
+- `execute_signal`: hand it to the position manager (kill switch, reconciliation, limits).
+"""
+
+import time
+
+import dagster as dg
+
+from pipeline.data.ccxt_source import CcxtCandleSource
+from pipeline.data.ingest import ingest_partition
+from pipeline.data.markets import market_id
+from pipeline.data.timeframes import parse_date_ms, timeframe_ms
+from pipeline.evaluation.candidate import MODEL_NAME, load_for_inference
+from pipeline.execution.manager import PositionManager
+from pipeline.features.registry import feature_names
+from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
+from pipeline.signals.live import (
+    LiveSignal,
+    LiveWindowError,
+    decide_candle,
+    live_features,
+    load_inputs,
+)
+from pipeline.store import candles as candle_store
+from pipeline.store import models as model_store
+from pipeline.store.signals import SignalRow, record_signal, update_timings
+from resources.broker import BrokerResource
+from resources.database import PostgresResource
+from resources.exchange import CandleSourceResource
+
+
+class LiveCandleConfig(dg.Config):
+    """The closed candle this run handles (the sensor fills it in)."""
+
+    market: str  # exchange market id, e.g. BTCUSDT
+    timeframe: str
+    candle_ms: int  # the candle's open time, epoch ms UTC
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _refresh(
+    db, source: CcxtCandleSource, symbol: str, timeframe: str, close_ms: int, since_ms: int
+) -> int:
+    """Ingest one series if a candle can have closed since the last stored one; rows added."""
+    step = timeframe_ms(timeframe)
+    with db.connection() as conn:
+        last = candle_store.summary(conn, source.exchange_id, symbol, timeframe).last_ms
+    if last is not None and last + 2 * step > close_ms:
+        return 0  # the next candle of this series has not closed yet
+    return ingest_partition(db, source, symbol, timeframe, since_ms).rows_added
+
+
+@dg.op
+def live_signal(
+    context: dg.OpExecutionContext,
+    config: LiveCandleConfig,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+) -> LiveSignal | None:
+    """Refresh candles, decide on the closed candle with the production model, record it."""
+    started_wall, started = time.time(), time.perf_counter()
+    timings: dict[str, float] = {"step_started_at": started_wall}
+    symbol = symbol_for(config.market)
+    step = timeframe_ms(config.timeframe)
+    close_ms = config.candle_ms + step
+    source = candle_source.open()
+    if not isinstance(source, CcxtCandleSource):
+        raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
+    db = database.database()
+    since_ms = parse_date_ms(candle_source.since)
+    timeframes = list(timeframe_partitions.get_partition_keys())
+    added = 0
+    for other in SYMBOLS_BY_MARKET_ID.values():  # every market: the market factor reads them
+        added += _refresh(db, source, other, config.timeframe, close_ms, since_ms)
+    for tf in timeframes:
+        if timeframe_ms(tf) > step:
+            added += _refresh(db, source, symbol, tf, close_ms, since_ms)
+    timings["refresh_ms"] = _ms_since(started)
+
+    mark = time.perf_counter()
+    with db.connection() as conn:
+        record = model_store.production_model(conn, MODEL_NAME, config.timeframe)
+    if record is None:
+        context.log.info(
+            f"no production {MODEL_NAME} model for {config.timeframe}: nothing recorded for "
+            f"{config.market} at {config.candle_ms} (promote a model through production_model)"
+        )
+        context.add_output_metadata({"signal": "none", "reason": "no production model"})
+        return None
+    loaded = load_for_inference(record, feature_names())
+    timings["model_ms"] = _ms_since(mark)
+
+    mark = time.perf_counter()
+    with db.connection() as conn:
+        inputs = load_inputs(
+            conn,
+            source.exchange_id,
+            symbol,
+            config.timeframe,
+            list(SYMBOLS_BY_MARKET_ID.values()),
+            timeframes,
+            config.candle_ms,
+        )
+    timings["load_ms"] = _ms_since(mark)
+    mark = time.perf_counter()
+    features = live_features(inputs, config.timeframe)
+    timings["features_ms"] = _ms_since(mark)
+    mark = time.perf_counter()
+    try:
+        decision = decide_candle(loaded, features, symbol, config.candle_ms, config.timeframe)
+    except LiveWindowError as err:
+        context.log.warning(f"{config.market} {config.candle_ms}: no decision: {err}")
+        context.add_output_metadata({"signal": "none", "reason": str(err)})
+        return None
+    timings["decide_ms"] = _ms_since(mark)
+    timings["signal_ms"] = _ms_since(started)
+    with db.connection() as conn:
+        row = record_signal(
+            conn,
+            exchange=source.exchange_id,
+            symbol=symbol,
+            timeframe=config.timeframe,
+            candle_ms=config.candle_ms,
+            decision=decision,
+            run_id=context.run_id,
+            timings=timings,
+        )
+        update_timings(conn, row.id, {"signal_recorded_at": time.time()})
+    context.add_output_metadata(
+        {
+            "signal_id": row.id,
+            "side": decision.side,
+            "probability_up": round(decision.probability_up, 6),
+            "confidence": round(decision.confidence, 6),
+            "model_id": loaded.model_id,
+            "input_hash": decision.input_hash,
+            "explanation": dg.MetadataValue.json(decision.to_json()["explanation"]),
+            "candles_added": added,
+            "timings_ms": dg.MetadataValue.json(timings),
+            "already_recorded": not row.created,
+        }
+    )
+    return LiveSignal(
+        signal_id=row.id,
+        model_id=row.model_id,
+        exchange=row.exchange,
+        symbol=symbol,
+        timeframe=config.timeframe,
+        candle_ms=config.candle_ms,
+        side=row.side,
+        horizon=loaded.horizon,
+        created=row.created,
+    )
+
+
+@dg.op
+def execute_signal(
+    context: dg.OpExecutionContext,
+    signal: LiveSignal | None,
+    database: PostgresResource,
+    broker: BrokerResource,
+    candle_source: CandleSourceResource,
+) -> None:
+    """Turn the signal into the position it asks for, within the risk limits."""
+    if signal is None:
+        context.log.info("no signal to execute")
+        return
+    started = time.perf_counter()
+    db = database.database()
+    manager = PositionManager(
+        db,
+        broker.open(db, market_id(signal.symbol)),
+        broker.risk(signal.horizon),
+        signal.exchange,
+        signal.timeframe,
+        timeframe_ms(signal.timeframe),
+    )
+    row = SignalRow(
+        signal.signal_id,
+        signal.model_id,
+        signal.exchange,
+        signal.symbol,
+        signal.timeframe,
+        signal.candle_ms,
+        0.0,
+        signal.side,
+        "",
+        signal.created,
+    )
+    source = candle_source.open()
+    now_ms = source.now_ms() if isinstance(source, CcxtCandleSource) else None
+    done = manager.execute(row, now_ms=now_ms)
+    timings = {"execute_ms": _ms_since(started), "executed_at": time.time()}
+    with db.connection() as conn:
+        update_timings(conn, signal.signal_id, timings)
+    context.log.info(f"{signal.symbol} {signal.candle_ms}: {done.action} {done.note}".strip())
+    context.add_output_metadata(
+        {"action": done.action, "execution": dg.MetadataValue.json(done.to_json()), **timings}
+    )
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"signals/kind": "live"})
+def live_inference_job() -> None:
+    """One closed candle of one market: decide, record, execute (launched by the sensor)."""
+    execute_signal(live_signal())

@@ -1,0 +1,333 @@
+"""Live trading replayed: the real sensor and live job over the replay exchange, then the
+same model's backtest over the same candles, compared decision by decision and trade by trade.
+
+`LiveReplay` drives it the way the daemon does, one closed candle at a time: move the replay
+clock just past the candle's close, evaluate `new_candle_sensor` with its saved cursor, launch
+each requested run whose run key has not run yet (the daemon's rule), save the cursor. The
+runs are real Dagster runs of `live_inference_job` (in-process), against real PostgreSQL and
+real ccxt over HTTP. `signals live --replay` and the end-to-end tests use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from pipeline.backtest.config import BacktestConfig
+from pipeline.backtest.engine import run_backtest
+from pipeline.data.csv_source import CandleFolder
+from pipeline.data.replay_exchange import ReplayExchange
+from pipeline.data.schema import validate_candles
+from pipeline.data.timeframes import timeframe_ms
+from pipeline.evaluation.candidate import load_for_inference, model_decisions, period_windows
+from pipeline.features.labels import attach_labels
+from pipeline.features.registry import feature_names
+from pipeline.live import live_inference_job
+from pipeline.sensors import new_candle_sensor
+from pipeline.signals.live import live_features, load_inputs
+from pipeline.store import candles as candle_store
+from pipeline.store import models as model_store
+from pipeline.store.database import Database
+from pipeline.store.signals import load_signals
+
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def seed_candles(
+    db: Database,
+    folder: CandleFolder,
+    exchange_id: str,
+    symbols: list[str],
+    timeframes: list[str],
+    until_ms: int,
+) -> int:
+    """Store every candle of the folder opened before `until_ms` (the history a live system
+    has when it starts); returns the rows written."""
+    written = 0
+    for symbol in symbols:
+        for timeframe in timeframes:
+            frame = folder.read(symbol, timeframe)
+            frame = frame[frame["timestamp"] < until_ms].reset_index(drop=True)
+            validate_candles(frame, symbol, timeframe)
+            with db.connection() as conn:
+                written += candle_store.upsert_candles(
+                    conn, exchange_id, symbol, timeframe, frame
+                ).inserted
+    return written
+
+
+def install_model(db: Database, record: model_store.ModelRecord, note: dict[str, Any]) -> int:
+    """Store a model as a candidate in `db` and make it production there; returns its id."""
+    copy = model_store.ModelRecord(
+        name=record.name,
+        timeframe=record.timeframe,
+        config=record.config,
+        features=record.features,
+        scaler=record.scaler,
+        data_window=record.data_window,
+        metrics=record.metrics,
+        seed=record.seed,
+        state_dict=record.state_dict,
+        epochs=record.epochs,
+    )
+    with db.connection() as conn:
+        model_id = model_store.save_model(conn, copy)
+        model_store.promote(conn, model_id, note)
+    return model_id
+
+
+@dataclass
+class TickOutcome:
+    close_ms: int
+    requested: list[str]
+    launched: list[str]
+    skipped: str | None
+    failures: list[str] = field(default_factory=list)
+
+
+class LiveReplay:
+    """The daemon's loop, candle by candle, over a replay exchange."""
+
+    def __init__(
+        self,
+        resources: dict[str, Any],
+        exchange: ReplayExchange,
+        instance: dg.DagsterInstance | None = None,
+        after_close_ms: int = 60_000,
+    ):
+        self.defs = dg.Definitions(
+            jobs=[live_inference_job], sensors=[new_candle_sensor], resources=resources
+        )
+        self.job = self.defs.resolve_job_def(live_inference_job.name)
+        self.resources = resources
+        self.exchange = exchange
+        self.instance = instance or dg.DagsterInstance.ephemeral()
+        self.cursor: str | None = None
+        self.after_close_ms = after_close_ms
+
+    def launched(self, key: str) -> bool:
+        return bool(self.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: key})))
+
+    def evaluate_sensor(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources=self.resources
+        )
+        return new_candle_sensor(context)
+
+    def tick(self, close_ms: int, after_ms: int | None = None) -> TickOutcome:
+        """The clock `after_ms` past `close_ms`; one sensor evaluation and its runs."""
+        offset = self.after_close_ms if after_ms is None else after_ms
+        self.exchange.clock.set(close_ms + offset, speed=1.0)
+        result = self.evaluate_sensor()
+        requests = list(result.run_requests or [])
+        skip = result.skip_reason.skip_message if result.skip_reason else None
+        outcome = TickOutcome(close_ms, [r.run_key for r in requests], [], skip)
+        for request in requests:
+            if self.launched(request.run_key):
+                continue
+            run = self.job.execute_in_process(
+                run_config=request.run_config,
+                tags={**request.tags, RUN_KEY_TAG: request.run_key},
+                instance=self.instance,
+                raise_on_error=False,
+            )
+            outcome.launched.append(request.run_key)
+            if not run.success:
+                outcome.failures.append(request.run_key)
+        if result.cursor is not None:  # the daemon saves it once the tick's runs are launched
+            self.cursor = result.cursor
+        return outcome
+
+    def run(
+        self, closes: list[int], on_tick: Callable[[TickOutcome], None] | None = None
+    ) -> list[TickOutcome]:
+        outcomes = []
+        for close_ms in closes:
+            outcomes.append(self.tick(close_ms))
+            if on_tick:
+                on_tick(outcomes[-1])
+        return outcomes
+
+
+@dataclass
+class ParityReport:
+    candles: int
+    live_decisions: int
+    backtest_decisions: int
+    compared: int
+    decision_mismatches: list[dict[str, Any]]
+    probability_max_abs_diff: float
+    trades_compared: int
+    trade_max_abs_diff: float
+    live_return: float
+    backtest_return: float
+    live_trades: list[dict[str, Any]]
+    backtest_trades: list[dict[str, Any]]
+
+    @property
+    def identical_decisions(self) -> bool:
+        return not self.decision_mismatches and self.compared == self.backtest_decisions
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candles": self.candles,
+            "live_decisions": self.live_decisions,
+            "backtest_decisions": self.backtest_decisions,
+            "compared": self.compared,
+            "decision_mismatches": self.decision_mismatches,
+            "probability_max_abs_diff": self.probability_max_abs_diff,
+            "trades_compared": self.trades_compared,
+            "trade_net_return_max_abs_diff": self.trade_max_abs_diff,
+            "live_return_closed_trades": self.live_return,
+            "backtest_return_same_trades": self.backtest_return,
+        }
+
+
+def live_trades(fills: pd.DataFrame, initial_equity: float, step_ms: int) -> list[dict[str, Any]]:
+    """Round trips from the fills of one market, oldest first: entry candle (the open it
+    filled at), side, and net return on the equity before entry, after both fees."""
+    trades, equity, held, entry = [], initial_equity, 0.0, None
+    for fill in fills.itertuples():
+        signed = fill.quantity if fill.side == "buy" else -fill.quantity
+        if held == 0:
+            entry = {
+                "entry_ms": int(fill.filled_at_ms) // step_ms * step_ms,
+                "side": 1 if signed > 0 else -1,
+                "price": fill.price,
+                "quantity": abs(signed),
+                "fee": fill.fee,
+                "equity": equity,
+            }
+            held = signed
+            continue
+        assert entry is not None
+        pnl = entry["side"] * entry["quantity"] * (fill.price - entry["price"])
+        fees = entry["fee"] + fill.fee
+        equity += pnl - fees
+        held += signed
+        if abs(held) > 1e-12:
+            raise ValueError("partial closes are not expected from the position manager")
+        trades.append(
+            {
+                "entry_ms": entry["entry_ms"],
+                "side": entry["side"],
+                "entry_price": entry["price"],
+                "exit_price": fill.price,
+                "net_return": (pnl - fees) / entry["equity"],
+            }
+        )
+        held, entry = 0.0, None
+    return trades
+
+
+def parity(
+    db: Database,
+    exchange_id: str,
+    symbol: str,
+    timeframe: str,
+    symbols: list[str],
+    timeframes: list[str],
+    candles: list[int],
+    costs: BacktestConfig,
+    account: str,
+    initial_equity: float,
+) -> ParityReport:
+    """Compare the live record of `candles` (open times) with the backtest path."""
+    step = timeframe_ms(timeframe)
+    with db.connection() as conn:
+        live = [
+            s
+            for s in load_signals(conn, exchange_id, symbol, timeframe)
+            if candles[0] <= s["candle_ms"] <= candles[-1]
+        ]
+        record = model_store.load_model(conn, live[0]["model_id"]) if live else None
+        inputs = load_inputs(
+            conn, exchange_id, symbol, timeframe, symbols, timeframes, candles[-1] + step
+        )
+        fills = pd.DataFrame(
+            conn.execute(
+                """SELECT side, quantity, price, fee,
+                          (extract(epoch FROM filled_at) * 1000)::bigint AS filled_at_ms
+                   FROM fills WHERE account = %s AND symbol = %s ORDER BY filled_at, order_id""",
+                (account, symbol),
+            ).fetchall(),
+            columns=["side", "quantity", "price", "fee", "filled_at_ms"],
+        )
+        conn.commit()
+    if record is None:
+        raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
+    loaded = load_for_inference(record, feature_names())
+    # The backtest path: the features frame with labels → windows → decide_many → replay.
+    frame = live_features(inputs, timeframe)
+    frame.insert(0, "market", symbol)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    data = attach_labels(frame, {symbol: inputs.base}, timeframe, loaded.horizon)
+    start = pd.Timestamp(candles[0], unit="ms", tz="UTC")
+    end = pd.Timestamp(candles[-1], unit="ms", tz="UTC")
+    windows = period_windows(data, loaded.features, loaded.window, timeframe, start, end)
+    p_up, side = model_decisions(loaded, windows)
+    backtest = {
+        int(t.value // 1_000_000): (float(p), int(s))
+        for t, p, s in zip(windows.timestamp, p_up, side, strict=True)
+    }
+    mismatches, diffs = [], []
+    for s in live:
+        if s["candle_ms"] not in backtest:
+            continue
+        p, b_side = backtest[s["candle_ms"]]
+        diffs.append(abs(p - s["probability_up"]))
+        if b_side != s["side"] or p != s["probability_up"]:
+            mismatches.append(
+                {
+                    "candle_ms": s["candle_ms"],
+                    "live": s["side"],
+                    "backtest": b_side,
+                    "live_p": s["probability_up"],
+                    "backtest_p": p,
+                }
+            )
+    compared = sum(1 for s in live if s["candle_ms"] in backtest)
+
+    # Replay: the decided candles and the one after, so the last decision can act.
+    base = inputs.base
+    period = base[(base["timestamp"] >= candles[0]) & (base["timestamp"] <= candles[-1] + step)]
+    period = period.reset_index(drop=True)
+    by_candle = {s["candle_ms"]: s["side"] for s in live}
+    decisions = np.array([by_candle.get(int(t), 0) for t in period["timestamp"]], dtype=np.int8)
+    result = run_backtest(period, decisions, costs)
+    bt = result.trades
+    live_done = live_trades(fills, initial_equity, step)
+    bt_trades = [
+        {
+            "entry_ms": int(r.entry_time.value // 1_000_000),
+            "side": int(r.side),
+            "entry_price": float(r.entry_price),
+            "exit_price": float(r.exit_price),
+            "net_return": float(r.net_return),
+        }
+        for r in bt.itertuples()
+    ]
+    by_entry = {t["entry_ms"]: t for t in bt_trades}
+    pairs = [(t, by_entry.get(t["entry_ms"])) for t in live_done]
+    trade_diffs = [abs(t["net_return"] - b["net_return"]) if b else math.inf for t, b in pairs]
+    matched = [b for _, b in pairs if b]
+    return ParityReport(
+        candles=len(candles),
+        live_decisions=len(live),
+        backtest_decisions=len(backtest),
+        compared=compared,
+        decision_mismatches=mismatches,
+        probability_max_abs_diff=max(diffs, default=0.0),
+        trades_compared=len(pairs),
+        trade_max_abs_diff=max(trade_diffs, default=0.0),
+        live_return=float(np.prod([1 + t["net_return"] for t in live_done]) - 1),
+        backtest_return=float(np.prod([1 + b["net_return"] for b in matched]) - 1),
+        live_trades=live_done,
+        backtest_trades=bt_trades,
+    )

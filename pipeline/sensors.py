@@ -1,0 +1,96 @@
+"""Sensors: `new_candle_sensor` launches one live inference run per newly closed candle."""
+
+import json
+import os
+
+import dagster as dg
+
+from pipeline.data.ccxt_source import CcxtCandleSource, ExchangeSourceError
+from pipeline.data.markets import UnknownMarketError
+from pipeline.data.timeframes import ms_to_iso, timeframe_ms
+from pipeline.live import live_inference_job
+from pipeline.partitions import SYMBOLS_BY_MARKET_ID
+from pipeline.settings import Settings
+from resources.exchange import CandleSourceResource
+
+# The model decides on the base timeframe, so that is the one the sensor watches.
+LIVE_TIMEFRAME = Settings.from_env().base_timeframe
+SENSOR_INTERVAL_S = int(os.environ.get("SIGNALS_SENSOR_INTERVAL_S", "30"))
+# A sensor that was off for a while catches up this many candles per market per tick; the
+# cursor moves only past what was requested, so nothing is skipped, and no tick floods the
+# run queue. (Candles too old to trade are recorded but not traded: see PositionManager.)
+MAX_CANDLES_PER_TICK = 12
+
+
+def run_key(market: str, timeframe: str, candle_ms: int) -> str:
+    """Unique per market, timeframe and candle: Dagster never launches a key twice."""
+    return f"live:{market}:{timeframe}:{candle_ms}"
+
+
+def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key(market, timeframe, candle_ms),
+        run_config={
+            "ops": {
+                "live_signal": {
+                    "config": {"market": market, "timeframe": timeframe, "candle_ms": candle_ms}
+                }
+            }
+        },
+        tags={
+            "market": market,
+            "timeframe": timeframe,
+            "signals/candle": ms_to_iso(candle_ms),
+            # One run at a time per series (see dagster.yaml's tag concurrency limit), so a
+            # market's candles are executed in order.
+            "signals/series": f"{market}-{timeframe}",
+        },
+    )
+
+
+@dg.sensor(
+    job=live_inference_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def new_candle_sensor(
+    context: dg.SensorEvaluationContext, candle_source: CandleSourceResource
+) -> dg.SensorResult:
+    """Each tick, asks the exchange for every configured market's newest closed candle and
+    requests a live inference run for each candle after the cursor (the last one handled
+    per market × timeframe). An exchange error skips that market this tick, with a log
+    line; its cursor stays, so the next tick asks for the same candle again."""
+    cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    source = candle_source.open()
+    if not isinstance(source, CcxtCandleSource):
+        return dg.SensorResult(
+            skip_reason="live inference needs an exchange source (SIGNALS_SOURCE=ccxt)",
+            cursor=context.cursor,
+        )
+    step = timeframe_ms(LIVE_TIMEFRAME)
+    try:
+        now = source.now_ms()
+    except ExchangeSourceError as err:
+        context.log.warning(f"exchange clock unavailable: {err}")
+        return dg.SensorResult(skip_reason=f"exchange unavailable: {err}", cursor=context.cursor)
+    requests, problems = [], []
+    for market, symbol in SYMBOLS_BY_MARKET_ID.items():
+        key = f"{market}:{LIVE_TIMEFRAME}"
+        try:
+            latest = source.latest_closed(symbol, LIVE_TIMEFRAME, now)
+        except (ExchangeSourceError, UnknownMarketError) as err:
+            context.log.warning(f"{key}: {err}")
+            problems.append(f"{key}: {err}")
+            continue
+        if latest is None:
+            continue
+        last = cursor.get(key)
+        first = latest if last is None else last + step  # first tick: start from now
+        candles = list(range(first, latest + 1, step))[:MAX_CANDLES_PER_TICK]
+        requests += [candle_run_request(market, LIVE_TIMEFRAME, c) for c in candles]
+        if candles:
+            cursor[key] = candles[-1]
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+    reason = "; ".join(problems) if problems else f"no new closed {LIVE_TIMEFRAME} candle"
+    return dg.SensorResult(skip_reason=reason, cursor=json.dumps(cursor, sort_keys=True))

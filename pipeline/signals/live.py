@@ -1,0 +1,120 @@
+"""One live decision: the stored candles up to a closed candle → the 79 features (the
+assets' code, over the same full history) → the production model's window → `decide`.
+
+Computing over the full stored history, not a recent tail, is deliberate: recursive
+indicators (EMA, Wilder) seeded later differ in the last bits, and the promise is that live
+and backtest decide bit for bit alike. It costs tens of milliseconds per candle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from pipeline.data.timeframes import timeframe_ms
+from pipeline.evaluation.candidate import LoadedModel
+from pipeline.features.compute import compute_market_features, market_factor_frame
+from pipeline.features.registry import HIGHER_TIMEFRAMES
+from pipeline.signals.inference import Decision, decide
+from pipeline.store.candles import load_candles
+
+
+class LiveWindowError(ValueError):
+    """The deciding window is incomplete: a missing candle or features still warming up."""
+
+
+@dataclass(frozen=True)
+class LiveInputs:
+    """What one market's features read: its candles of every timeframe it joins, and the
+    base candles of every configured market (for the market factor)."""
+
+    base: pd.DataFrame
+    higher: dict[str, pd.DataFrame]
+    universe: dict[str, pd.DataFrame]
+
+
+def load_inputs(
+    conn: psycopg.Connection,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    symbols: list[str],
+    timeframes: list[str],
+    until_ms: int,
+) -> LiveInputs:
+    """Stored candles opened at or before `until_ms` (later ones, if any, are not read)."""
+    step = timeframe_ms(timeframe)
+    universe = {s: load_candles(conn, exchange, s, timeframe, end_ms=until_ms) for s in symbols}
+    higher = {
+        tf: load_candles(conn, exchange, symbol, tf, end_ms=until_ms)
+        for tf in HIGHER_TIMEFRAMES
+        if tf in timeframes and timeframe_ms(tf) >= step
+    }
+    base = universe.get(symbol)
+    if base is None:
+        base = load_candles(conn, exchange, symbol, timeframe, end_ms=until_ms)
+    return LiveInputs(base=base, higher=higher, universe=universe)
+
+
+def live_features(inputs: LiveInputs, timeframe: str) -> pd.DataFrame:
+    """The features asset's computation (factor first, then the market), same inputs."""
+    factor = market_factor_frame(inputs.universe, timeframe)
+    return compute_market_features(inputs.base, timeframe, inputs.higher, factor=factor)
+
+
+def window_at(
+    features: pd.DataFrame, names: list[str], window: int, candle_ms: int, step_ms: int
+) -> np.ndarray:
+    """The model's input ending at `candle_ms`: `window` consecutive candles, as float32
+    (the dtype training windows are built in), or a clear refusal."""
+    stamps = features["timestamp"].to_numpy(dtype="int64")
+    end = int(np.searchsorted(stamps, candle_ms))
+    if end >= len(stamps) or stamps[end] != candle_ms:
+        raise LiveWindowError(f"candle {pd.Timestamp(candle_ms, unit='ms', tz='UTC')} not stored")
+    start = end - window + 1
+    expected = candle_ms - np.arange(window - 1, -1, -1, dtype="int64") * step_ms
+    if start < 0 or not np.array_equal(stamps[start : end + 1], expected):
+        raise LiveWindowError(
+            f"the {window} candles up to {pd.Timestamp(candle_ms, unit='ms', tz='UTC')} are not "
+            "all stored (a gap): no decision"
+        )
+    values = features[names].to_numpy(dtype=np.float32)[start : end + 1]
+    if not np.isfinite(values).all():
+        bad = [n for n, ok in zip(names, np.isfinite(values).all(axis=0), strict=True) if not ok]
+        raise LiveWindowError(f"features still warming up or undefined: {', '.join(bad[:5])}")
+    return values
+
+
+def decide_candle(
+    loaded: LoadedModel, features: pd.DataFrame, market: str, candle_ms: int, timeframe: str
+) -> Decision:
+    """The explained decision at the close of `candle_ms` (the backtest's `decide` path)."""
+    window = window_at(features, loaded.features, loaded.window, candle_ms, timeframe_ms(timeframe))
+    return decide(
+        loaded.network,
+        window,
+        loaded.scaler.transform,
+        loaded.features,
+        model_id=loaded.model_id,
+        market=market,
+        timestamp=pd.Timestamp(candle_ms, unit="ms", tz="UTC"),
+        threshold=loaded.threshold,
+    )
+
+
+@dataclass(frozen=True)
+class LiveSignal:
+    """A recorded live decision handed from the inference step to execution."""
+
+    signal_id: int
+    model_id: int
+    exchange: str
+    symbol: str
+    timeframe: str
+    candle_ms: int
+    side: int
+    horizon: int
+    created: bool

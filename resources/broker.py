@@ -1,0 +1,73 @@
+"""The trading account as a Dagster resource: the paper broker, or an exchange through ccxt."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline.data.ccxt_source import make_exchange
+from pipeline.execution.broker import Broker
+from pipeline.execution.paper import PaperBroker
+from pipeline.execution.prices import ExchangePriceFeed
+from pipeline.execution.risk import RiskConfig
+from pipeline.store.database import Database
+
+BROKERS = ("paper", "ccxt")
+
+
+class BrokerResource(dg.ConfigurableResource):
+    """Where live signals trade, and within which limits.
+
+    `paper` fills at the exchange's current price (public ticker, no keys) with `fee` and
+    `slippage_bps`, its account in PostgreSQL. `ccxt` trades the exchange account whose keys
+    are in SIGNALS_API_KEY / SIGNALS_API_SECRET (never in this config, never logged).
+    The kill switch is `kill_switch` or the file `home`/KILL_SWITCH. `account_per_market`
+    gives each market its own paper account (`paper-BTCUSDT`, …): each market's equity then
+    compounds on its own, as in the per-market backtest.
+    """
+
+    kind: str = "paper"
+    account: str = "paper"
+    account_per_market: bool = False
+    exchange: str = "binanceusdm"
+    api_url: str | None = None
+    fee: float = 0.0005
+    slippage_bps: float = 0.0
+    initial_balance: float = 10_000.0
+    timeout_ms: int = 10_000
+    home: str = ".signals"
+    risk_fraction: float = RiskConfig.risk_fraction
+    leverage: int = RiskConfig.leverage
+    margin_mode: str = RiskConfig.margin_mode
+    max_notional: float = RiskConfig.max_notional
+    daily_loss_limit: float = RiskConfig.daily_loss_limit
+    kill_switch: bool = False
+
+    def open(self, db: Database, market: str | None = None) -> Broker:
+        if self.kind == "paper":
+            feed = ExchangePriceFeed(make_exchange(self.exchange, self.api_url, self.timeout_ms))
+            account = f"{self.account}-{market}" if self.account_per_market and market else None
+            return PaperBroker(
+                db,
+                feed,
+                account or self.account,
+                self.fee,
+                self.slippage_bps,
+                self.initial_balance,
+            )
+        if self.kind == "ccxt":
+            from pipeline.execution.ccxt_broker import CcxtBroker
+
+            return CcxtBroker.from_env(self.exchange, self.api_url, self.timeout_ms)
+        raise ValueError(f"unknown broker {self.kind!r}; choose one of {', '.join(BROKERS)}")
+
+    def risk(self, horizon: int) -> RiskConfig:
+        return RiskConfig(
+            risk_fraction=self.risk_fraction,
+            leverage=self.leverage,
+            margin_mode=self.margin_mode,
+            max_notional=self.max_notional,
+            daily_loss_limit=self.daily_loss_limit,
+            horizon=horizon,
+            kill_switch=self.kill_switch,
+            kill_file=Path(self.home) / "KILL_SWITCH",
+        )

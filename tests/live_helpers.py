@@ -1,0 +1,94 @@
+"""A small live set-up on the sample data: candles seeded up to a start, a replay exchange
+serving a little beyond it, and a seeded random-weight model promoted to production.
+
+The model's weights are random (training is not what these tests are about); its threshold
+is the median confidence over the seeded history, so about half the candles trade, with
+longs, shorts, reversals and flats all exercised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from conftest import write_folder
+
+HOUR = 3_600_000
+HISTORY_START = 1_603_411_200_000  # 2020-10-23T00:00Z, the sample's first candle
+LIVE_START = 1_610_236_800_000  # 2021-01-10T00:00Z: ~1,900 hours of history before it
+WINDOW = 8
+
+
+@dataclass
+class LiveSetup:
+    folder: Path  # what the replay exchange serves (history + the live period + 2 h)
+    symbols: list[str]
+    model_id: int
+    threshold: float
+    features: list[str]
+
+
+def live_folder(root: Path, frames: dict[str, pd.DataFrame], live_candles: int) -> Path:
+    end = LIVE_START + (live_candles + 2) * HOUR
+    return write_folder(
+        root / "replay",
+        {m: f[(f["timestamp"] < end)].reset_index(drop=True) for m, f in frames.items()},
+    )
+
+
+def quick_features(max_warmup: int = 800) -> list[str]:
+    """Features defined within `max_warmup` hours (the slow daily MACD is left out)."""
+    from pipeline.features.registry import feature_names, warmups
+
+    limits = warmups("1h")
+    return [n for n in feature_names() if limits[n] <= max_warmup][:24]
+
+
+def install_random_model(db, symbols: list[str], timeframes: list[str], seed: int = 7):
+    """Seeded random LSTM with a scaler fitted on the seeded history; promoted."""
+    from pipeline.evaluation.candidate import MODEL_NAME
+    from pipeline.live_replay import install_model
+    from pipeline.model.lstm import LSTMClassifier
+    from pipeline.model.scaler import Scaler
+    from pipeline.signals.inference import probabilities
+    from pipeline.signals.live import live_features, load_inputs
+    from pipeline.store.models import ModelRecord
+
+    names = quick_features()
+    with db.connection() as conn:
+        inputs = load_inputs(
+            conn, "binanceusdm", symbols[0], "1h", symbols, timeframes, LIVE_START - HOUR
+        )
+    frame = live_features(inputs, "1h")
+    rows = frame[names].to_numpy(dtype=np.float32)
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    scaler = Scaler.fit_rows(rows, tuple(names))
+    torch.manual_seed(seed)
+    network = LSTMClassifier(len(names), hidden=16, layers=1, dropout=0.0).eval()
+    scaled = scaler.transform(rows)
+    windows = np.lib.stride_tricks.sliding_window_view(scaled, (WINDOW, len(names)))[:, 0][-300:]
+    p_up = probabilities(network, np.ascontiguousarray(windows))
+    threshold = float(np.median(np.maximum(p_up, 1 - p_up)))
+    record = ModelRecord(
+        name=MODEL_NAME,
+        timeframe="1h",
+        config={
+            "hidden": 16,
+            "layers": 1,
+            "dropout": 0.0,
+            "window": WINDOW,
+            "threshold": threshold,
+            "horizon": 1,
+        },
+        features=names,
+        scaler=scaler.to_dict(),
+        data_window={"markets": symbols},
+        metrics={},
+        seed=seed,
+        state_dict=network.state_dict(),
+    )
+    model_id = install_model(db, record, {"reason": "test: random weights"})
+    return model_id, threshold, names

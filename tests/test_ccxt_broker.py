@@ -1,0 +1,238 @@
+"""`CcxtBroker` through the real ccxt client, over HTTP, against the replay exchange."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.data.ccxt_source import RetryPolicy
+from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+from pipeline.data.timeframes import parse_date_ms
+from pipeline.execution.broker import (
+    BUY,
+    CANCELLED,
+    FILLED,
+    REJECTED,
+    SELL,
+    BrokerError,
+    BrokerPosition,
+    OrderRequest,
+)
+from pipeline.execution.ccxt_broker import BrokerAuthError, BrokerConfigError, CcxtBroker
+
+KEY, SECRET = "broker-test-key-3f9a", "broker-test-secret-e27b"
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+T0 = "2023-03-01T10:00:00Z"
+FEE = 0.0005
+FAST = RetryPolicy(attempts=4, backoff_s=0.01)
+
+
+def candle_open(sample_dir: Path, market: str, when: str) -> float:
+    """The open of the 1h candle holding `when`, read straight from the CSV."""
+    frame = pd.read_csv(sample_dir / f"{market}.csv.gz")
+    hour = parse_date_ms(when) // 3_600_000 * 3_600_000
+    return float(frame.loc[frame["timestamp"] == hour, "open"].iloc[0])
+
+
+@pytest.fixture()
+def replay(sample_dir: Path):
+    clock = ReplayClock(parse_date_ms(T0), speed=1e-9)  # as good as frozen
+    exchange = ReplayExchange(sample_dir, clock, api_key=KEY, api_secret=SECRET)
+    with ReplayServer(exchange) as server:
+        yield server
+
+
+def make_broker(server: ReplayServer, secret: str = SECRET, timeout_ms: int = 1000) -> CcxtBroker:
+    env = {"SIGNALS_API_KEY": KEY, "SIGNALS_API_SECRET": secret}
+    broker = CcxtBroker.from_env(api_url=server.url, timeout_ms=timeout_ms, retry=FAST, environ=env)
+    broker.exchange.enableRateLimit = False  # ccxt paces by Binance's weights: 2 s a listing
+    return broker
+
+
+@pytest.fixture()
+def broker(replay: ReplayServer) -> CcxtBroker:
+    return make_broker(replay)
+
+
+def account(server: ReplayServer, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{server.url}/_replay/account", data=data, method="POST" if data else "GET"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_credentials_come_from_the_environment(monkeypatch, replay) -> None:
+    monkeypatch.delenv("SIGNALS_API_KEY", raising=False)
+    monkeypatch.delenv("SIGNALS_API_SECRET", raising=False)
+    with pytest.raises(BrokerConfigError, match="SIGNALS_API_KEY and SIGNALS_API_SECRET"):
+        CcxtBroker.from_env(api_url=replay.url)
+    monkeypatch.setenv("SIGNALS_API_KEY", KEY)
+    monkeypatch.setenv("SIGNALS_API_SECRET", SECRET)
+    broker = CcxtBroker.from_env(api_url=replay.url, timeout_ms=1000, retry=FAST)
+    assert broker.equity() == 10_000
+    assert KEY not in repr(broker) and SECRET not in str(broker)
+
+
+def test_market_order_fills_at_the_next_open_with_the_exchange_fee(
+    broker, replay, sample_dir
+) -> None:
+    price = candle_open(sample_dir, "BTCUSDT", T0)
+    assert broker.price(BTC) == price
+    result = broker.place(OrderRequest("sig-1", BTC, BUY, 0.0109))  # rounded down to the lot
+    assert (result.status, result.filled, result.average_price) == (FILLED, 0.010, price)
+    assert result.fee == pytest.approx(0.010 * price * FEE)
+    assert result.exchange_order_id and result.timestamp_ms == parse_date_ms(T0)
+    assert broker.positions() == {BTC: BrokerPosition(BTC, 0.010, price)}
+
+
+def test_positions_and_equity_agree_with_hand_computed_values(broker, replay, sample_dir) -> None:
+    broker.place(OrderRequest("a", BTC, BUY, 0.02))
+    broker.place(OrderRequest("b", ETH, SELL, 0.5))
+    btc_entry, eth_entry = (candle_open(sample_dir, m, T0) for m in ("BTCUSDT", "ETHUSDT"))
+    later = "2023-03-01T15:00:00Z"
+    replay.exchange.clock.set(parse_date_ms(later), 1e-9)
+    btc_now, eth_now = (candle_open(sample_dir, m, later) for m in ("BTCUSDT", "ETHUSDT"))
+    broker.place(OrderRequest("c", BTC, BUY, 0.01))  # adds at the new price
+    fees = FEE * (0.02 * btc_entry + 0.5 * eth_entry + 0.01 * btc_now)
+    btc_avg = (0.02 * btc_entry + 0.01 * btc_now) / 0.03
+    unrealised = 0.03 * (btc_now - btc_avg) - 0.5 * (eth_now - eth_entry)
+    positions = broker.positions()
+    assert positions[BTC].quantity == pytest.approx(0.03)
+    assert positions[BTC].entry_price == pytest.approx(btc_avg)
+    assert positions[ETH] == BrokerPosition(ETH, -0.5, eth_entry)
+    assert broker.equity() == pytest.approx(10_000 - fees + unrealised)
+    broker.place(OrderRequest("d", ETH, BUY, 0.5, reduce_only=True))
+    realised = -0.5 * (eth_now - eth_entry)
+    fees += FEE * 0.5 * eth_now
+    assert set(broker.positions()) == {BTC}
+    assert account(replay)["wallet_balance"] == pytest.approx(10_000 - fees + realised)
+
+
+@pytest.mark.parametrize("delay_s", [0.1, 1.3])  # connection dropped; the client times out
+def test_an_order_whose_answer_is_lost_is_placed_exactly_once(
+    broker, replay, sample_dir, delay_s
+) -> None:
+    replay.exchange.set_faults(
+        FaultPlan.parse("lost:1", delay_s=delay_s, path="/fapi/v1/order", method="POST")
+    )
+    result = broker.place(OrderRequest("lost-1", BTC, BUY, 0.01))
+    price = candle_open(sample_dir, "BTCUSDT", T0)
+    assert (result.status, result.filled, result.average_price) == (FILLED, 0.01, price)
+    assert result.fee == pytest.approx(0.01 * price * FEE)
+    assert replay.exchange.faults_served == 1
+    state = account(replay)
+    assert state["placements"] == {"lost-1": 1} and state["attempts"] == {"lost-1": 1}
+    assert state["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.01)
+
+
+def test_an_order_refused_by_a_5xx_is_sent_again_once(broker, replay) -> None:
+    replay.exchange.set_faults(
+        FaultPlan.parse("500:1", path="/fapi/v1/order", method="POST", delay_s=0)
+    )
+    result = broker.place(OrderRequest("retry-1", BTC, BUY, 0.01))
+    assert result.status == FILLED
+    assert account(replay)["placements"] == {"retry-1": 1}
+    assert replay.exchange.requests_by_method["POST /fapi/v1/order"] == 2
+
+
+def test_outcome_unknown_past_the_retry_bound_raises(broker, replay) -> None:
+    broker.equity()  # markets loaded before the exchange goes down
+    replay.exchange.set_faults(FaultPlan.parse("500:1.0"))
+    with pytest.raises(BrokerError, match="outcome unknown after 4 attempts"):
+        broker.place(OrderRequest("down-1", BTC, BUY, 0.01))
+    replay.exchange.set_faults(None)
+    assert account(replay)["placed"] == 0
+
+
+def test_insufficient_margin_is_a_rejection_not_an_exception(broker, replay) -> None:
+    account(replay, {"balance": 100})
+    result = broker.place(OrderRequest("big-1", BTC, BUY, 1.0))
+    assert (result.status, result.reason, result.filled) == (REJECTED, "Margin is insufficient.", 0)
+    assert result.exchange_order_id is None
+    assert broker.equity() == 100 and broker.positions() == {}
+    assert account(replay)["wallet_balance"] == 100
+
+
+def test_below_one_lot_step_is_rejected_without_sending(broker, replay) -> None:
+    result = broker.place(OrderRequest("tiny-1", BTC, BUY, 0.0004))
+    assert result.status == REJECTED and "precision" in (result.reason or "")
+    assert account(replay)["attempts"] == {}
+
+
+def test_reduce_only_flattens_exactly_and_never_flips(broker, replay) -> None:
+    broker.place(OrderRequest("open-1", ETH, BUY, 0.3))
+    flip = broker.place(OrderRequest("flip-1", ETH, BUY, 0.1, reduce_only=True))
+    assert (flip.status, flip.reason) == (REJECTED, "ReduceOnly Order is rejected.")
+    close = broker.place(OrderRequest("close-1", ETH, SELL, 5.0, reduce_only=True))
+    assert (close.status, close.filled) == (FILLED, 0.3)
+    assert broker.positions() == {}
+    again = broker.place(OrderRequest("close-2", ETH, SELL, 0.1, reduce_only=True))
+    assert again.status == REJECTED
+
+
+def test_a_repeated_client_order_id_returns_the_first_order(broker, replay) -> None:
+    first = broker.place(OrderRequest("same-1", BTC, BUY, 0.01))
+    second = broker.place(OrderRequest("same-1", BTC, BUY, 0.01))
+    assert second.status == FILLED
+    assert second.exchange_order_id == first.exchange_order_id
+    assert (second.filled, second.average_price, second.fee) == (
+        first.filled,
+        first.average_price,
+        pytest.approx(first.fee),
+    )
+    state = account(replay)
+    assert state["placements"] == {"same-1": 1} and state["attempts"] == {"same-1": 2}
+    assert broker.positions()[BTC].quantity == pytest.approx(0.01)
+
+
+def test_configure_market_sets_leverage_and_margin_mode_twice(broker, replay) -> None:
+    broker.configure_market(BTC, 7, "isolated")
+    broker.configure_market(BTC, 7, "isolated")  # "No need to change margin type." is success
+    assert account(replay)["settings"]["BTCUSDT"] == {"leverage": 7, "margin_type": "ISOLATED"}
+    broker.configure_market(BTC, 3, "cross")
+    assert account(replay)["settings"]["BTCUSDT"] == {"leverage": 3, "margin_type": "CROSSED"}
+    with pytest.raises(ValueError, match="margin mode"):
+        broker.configure_market(BTC, 3, "portfolio")
+
+
+def test_wrong_secret_fails_clearly_and_never_shows_the_credentials(replay, caplog) -> None:
+    caplog.set_level(logging.DEBUG)  # ccxt logs each request's headers at DEBUG
+    broker = make_broker(replay, secret="wrong-secret-77c1")
+    with pytest.raises(BrokerAuthError, match="SIGNALS_API_KEY / SIGNALS_API_SECRET") as caught:
+        broker.equity()
+    assert "Signature for this request is not valid." in str(caught.value)
+    with pytest.raises(BrokerAuthError):
+        broker.place(OrderRequest("auth-1", BTC, BUY, 0.01))
+    good = make_broker(replay)
+    good.place(OrderRequest("auth-2", BTC, BUY, 0.01))
+    text = caplog.text + str(caught.value) + repr(caught.value.__cause__) + repr(broker)
+    assert "X-MBX-APIKEY" in caplog.text  # the headers were logged, redacted
+    for secret in (KEY, SECRET, "wrong-secret-77c1"):
+        assert secret not in text
+
+
+def test_open_limit_orders_are_listed_and_cancelled(broker, replay) -> None:
+    broker.exchange.load_markets()
+    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"newClientOrderId": "lim-1"})
+    (order,) = broker.open_orders()
+    assert (order.client_order_id, order.symbol, order.side, order.quantity) == (
+        "lim-1",
+        ETH,
+        BUY,
+        0.1,
+    )
+    result = broker.cancel(order)
+    assert (result.status, result.filled, result.exchange_order_id) == (
+        CANCELLED,
+        0,
+        order.exchange_order_id,
+    )
+    assert broker.open_orders() == []
+    assert broker.cancel(order).status == CANCELLED  # already gone: says what became of it

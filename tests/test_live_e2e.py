@@ -1,0 +1,168 @@
+"""End to end on the replay exchange: the real sensor and live job, candle by candle, then
+the backtest of the same model over the same candles.
+
+One run and one signal per closed candle; a second tick, a lost cursor, a re-run and a failed
+tick neither duplicate nor skip a candle; decisions equal the backtest's bit for bit, and the
+paper trades' net returns equal the backtest's trades'.
+"""
+
+from __future__ import annotations
+
+import pytest
+from live_helpers import (
+    HOUR,
+    LIVE_START,
+    install_random_model,
+    live_folder,
+)
+
+from pipeline.backtest.config import BacktestConfig
+from pipeline.data.csv_source import CandleFolder
+from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+from pipeline.live_replay import LiveReplay, parity, seed_candles
+from pipeline.partitions import SYMBOLS_BY_MARKET_ID
+from pipeline.sensors import run_key
+from pipeline.store.signals import load_signals
+from resources.broker import BrokerResource
+from resources.database import PostgresResource
+from resources.exchange import CandleSourceResource
+
+CANDLES = 10
+TIMEFRAMES = ["1h", "4h", "1d"]
+RISK, FEE, BALANCE = 0.5, 0.0005, 10_000.0
+
+
+@pytest.fixture()
+def live(tmp_path, sample_frames, db, database_url):
+    folder = live_folder(tmp_path, sample_frames, CANDLES)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
+    with ReplayServer(exchange) as server:
+        resources = {
+            "database": PostgresResource(url=database_url),
+            "candle_source": CandleSourceResource(
+                source="ccxt",
+                api_url=server.url,
+                since="2020-10-01",
+                retry_attempts=2,
+                retry_backoff_s=0.05,
+                timeout_ms=5_000,
+            ),
+            "broker": BrokerResource(
+                kind="paper",
+                api_url=server.url,
+                home=str(tmp_path),
+                fee=FEE,
+                initial_balance=BALANCE,
+                risk_fraction=RISK,
+                max_notional=1e12,
+                daily_loss_limit=1.0,
+                account_per_market=True,
+            ),
+        }
+        yield LiveReplay(resources, exchange), db, symbols, model_id
+
+
+def _closes(first: int, count: int) -> list[int]:
+    return [LIVE_START + (first + k) * HOUR for k in range(1, count + 1)]
+
+
+def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
+    replay, db, symbols, model_id = live
+    btc = "BTC/USDT:USDT"
+    closes = _closes(0, CANDLES)
+    half = CANDLES // 2
+
+    for close in closes[:half]:
+        replay.tick(close)
+    # Two ticks at the same time: nothing new to request.
+    again = replay.tick(closes[half - 1])
+    assert again.requested == [] and "no new closed" in (again.skipped or "")
+
+    # A restart that lost the cursor's last save: the sensor asks again, run keys refuse.
+    saved = replay.cursor
+    replay.cursor = None
+    repeat = replay.tick(closes[half - 1])
+    assert repeat.requested and repeat.launched == []
+    replay.cursor = saved
+
+    # A tick during an exchange outage requests nothing and keeps the cursor, so the next
+    # tick (30 s later, the sensor's interval) asks for the same candle.
+    replay.exchange.set_faults(FaultPlan(kind="500", count=10_000))
+    failed = replay.tick(closes[half], after_ms=30_000)
+    replay.exchange.set_faults(None)
+    assert failed.requested == [] and failed.skipped
+    retried = replay.tick(closes[half], after_ms=60_000)
+    btc_keys = [k for k in retried.requested if ":BTCUSDT:" in k]
+    assert btc_keys == [run_key("BTCUSDT", "1h", closes[half] - HOUR)]
+    for close in closes[half + 1 :]:
+        replay.tick(close)
+
+    # A slow or retried run of a handled candle: same signal, no new order.
+    rerun = replay.job.execute_in_process(
+        run_config={
+            "ops": {
+                "live_signal": {
+                    "config": {
+                        "market": "BTCUSDT",
+                        "timeframe": "1h",
+                        "candle_ms": closes[0] - HOUR,
+                    }
+                }
+            }
+        },
+        instance=replay.instance,
+    )
+    assert rerun.success
+    execution = rerun.output_for_node("live_signal")
+    assert execution is not None and not execution.created
+
+    # Exactly one successful run and one signal per market and candle.
+    for market in SYMBOLS_BY_MARKET_ID:
+        for close in closes:
+            key = run_key(market, "1h", close - HOUR)
+            runs = replay.instance.get_runs(
+                filters=__import__("dagster").RunsFilter(tags={"dagster/run_key": key})
+            )
+            assert len(runs) == 1, key
+            assert runs[0].is_success, key
+    with db.connection() as conn:
+        signals = load_signals(conn, "binanceusdm", btc, "1h")
+        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders")
+        total, distinct = orders.fetchone()
+        conn.commit()
+    assert [s["candle_ms"] for s in signals] == [c - HOUR for c in closes]
+    assert {s["model_id"] for s in signals} == {model_id}
+    assert total == distinct and total > 0
+
+    trades = 0
+    for market, symbol in SYMBOLS_BY_MARKET_ID.items():
+        report = parity(
+            db,
+            "binanceusdm",
+            symbol,
+            "1h",
+            symbols,
+            TIMEFRAMES,
+            [c - HOUR for c in closes],
+            BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
+            f"paper-{market}",
+            BALANCE,
+        )
+        assert report.compared == CANDLES - 1  # the last candle's label is not known yet
+        assert report.identical_decisions, (market, report.decision_mismatches)
+        assert report.probability_max_abs_diff == 0.0
+        assert report.trade_max_abs_diff < 1e-12, (
+            market,
+            report.live_trades,
+            report.backtest_trades,
+        )
+        assert report.live_return == pytest.approx(report.backtest_return, abs=1e-12)
+        trades += report.trades_compared
+    assert trades >= 3, "the test model should complete several round trips"
+    with db.connection() as conn:
+        sides = {r[0] for r in conn.execute("SELECT DISTINCT side FROM signals").fetchall()}
+        conn.commit()
+    assert sides == {1, 0, -1}, "the test model should go long, short and flat"
