@@ -9,11 +9,14 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
+from importlib import resources as package_files
 from pathlib import Path
 
 from pipeline.data.markets import normalise_symbol
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.settings import DEFAULT_SINCE, Settings
+
+DEV_INSTANCE = package_files.files("pipeline").joinpath("dagster_dev.yaml")
 
 
 class CliError(Exception):
@@ -121,8 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
     instance_yaml = dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():  # local storage under DAGSTER_HOME; no telemetry banner
-        instance_yaml.write_text("telemetry:\n  enabled: false\n")
+    if not instance_yaml.exists():  # local storage under DAGSTER_HOME; live runs queued
+        instance_yaml.write_text(DEV_INSTANCE.read_text(encoding="utf-8"))
 
     from pipeline.definitions import build_resources
     from pipeline.main_job import STAGES, plan, run_main_job
@@ -312,6 +315,173 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- live --------------------------------------------------------------------------------
+def _replay_database(main_url: str, name: str) -> str:
+    """A fresh database `name` on the main server: a replay never touches the real record."""
+    import psycopg
+
+    with psycopg.connect(main_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(main_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """Live trading replayed: the real sensor and job over the replay exchange, then parity."""
+    if not args.replay:
+        raise CliError(
+            "live trading runs in Dagster: `make ui` and turn on new_candle_sensor (README); "
+            "`signals live --replay` replays it offline"
+        )
+    from pipeline.backtest.config import BacktestConfig
+    from pipeline.data.csv_source import CandleFolder
+    from pipeline.data.markets import market_id
+    from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
+    from pipeline.live_replay import LiveReplay, install_model, parity, pick_model, seed_candles
+    from pipeline.store.database import Database, resolve_url
+    from resources.broker import BrokerResource
+    from resources.database import PostgresResource
+    from resources.exchange import CandleSourceResource
+
+    settings = Settings.from_env()
+    data_dir = args.data_dir or settings.data_dir
+    if not data_dir:
+        raise CliError("--data-dir (or SIGNALS_DATA_DIR) is needed: the candles to replay")
+    timeframe = settings.base_timeframe
+    step = timeframe_ms(timeframe)
+    start = parse_date_ms(args.start) // step * step
+    if args.candles < 2:
+        raise CliError("--candles must be at least 2")
+    folder = CandleFolder(data_dir)
+    symbols = list(settings.markets)
+    missing = [s for s in symbols if s not in folder.symbols()]
+    if missing:
+        raise CliError(f"{data_dir} has no candles for {', '.join(missing)}")
+    from pipeline.store.database import open_database
+
+    record, why = pick_model(open_database(settings), timeframe, args.model)
+    print(f"replaying model {record.id}, {why}", file=sys.stderr)
+
+    url = _replay_database(resolve_url(settings), "signals_replay")
+    db = Database(url)
+    timeframes = list(settings.timeframes)
+    print(f"seeding candles before {args.start} into database signals_replay …", file=sys.stderr)
+    seed_candles(db, folder, settings.exchange, symbols, timeframes, start)
+    install_model(db, record, {"reason": "signals live --replay", "source_model": record.id})
+    exchange = ReplayExchange(data_dir, ReplayClock(start, speed=1.0), balance=args.balance)
+    closes = [start + (k + 1) * step for k in range(args.candles)]
+    with ReplayServer(exchange) as server:
+        resources = {
+            "database": PostgresResource(url=url),
+            "candle_source": CandleSourceResource(
+                source="ccxt",
+                exchange=settings.exchange,
+                api_url=server.url,
+                since=settings.since,
+            ),
+            "broker": BrokerResource(
+                kind="paper",
+                api_url=server.url,
+                exchange=settings.exchange,
+                home=str(settings.home),
+                fee=args.fee,
+                initial_balance=args.balance,
+                risk_fraction=args.risk_fraction,
+                max_notional=1e15,
+                daily_loss_limit=1.0,
+                account_per_market=True,
+            ),
+        }
+        replay = LiveReplay(resources, exchange)
+        bar = _progress(len(closes), sys.stderr.isatty(), unit="candle")
+        with bar:
+            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
+    failures = [key for o in outcomes for key in o.failures]
+    costs = BacktestConfig(timeframe=timeframe, fee=args.fee, position_size=args.risk_fraction)
+    decided = [c - step for c in closes]
+    reports = {}
+    for symbol in symbols:
+        reports[symbol] = parity(
+            db,
+            settings.exchange,
+            symbol,
+            timeframe,
+            symbols,
+            timeframes,
+            decided,
+            costs,
+            f"paper-{market_id(symbol)}",
+            args.balance,
+        )
+    db.close()
+    print(f"{len(closes)} candles × {len(symbols)} markets, {len(failures)} failed run(s)")
+    print(
+        "| market | decisions | same as backtest | max |Δp| | round trips | live return |"
+        " backtest return | max |Δ trade| |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for symbol, r in reports.items():
+        print(
+            f"| {symbol} | {r.compared}/{r.live_decisions} | "
+            f"{'yes' if r.identical_decisions else 'NO'} | {r.probability_max_abs_diff:.1e} | "
+            f"{r.trades_compared} | {r.live_return:+.4%} | {r.backtest_return:+.4%} | "
+            f"{r.trade_max_abs_diff:.1e} |"
+        )
+    if args.json:
+        payload = {s: r.to_json() for s, r in reports.items()}
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=_json_default))
+    bad = [s for s, r in reports.items() if not r.identical_decisions]
+    if failures or bad:
+        raise CliError(
+            f"parity broken: {len(failures)} failed run(s); decisions differ for "
+            f"{', '.join(bad) or 'no market'}"
+        )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Compare the broker's positions and open orders with the book; optionally adopt."""
+    from pipeline.definitions import broker_resource
+    from pipeline.execution.manager import PositionManager
+    from pipeline.store.database import open_database
+
+    settings = Settings.from_env()
+    db = open_database(settings)
+    resource = broker_resource(settings)
+    broker = resource.open(db)
+    manager = PositionManager(
+        db,
+        broker,
+        resource.risk(1),
+        settings.exchange,
+        settings.base_timeframe,
+        timeframe_ms(settings.base_timeframe),
+    )
+    differences = manager.adopt() if args.adopt else manager.reconcile()
+    for d in differences:
+        print(f"{d.symbol} {d.what}: book {d.book}, broker {d.broker}")
+    if not differences:
+        print(f"account {broker.name}: book and broker agree")
+    elif args.adopt:
+        print("the book now holds what the broker holds")
+    return 1 if differences and not args.adopt else 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    """The kill switch file: while it exists, the next live run flattens and nothing trades."""
+    settings = Settings.from_env()
+    path = settings.home / "KILL_SWITCH"
+    if args.action == "on":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("trading stopped by `signals kill on`\n")
+    elif args.action == "off":
+        path.unlink(missing_ok=True)
+    print(f"kill switch {'ON' if path.exists() else 'off'} ({path})")
+    return 0
+
+
 def _json_default(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
@@ -445,6 +615,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", help="write the full report as JSON to this file ('-': stdout)")
     ev.set_defaults(func=cmd_evaluate)
+
+    live = sub.add_parser(
+        "live",
+        help="replay live trading offline: the real sensor and live job, candle by candle, "
+        "over the replay exchange, then compared with the backtest",
+    )
+    live.add_argument("--replay", action="store_true", help="replay (the only mode offline)")
+    live.add_argument("--data-dir", help="candle folder (default SIGNALS_DATA_DIR)")
+    live.add_argument("--start", default="2023-01-02", help="first candle to decide (ISO date)")
+    live.add_argument("--candles", type=int, default=48, help="candles to replay (default 48)")
+    live.add_argument("--model", type=int, help="model id (default: production, else newest)")
+    live.add_argument("--risk-fraction", type=float, default=0.5, help="of equity per position")
+    live.add_argument("--fee", type=float, default=0.0005, help="taker fee a side (0.05%%)")
+    live.add_argument("--balance", type=float, default=10_000.0, help="paper USDT per market")
+    live.add_argument("--json", help="write the parity reports to this file")
+    live.set_defaults(func=cmd_live)
+
+    rec = sub.add_parser(
+        "reconcile", help="compare the broker's positions and open orders with the book"
+    )
+    rec.add_argument(
+        "--adopt", action="store_true", help="make the book hold what the broker holds"
+    )
+    rec.set_defaults(func=cmd_reconcile)
+
+    kill = sub.add_parser("kill", help="the kill switch: flatten and stop trading")
+    kill.add_argument("action", choices=("on", "off", "status"))
+    kill.set_defaults(func=cmd_kill)
 
     db = sub.add_parser("db", help="the PostgreSQL store")
     db.add_argument("action", choices=("url", "migrate", "stop"))

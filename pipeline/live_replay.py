@@ -82,6 +82,32 @@ def install_model(db: Database, record: model_store.ModelRecord, note: dict[str,
     return model_id
 
 
+def pick_model(
+    db: Database, timeframe: str, model_id: int | None = None
+) -> tuple[model_store.ModelRecord, str]:
+    """The model a replay trades, and why that one: the id asked for, else the production
+    model, else the newest candidate (said plainly: the gate has not approved it)."""
+    from pipeline.evaluation.candidate import MODEL_NAME
+
+    with db.connection() as conn:
+        if model_id is not None:
+            return model_store.load_model(conn, model_id), "chosen by id"
+        record = model_store.production_model(conn, MODEL_NAME, timeframe)
+        if record is not None:
+            return record, "the production model"
+        row = conn.execute(
+            "SELECT max(id) FROM models WHERE name = %s AND timeframe = %s",
+            (MODEL_NAME, timeframe),
+        ).fetchone()
+        conn.commit()
+        if not row or row[0] is None:
+            raise LookupError(
+                "no model to replay: `make run` trains one (or pass a model id from this store)"
+            )
+        record = model_store.load_model(conn, int(row[0]))
+    return record, "the newest candidate (NOT promoted by the gate: a demonstration only)"
+
+
 @dataclass
 class TickOutcome:
     close_ms: int

@@ -86,7 +86,10 @@ class Broker(Protocol):
         """Open positions by symbol (non-zero quantities only)."""
         ...
 
-    def open_orders(self) -> list[OpenOrder]: ...
+    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
+        """Resting orders: of one market when `symbol` is given (cheap at the exchange: Binance
+        weighs it 1, all markets 40), else of every market."""
+        ...
 
     def place(self, order: OrderRequest) -> OrderResult:
         """Place a market order, idempotently by `client_order_id`; raise `BrokerError` only

@@ -262,9 +262,12 @@ class CcxtBroker:
         contracts = float(position.get("contracts") or 0.0)
         return -contracts if position.get("side") == "short" else contracts
 
-    def open_orders(self) -> list[OpenOrder]:
+    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
+        """One market's resting orders (weight 1), or every market's (weight 40: ccxt's rate
+        limiter then waits about 2 s) when no symbol is given."""
         self._markets()
-        raw = self._call(f"{self.name} open orders", self.exchange.fetch_open_orders)
+        what = f"{self.name} {symbol + ' ' if symbol else ''}open orders"
+        raw = self._call(what, lambda: self.exchange.fetch_open_orders(symbol))
         return [
             OpenOrder(
                 client_order_id=str(o.get("clientOrderId") or ""),

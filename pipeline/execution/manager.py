@@ -110,13 +110,21 @@ class PositionManager:
     # -- reconciliation -------------------------------------------------------------------
     def reconcile(self, symbols: list[str] | None = None) -> list[Difference]:
         """Positions and open orders at the broker against the book; every difference is
-        logged and recorded (table `reconciliations`), none is corrected silently."""
+        logged and recorded (table `reconciliations`), none is corrected silently.
+
+        With `symbols`, only those markets, their open orders asked for one market at a time
+        (one cheap request each); without, every market (a full reconciliation)."""
         held = self.broker.positions()
-        resting = self.broker.open_orders()
+        if symbols is None:
+            resting = self.broker.open_orders()
+        else:
+            resting = [o for s in dict.fromkeys(symbols) for o in self.broker.open_orders(s)]
         with self.db.connection() as conn:
             ours = trading.book(conn, self.account)
             open_rows = {
-                o.client_order_id for o in trading.orders_with_status(conn, self.account, OPEN)
+                o.client_order_id: o.symbol
+                for o in trading.orders_with_status(conn, self.account, OPEN)
+                if symbols is None or o.symbol in symbols
             }
         names = sorted(set(held) | {s for s, p in ours.items() if p.quantity != 0})
         if symbols is not None:
@@ -135,8 +143,8 @@ class PositionManager:
                     Difference(order.symbol, "open_order", None, order.client_order_id)
                 )
         seen = {o.client_order_id for o in resting}
-        for cid in sorted(open_rows - seen):
-            differences.append(Difference("?", "open_order", cid, None))
+        for cid in sorted(set(open_rows) - seen):
+            differences.append(Difference(open_rows[cid], "open_order", cid, None))
         with self.db.connection() as conn:
             trading.record_reconciliation(conn, self.account, [d.to_json() for d in differences])
         for d in differences:

@@ -82,7 +82,7 @@ class PaperBroker:
         unrealised = sum(p.quantity * (self.price(s) - p.entry_price) for s, p in held.items())
         return self.balance() + unrealised
 
-    def open_orders(self) -> list[OpenOrder]:
+    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
         return []  # market orders only: nothing rests
 
     # -- trading ---------------------------------------------------------------------------

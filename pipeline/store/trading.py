@@ -28,6 +28,7 @@ class BookPosition:
 class StoredOrder:
     id: int
     client_order_id: str
+    symbol: str
     status: str
     filled: float
     average_price: float | None
@@ -83,12 +84,14 @@ def open_order_row(
             (account, client_order_id, symbol, side, quantity, reduce_only, purpose, signal_id),
         )
         row = conn.execute(
-            """SELECT id, client_order_id, status, filled, average_price, fee, reason
+            """SELECT id, client_order_id, symbol, status, filled, average_price, fee, reason
                FROM orders WHERE account = %s AND client_order_id = %s""",
             (account, client_order_id),
         ).fetchone()
     assert row is not None
-    return StoredOrder(int(row[0]), row[1], row[2], float(row[3]), row[4], float(row[5]), row[6])
+    return StoredOrder(
+        int(row[0]), row[1], row[2], row[3], float(row[4]), row[5], float(row[6]), row[7]
+    )
 
 
 def settle_order(
@@ -249,9 +252,11 @@ def record_reconciliation(
 
 def orders_with_status(conn: psycopg.Connection, account: str, status: str) -> list[StoredOrder]:
     rows = conn.execute(
-        """SELECT id, client_order_id, status, filled, average_price, fee, reason
+        """SELECT id, client_order_id, symbol, status, filled, average_price, fee, reason
            FROM orders WHERE account = %s AND status = %s ORDER BY id""",
         (account, status),
     ).fetchall()
     conn.commit()
-    return [StoredOrder(int(r[0]), r[1], r[2], float(r[3]), r[4], float(r[5]), r[6]) for r in rows]
+    return [
+        StoredOrder(int(r[0]), r[1], r[2], r[3], float(r[4]), r[5], float(r[6]), r[7]) for r in rows
+    ]
