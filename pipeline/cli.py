@@ -369,7 +369,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     timeframes = list(settings.timeframes)
     print(f"seeding candles before {args.start} into database signals_replay …", file=sys.stderr)
     seed_candles(db, folder, settings.exchange, symbols, timeframes, start)
-    install_model(db, record, {"reason": "signals live --replay", "source_model": record.id})
+    note = {"reason": "signals live --replay", "source_model": record.id}
+    if args.threshold is not None:  # the replay database's copy only; the store is untouched
+        record.config = {**record.config, "threshold": args.threshold}
+        note["threshold"] = args.threshold
+        print(f"confidence threshold set to {args.threshold} for this replay", file=sys.stderr)
+    install_model(db, record, note)
     exchange = ReplayExchange(data_dir, ReplayClock(start, speed=1.0), balance=args.balance)
     closes = [start + (k + 1) * step for k in range(args.candles)]
     with ReplayServer(exchange) as server:
@@ -626,6 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--start", default="2023-01-02", help="first candle to decide (ISO date)")
     live.add_argument("--candles", type=int, default=48, help="candles to replay (default 48)")
     live.add_argument("--model", type=int, help="model id (default: production, else newest)")
+    live.add_argument(
+        "--threshold",
+        type=float,
+        help="replay with this confidence threshold instead of the model's",
+    )
     live.add_argument("--risk-fraction", type=float, default=0.5, help="of equity per position")
     live.add_argument("--fee", type=float, default=0.0005, help="taker fee a side (0.05%%)")
     live.add_argument("--balance", type=float, default=10_000.0, help="paper USDT per market")

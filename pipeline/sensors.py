@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import dagster as dg
 
@@ -12,6 +13,8 @@ from pipeline.live import live_inference_job
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
 from pipeline.settings import Settings
 from resources.exchange import CandleSourceResource
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module="dagster")
 
 # The model decides on the base timeframe, so that is the one the sensor watches.
 LIVE_TIMEFRAME = Settings.from_env().base_timeframe

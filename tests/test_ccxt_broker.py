@@ -236,3 +236,13 @@ def test_open_limit_orders_are_listed_and_cancelled(broker, replay) -> None:
     )
     assert broker.open_orders() == []
     assert broker.cancel(order).status == CANCELLED  # already gone: says what became of it
+
+
+def test_open_orders_of_one_market_are_asked_for_that_market_only(broker, replay) -> None:
+    broker.exchange.load_markets()
+    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"newClientOrderId": "lim-e"})
+    broker.exchange.create_order(BTC, "limit", "buy", 0.01, 9000.0, {"newClientOrderId": "lim-b"})
+    assert [o.client_order_id for o in broker.open_orders(ETH)] == ["lim-e"]
+    assert [o.client_order_id for o in broker.open_orders(BTC)] == ["lim-b"]
+    assert sorted(o.client_order_id for o in broker.open_orders()) == ["lim-b", "lim-e"]
+    assert broker.open_orders(ETH.replace("ETH", "XRP")) == []

@@ -99,3 +99,28 @@ def test_window_of_one_and_bad_input() -> None:
         make_windows(frame, ["nope"], 2, "1h")
     with pytest.raises(ValueError, match="at least one"):
         make_windows(frame, ["f0"], 0, "1h")
+
+
+def test_decision_windows_do_not_depend_on_the_next_candle() -> None:
+    """A flat next candle (or none yet) leaves the label unknown; a decision window must not
+    care: with labelled=False it exists, with its label NaN."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.model.dataset import make_windows
+
+    stamps = pd.date_range("2023-01-01", periods=6, freq="1h", tz="UTC")
+    data = pd.DataFrame(
+        {
+            "market": "X",
+            "timestamp": stamps,
+            "f": np.arange(6, dtype=float),
+            "label": [1.0, 0.0, np.nan, 1.0, 0.0, np.nan],
+            "forward_return": [0.1, -0.1, 0.0, 0.1, -0.1, np.nan],
+        }
+    )
+    labelled = make_windows(data, ["f"], 2, "1h")
+    decisions = make_windows(data, ["f"], 2, "1h", labelled=False)
+    assert list(labelled.timestamp) == [stamps[1], stamps[3], stamps[4]]
+    assert list(decisions.timestamp) == list(stamps[1:])
+    assert np.isnan(decisions.y[[1, 4]]).all()

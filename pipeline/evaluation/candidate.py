@@ -164,8 +164,9 @@ def period_windows(
     start: pd.Timestamp,
     end: pd.Timestamp,
 ) -> WindowSet:
-    """Windows whose decision time lies in [start, end] (labels known), every market given."""
-    windows = make_windows(data, features, window, timeframe)
+    """Windows whose decision time lies in [start, end], every market given; a label may be
+    unknown (a decision never depends on the next candle)."""
+    windows = make_windows(data, features, window, timeframe, labelled=False)
     return windows.take((windows.timestamp >= start) & (windows.timestamp <= end))
 
 

@@ -1,7 +1,7 @@
 """The position manager: from recorded signals to orders, within the risk limits.
 
-For each executed candle it (1) reconciles the market with the broker and refuses to trade
-on any difference, (2) obeys the kill switch (flatten everything, trade nothing), (3) checks
+For each executed candle it (1) obeys the kill switch (flatten everything, trade nothing),
+(2) reconciles the market with the broker and refuses to trade on any difference, (3) checks
 the daily loss limit (flatten, halt until the next UTC day), (4) takes the side to hold by
 the backtest's rule and (5) sends at most a reduce-only close and an opening order, each with
 a client order id derived from the signal, recording each before it is sent. A candle that
@@ -181,6 +181,16 @@ class PositionManager:
             mine = trading.book_position(conn, self.account, symbol)
             state = trading.trading_state(conn, self.account)
         done = Execution(symbol, candle, "none", before=mine.quantity, after=mine.quantity)
+        # The kill switch acts first, whatever the book says: it flattens what the broker
+        # holds (a disagreeing book is then reported by the next reconciliation).
+        why = self.risk.killed()
+        if why:
+            done.orders = self.flatten_all(why, close_ms)
+            done.action, done.note = "kill switch", why
+            done.after = self._book_quantity(symbol)
+            self._halt(state, why, None)
+            self._mark(symbol, candle)
+            return done
         if mine.last_candle_ms is not None and candle <= mine.last_candle_ms:
             done.action, done.note = "stale", "this candle (or a later one) was already executed"
             return done
@@ -197,14 +207,9 @@ class PositionManager:
                 + " (run `signals reconcile`)"
             )
             return done
-        why = self.risk.killed()
-        if why:
-            done.orders = self.flatten_all(why, close_ms)
-            done.action, done.note = "kill switch", why
-            done.after = self._book_quantity(symbol)
-            self._halt(state, why, None)
-            self._mark(symbol, candle)
-            return done
+        if state.halted and (state.halted_reason or "").startswith("kill switch"):
+            state = trading.TradingState(False, None, None, state.day, state.day_start_equity)
+            log.warning("kill switch off: trading resumes")  # it was on for the last run
         if state.halted:
             if state.halted_until_ms is None or close_ms < state.halted_until_ms:
                 done.action, done.note = "halted", state.halted_reason or ""

@@ -139,7 +139,7 @@ class PaperBroker:
         status, quantity, price, fee, reason, at_ms = row
         return OrderResult(
             client_order_id=client_order_id,
-            exchange_order_id=client_order_id,
+            exchange_order_id=client_order_id if status == FILLED else None,  # as first answered
             status=status,
             filled=float(quantity) if status == FILLED else 0.0,
             average_price=price,

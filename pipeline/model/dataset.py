@@ -120,11 +120,19 @@ class WindowSet:
         )
 
 
-def make_windows(data: pd.DataFrame, features: list[str], window: int, timeframe: str) -> WindowSet:
+def make_windows(
+    data: pd.DataFrame,
+    features: list[str],
+    window: int,
+    timeframe: str,
+    labelled: bool = True,
+) -> WindowSet:
     """Every window of `window` contiguous candles with finite features and a known label.
 
     `data` is the long frame (market, timestamp, features…, label, forward_return). A window
-    never spans two markets, a missing candle, or a row with a non-finite feature.
+    never spans two markets, a missing candle, or a row with a non-finite feature. With
+    `labelled=False` the label may be unknown (y is then NaN): the windows a decision is made
+    on, which must not depend on the future (a flat next candle has no label).
     """
     if window < 1:
         raise ValueError("the window must be at least one candle")
@@ -156,7 +164,7 @@ def make_windows(data: pd.DataFrame, features: list[str], window: int, timeframe
         (bad_before[ends + 1] - bad_before[ends + 1 - window] == 0)
         # no row after the window's first starts a new run
         & (runs_before[ends + 1] - runs_before[ends + 2 - window] == 0)
-        & np.isfinite(label[ends])
+        & (np.isfinite(label[ends]) | (not labelled))
     )
     ends = ends[ok]
     ends = ends[np.lexsort((codes[ends], ns[ends]))]

@@ -170,7 +170,8 @@ def mark_candle(conn: psycopg.Connection, account: str, symbol: str, candle_ms: 
             """INSERT INTO positions (account, symbol, quantity, last_candle)
                VALUES (%s, %s, 0, to_timestamp(%s / 1000.0))
                ON CONFLICT (account, symbol) DO UPDATE SET
-                   last_candle = EXCLUDED.last_candle, updated_at = clock_timestamp()""",
+                   last_candle = GREATEST(positions.last_candle, EXCLUDED.last_candle),
+                   updated_at = clock_timestamp()""",
             (account, symbol, candle_ms),
         )
 
