@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # dagster and dagster-daemon of this environment
 DAGSTER_YAML = (REPO / "pipeline" / "dagster_dev.yaml").read_text()
 
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         location = ["-m", "pipeline.definitions"]
         subprocess.run(
-            ["dagster", "sensor", "start", "new_candle_sensor", *location],
+            [str(BIN / "dagster"), "sensor", "start", "new_candle_sensor", *location],
             env=env,
             cwd=REPO,
             check=True,
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         clock_ms0 = exchange.clock.now_ms()
         log = open(home / "daemon.log", "w")  # noqa: SIM115
         daemon = subprocess.Popen(
-            ["dagster-daemon", "run", *location],
+            [str(BIN / "dagster-daemon"), "run", *location],
             env=env,
             cwd=REPO,
             stdout=log,

@@ -71,6 +71,9 @@ def new_candle_sensor(
             cursor=context.cursor,
         )
     step = timeframe_ms(LIVE_TIMEFRAME)
+    # One clock request and one 5-candle request per market each tick: unpaced (ccxt's
+    # limiter would spend 50 ms per request of a bounded, tiny load).
+    source.exchange.enableRateLimit = False
     try:
         now = source.now_ms()
     except ExchangeSourceError as err:
