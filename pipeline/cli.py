@@ -201,7 +201,11 @@ def _describe(outcome) -> str:
         verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
         return (
             f"production_model  candidate {meta['candidate']} {verdict_text}: {meta['reasons']}; "
-            f"production is model {meta['production']}"
+            + (
+                f"production is model {meta['production']}"
+                if meta["production"] != -1
+                else "no model is in production (live runs record nothing until one is)"
+            )
         )
     details = "  ".join(
         f"{k} {v}" for k, v in meta.items() if k in ("rows", "complete_rows", "markets")

@@ -23,6 +23,7 @@ SENSOR_INTERVAL_S = int(os.environ.get("SIGNALS_SENSOR_INTERVAL_S", "30"))
 # cursor moves only past what was requested, so nothing is skipped, and no tick floods the
 # run queue. (Candles too old to trade are recorded but not traded: see PositionManager.)
 MAX_CANDLES_PER_TICK = 12
+LIVE_RUN_RETRIES = 2
 
 
 def run_key(market: str, timeframe: str, candle_ms: int) -> str:
@@ -47,6 +48,9 @@ def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunReq
             # One run at a time per series (see dagster.yaml's tag concurrency limit), so a
             # market's candles are executed in order.
             "signals/series": f"{market}-{timeframe}",
+            # A failed run (exchange down past the retry bound, database restarting) is
+            # retried by the daemon, so the candle is not lost (dagster.yaml enables retries).
+            "dagster/max_retries": str(LIVE_RUN_RETRIES),
         },
     )
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from replay_helpers import account, candle_open, frozen_replay
 
 from pipeline.data.ccxt_source import RetryPolicy
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+from pipeline.data.replay_exchange import FaultPlan, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.execution.broker import (
     BUY,
@@ -32,18 +30,9 @@ FEE = 0.0005
 FAST = RetryPolicy(attempts=4, backoff_s=0.01)
 
 
-def candle_open(sample_dir: Path, market: str, when: str) -> float:
-    """The open of the 1h candle holding `when`, read straight from the CSV."""
-    frame = pd.read_csv(sample_dir / f"{market}.csv.gz")
-    hour = parse_date_ms(when) // 3_600_000 * 3_600_000
-    return float(frame.loc[frame["timestamp"] == hour, "open"].iloc[0])
-
-
 @pytest.fixture()
 def replay(sample_dir: Path):
-    clock = ReplayClock(parse_date_ms(T0), speed=1e-9)  # as good as frozen
-    exchange = ReplayExchange(sample_dir, clock, api_key=KEY, api_secret=SECRET)
-    with ReplayServer(exchange) as server:
+    with frozen_replay(sample_dir, parse_date_ms(T0), KEY, SECRET) as server:
         yield server
 
 
@@ -57,15 +46,6 @@ def make_broker(server: ReplayServer, secret: str = SECRET, timeout_ms: int = 10
 @pytest.fixture()
 def broker(replay: ReplayServer) -> CcxtBroker:
     return make_broker(replay)
-
-
-def account(server: ReplayServer, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{server.url}/_replay/account", data=data, method="POST" if data else "GET"
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def test_credentials_come_from_the_environment(monkeypatch, replay) -> None:

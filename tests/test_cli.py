@@ -212,3 +212,27 @@ def test_main_job_runs_the_chain_for_one_market(
     assert re.search(r"lstm_model  candidate \d+: \d+ parameters, 2 epochs", out.stdout)
     assert "| buy_and_hold |" in out.stdout
     assert re.search(r"production_model  candidate \d+ (PROMOTED|REFUSED)", out.stdout)
+
+
+def test_kill_switch_command_sets_and_clears_the_file(tmp_path: Path) -> None:
+    env = {"SIGNALS_HOME": str(tmp_path)}
+    on = run(["kill", "on"], env)
+    assert on.returncode == 0 and "ON" in on.stdout
+    assert (tmp_path / "KILL_SWITCH").exists()
+    assert "ON" in run(["kill", "status"], env).stdout
+    off = run(["kill", "off"], env)
+    assert off.returncode == 0 and "off" in off.stdout
+    assert not (tmp_path / "KILL_SWITCH").exists()
+
+
+def test_live_without_replay_points_at_dagster_and_replay_needs_a_model(
+    database_url: str, small_dir: Path
+) -> None:
+    out = run(["live"], {"SIGNALS_DATABASE_URL": database_url})
+    assert out.returncode == 1 and "new_candle_sensor" in out.stderr
+    out = run(
+        ["live", "--replay", "--data-dir", str(small_dir), "--start", "2021-01-20"],
+        {"SIGNALS_DATABASE_URL": database_url},
+    )
+    assert out.returncode == 1
+    assert "has no candles for" in out.stderr or "no model to replay" in out.stderr

@@ -4,17 +4,16 @@ ccxt client over HTTP to the replay exchange (and through the paper broker)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.request
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from replay_helpers import account, frozen_replay
 
 from pipeline.data.ccxt_source import RetryPolicy
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+from pipeline.data.replay_exchange import FaultPlan, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.execution.broker import BUY, FILLED, REJECTED, SELL, OrderRequest
 from pipeline.execution.ccxt_broker import CcxtBroker
@@ -50,9 +49,7 @@ def opens(sample_dir: Path) -> dict[str, dict[int, float]]:
 
 @pytest.fixture()
 def replay(sample_dir: Path):
-    clock = ReplayClock(T0, speed=1e-9)  # as good as frozen; each step sets it
-    exchange = ReplayExchange(sample_dir, clock, api_key=KEY, api_secret=SECRET)
-    with ReplayServer(exchange) as server:
+    with frozen_replay(sample_dir, T0, KEY, SECRET) as server:  # each step sets the clock
         yield server
 
 
@@ -61,15 +58,6 @@ def make_broker(server: ReplayServer) -> CcxtBroker:
     broker = CcxtBroker.from_env(api_url=server.url, timeout_ms=1000, retry=FAST, environ=env)
     broker.exchange.enableRateLimit = False  # ccxt paces by Binance's weights: 2 s a listing
     return broker
-
-
-def account(server: ReplayServer, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{server.url}/_replay/account", data=data, method="POST" if data else "GET"
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def lot(quantity: float) -> float:

@@ -166,3 +166,39 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
         sides = {r[0] for r in conn.execute("SELECT DISTINCT side FROM signals").fetchall()}
         conn.commit()
     assert sides == {1, 0, -1}, "the test model should go long, short and flat"
+
+
+def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
+    tmp_path, sample_frames, db, database_url
+):
+    folder = live_folder(tmp_path, sample_frames, 2)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START + HOUR + 60_000, speed=1.0))
+    with ReplayServer(exchange) as server:
+        resources = {
+            "database": PostgresResource(url=database_url),
+            "candle_source": CandleSourceResource(source="ccxt", api_url=server.url),
+            "broker": BrokerResource(kind="paper", api_url=server.url, home=str(tmp_path)),
+        }
+        replay = LiveReplay(resources, exchange)
+        result = replay.job.execute_in_process(
+            run_config={
+                "ops": {
+                    "live_signal": {
+                        "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
+                    }
+                }
+            },
+            instance=replay.instance,
+        )
+    assert result.success
+    assert result.output_for_node("live_signal") is None
+    materialised = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert materialised
+    logs = [e.message for e in replay.instance.all_logs(result.run_id) if e.message]
+    assert any("no production lstm model for 1h" in m for m in logs), logs
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        conn.commit()

@@ -14,9 +14,10 @@ from pathlib import Path
 import ccxt
 import pandas as pd
 import pytest
+from replay_helpers import candle_open, frozen_replay
 
 from pipeline.data.ccxt_source import make_exchange
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+from pipeline.data.replay_exchange import FaultPlan, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
 
 KEY, SECRET = "acct-test-key-5b1e", "acct-test-secret-c9d4"
@@ -25,18 +26,9 @@ T0 = "2023-03-01T10:30:00Z"  # inside the 10:00 candle
 FEE = 0.0005
 
 
-def candle_open(sample_dir: Path, market: str, when: str) -> float:
-    """The open of the 1h candle holding `when`, read straight from the CSV."""
-    frame = pd.read_csv(sample_dir / f"{market}.csv.gz")
-    hour = parse_date_ms(when) // 3_600_000 * 3_600_000
-    return float(frame.loc[frame["timestamp"] == hour, "open"].iloc[0])
-
-
 @pytest.fixture()
 def replay(sample_dir: Path):
-    clock = ReplayClock(parse_date_ms(T0), speed=1e-9)  # as good as frozen
-    exchange = ReplayExchange(sample_dir, clock, api_key=KEY, api_secret=SECRET)
-    with ReplayServer(exchange) as server:
+    with frozen_replay(sample_dir, parse_date_ms(T0), KEY, SECRET) as server:
         yield server
 
 

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.pool import pool_equity, pool_metrics
@@ -74,6 +72,10 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
 
 def plot_equity(curves: Mapping[str, pd.Series], path: Path, title: str, log: bool) -> None:
     # A bare Agg canvas, not pyplot: no global backend or figure registry to leak in a job.
+    # matplotlib loads here, not at import (every Dagster run process imports this module).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 5.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -152,9 +152,14 @@ def _fit_fold(
     fitting = np.isin(splits.train.market, cfg.markets)
     train = splits.train.take(fitting)
     val = splits.validation.take(np.isin(splits.validation.market, cfg.markets))
-    test = splits.test.take(
-        np.isin(splits.test.market, cfg.evaluated_markets)
-        & (splits.test.timestamp >= plan["test_start"])
+    # Decisions are made on every test window, labelled or not: a window whose next candle
+    # closes exactly flat has no label, and dropping its decision would let the future
+    # choose which candles trade. Classification figures use the labelled ones.
+    decidable = make_windows(fit, selection.selected, cfg.train.window, cfg.timeframe, False)
+    test = decidable.take(
+        np.isin(decidable.market, cfg.evaluated_markets)
+        & (decidable.timestamp >= plan["test_start"])
+        & (decidable.timestamp <= plan["test_end"])
     )
     scaler = Scaler.fit(train)
     started = time.perf_counter()
@@ -225,6 +230,7 @@ def _with_ci(stamps, hits: np.ndarray, seed: int) -> dict[str, float]:
 def _classification(rows: pd.DataFrame, strategy: str, seed: int) -> dict[str, object]:
     if strategy not in ("lstm", "logistic", "gbm"):
         return {}
+    rows = rows[rows["label"].notna()]  # unlabelled windows trade but cannot be scored
     p, y = rows[f"p_{strategy}"].to_numpy(), rows["label"].to_numpy()
     side = rows[f"side_{strategy}"].to_numpy()
     signal = side != 0

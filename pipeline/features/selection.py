@@ -16,10 +16,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import accuracy_score, log_loss
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.labels import DEFAULT_HORIZON
@@ -66,7 +62,10 @@ class SelectionResult:
         }
 
 
-def _model(cfg: SelectionConfig) -> HistGradientBoostingClassifier:
+def _model(cfg: SelectionConfig):
+    # scikit-learn and scipy load here, not at import: live run processes never select.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     return HistGradientBoostingClassifier(
         max_iter=cfg.max_iter,
         learning_rate=0.05,
@@ -86,6 +85,8 @@ def _thin(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 
 def _spearman(matrix: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
     ranks = np.apply_along_axis(rankdata, 0, matrix)
     return np.corrcoef(ranks, rowvar=False)
 
@@ -154,6 +155,8 @@ def fold_importances(
     train: pd.DataFrame, features: list[str], cfg: SelectionConfig
 ) -> pd.DataFrame:
     """Permutation importance (drop in log-loss) per feature (rows) and fold (columns)."""
+    from sklearn.inspection import permutation_importance
+
     step = pd.Timedelta(milliseconds=timeframe_ms(cfg.timeframe))
     folds = walk_forward_folds(train["timestamp"], cfg.folds, cfg.embargo_candles * step)
     if not folds:
@@ -177,6 +180,8 @@ def fold_importances(
 
 
 def _score(model, frame: pd.DataFrame, features: list[str]) -> tuple[dict[str, float], np.ndarray]:
+    from sklearn.metrics import accuracy_score, log_loss
+
     proba = model.predict_proba(frame[features].to_numpy())[:, 1]
     y = frame["label"].to_numpy()
     scores = {

@@ -1,0 +1,41 @@
+"""Shared by the trading-side tests: a frozen replay exchange, its control endpoint, and the
+candle prices read straight from the sample CSV (independently of the code under test)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
+from pipeline.data.timeframes import parse_date_ms
+
+
+def candle_open(sample_dir: Path, market: str, when: str) -> float:
+    """The open of the 1h candle holding `when`, read straight from the CSV."""
+    frame = pd.read_csv(sample_dir / f"{market}.csv.gz")
+    hour = parse_date_ms(when) // 3_600_000 * 3_600_000
+    return float(frame.loc[frame["timestamp"] == hour, "open"].iloc[0])
+
+
+@contextmanager
+def frozen_replay(sample_dir: Path, clock_ms: int, key: str, secret: str) -> Iterator[ReplayServer]:
+    """The replay exchange with its clock as good as frozen at `clock_ms` (tests move it)."""
+    clock = ReplayClock(clock_ms, speed=1e-9)
+    exchange = ReplayExchange(sample_dir, clock, api_key=key, api_secret=secret)
+    with ReplayServer(exchange) as server:
+        yield server
+
+
+def account(server: ReplayServer, body: dict | None = None) -> dict:
+    """GET (or, with a body, POST) the replay's `/_replay/account` control endpoint."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{server.url}/_replay/account", data=data, method="POST" if data else "GET"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
