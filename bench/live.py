@@ -6,7 +6,8 @@ real Dagster daemon launching the real sensor's runs.
 
 Set-up: a fresh database `signals_bench_live` on your store's server (your own record is not
 touched) seeded with the candles before `--start`, the model `signals live --replay` would
-pick (production, else the newest candidate: `make run` trains one), the replay exchange in
+pick (production, else the newest candidate: `make run` trains one) with its threshold set to
+`--threshold` (default 0.5, so that orders are placed and timed), the replay exchange in
 this process with its clock at `--start` running `3600 / --candle-seconds` times real time,
 a private DAGSTER_HOME (queued run coordinator, one run at a time per market), and
 `dagster-daemon run` with `new_candle_sensor` turned on at `--interval` seconds.
@@ -85,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             "SIGNALS_DATA_DIR", str(REPO.parent / "shared" / "data" / "binance-usdm-1h")
         ),
     )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="confidence threshold of the bench's copy of the model (default 0.5: every candle "
+        "decides long or short, so orders are placed and their acknowledgement is timed)",
+    )
     parser.add_argument("--json", help="write the per-run figures here")
     args = parser.parse_args(argv)
 
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     db = Database(url)
     print("seeding candles …", file=sys.stderr)
     seed_candles(db, CandleFolder(args.data_dir), "binanceusdm", markets, timeframes, start)
+    record.config = {**record.config, "threshold": args.threshold}  # the bench's copy only
     install_model(db, record, {"reason": "bench/live.py", "source_model": record.id})
 
     speed = 3600.0 / args.candle_seconds
@@ -179,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     instance = dg.DagsterInstance.get()
     records = instance.get_run_records(dg.RunsFilter(job_name="live_inference_job"))
+    per_candle: dict[tuple, int] = {}
+    for r in records:
+        key = (r.dagster_run.tags.get("market"), r.dagster_run.tags.get("signals/candle"))
+        per_candle[key] = per_candle.get(key, 0) + 1
     created = {
         (
             r.dagster_run.tags.get("market"),
@@ -237,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         f"live latency: {len(runs)} runs ({len(markets)} market(s)), sensor interval "
         f"{args.interval} s, a 1h candle every {args.candle_seconds:g} s (speed {speed:g}x); "
         f"{sum(r['ordered'] for r in runs)} runs placed orders"
+    )
+    counts = list(per_candle.values())
+    print(
+        f"runs per market × candle: min {min(counts)}, max {max(counts)} over {len(counts)} "
+        f"(exactly one expected); {len(rows)} signals recorded"
     )
     print("| measure | p50 | p95 | max |")
     print("|---|---|---|---|")

@@ -44,7 +44,11 @@ class BrokerResource(dg.ConfigurableResource):
 
     def open(self, db: Database, market: str | None = None) -> Broker:
         if self.kind == "paper":
-            feed = ExchangePriceFeed(make_exchange(self.exchange, self.api_url, self.timeout_ms))
+            public = make_exchange(self.exchange, self.api_url, self.timeout_ms)
+            # A few ticker requests per run (weight 1 each): ccxt's pacing would add ~50 ms
+            # before each (measured: execution 117 ms p50 paced); the exchange's limit is far.
+            public.enableRateLimit = False
+            feed = ExchangePriceFeed(public)
             account = f"{self.account}-{market}" if self.account_per_market and market else None
             return PaperBroker(
                 db,
