@@ -343,11 +343,15 @@ def cmd_live(args: argparse.Namespace) -> int:
     from pipeline.data.csv_source import CandleFolder
     from pipeline.data.markets import market_id
     from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
-    from pipeline.live_replay import LiveReplay, install_model, parity, pick_model, seed_candles
+    from pipeline.live_replay import (
+        LiveReplay,
+        install_model,
+        parity,
+        pick_model,
+        replay_resources,
+        seed_candles,
+    )
     from pipeline.store.database import Database, resolve_url
-    from resources.broker import BrokerResource
-    from resources.database import PostgresResource
-    from resources.exchange import CandleSourceResource
 
     settings = Settings.from_env()
     data_dir = args.data_dir or settings.data_dir
@@ -382,27 +386,16 @@ def cmd_live(args: argparse.Namespace) -> int:
     exchange = ReplayExchange(data_dir, ReplayClock(start, speed=1.0), balance=args.balance)
     closes = [start + (k + 1) * step for k in range(args.candles)]
     with ReplayServer(exchange) as server:
-        resources = {
-            "database": PostgresResource(url=url),
-            "candle_source": CandleSourceResource(
-                source="ccxt",
-                exchange=settings.exchange,
-                api_url=server.url,
-                since=settings.since,
-            ),
-            "broker": BrokerResource(
-                kind="paper",
-                api_url=server.url,
-                exchange=settings.exchange,
-                home=str(settings.home),
-                fee=args.fee,
-                initial_balance=args.balance,
-                risk_fraction=args.risk_fraction,
-                max_notional=1e15,
-                daily_loss_limit=1.0,
-                account_per_market=True,
-            ),
-        }
+        resources = replay_resources(
+            url,
+            server.url,
+            str(settings.home),
+            exchange=settings.exchange,
+            since=settings.since,
+            fee=args.fee,
+            balance=args.balance,
+            risk_fraction=args.risk_fraction,
+        )
         replay = LiveReplay(resources, exchange)
         bar = _progress(len(closes), sys.stderr.isatty(), unit="candle")
         with bar:

@@ -108,6 +108,51 @@ def pick_model(
     return record, "the newest candidate (NOT promoted by the gate: a demonstration only)"
 
 
+def replay_resources(
+    database_url: str,
+    api_url: str,
+    home: str,
+    *,
+    exchange: str = "binanceusdm",
+    since: str = "2019-09-01",
+    fee: float = 0.0005,
+    balance: float = 10_000.0,
+    risk_fraction: float = 0.5,
+    retry_attempts: int = 5,
+    retry_backoff_s: float = 0.5,
+) -> dict[str, Any]:
+    """Resources for a replay: the replay exchange for candles and prices, one paper account
+    per market (each compounds alone, like its backtest), no cap and no daily limit (the
+    backtest has neither; both are tested on their own)."""
+    from resources.broker import BrokerResource
+    from resources.database import PostgresResource
+    from resources.exchange import CandleSourceResource
+
+    return {
+        "database": PostgresResource(url=database_url),
+        "candle_source": CandleSourceResource(
+            source="ccxt",
+            exchange=exchange,
+            api_url=api_url,
+            since=since,
+            retry_attempts=retry_attempts,
+            retry_backoff_s=retry_backoff_s,
+        ),
+        "broker": BrokerResource(
+            kind="paper",
+            api_url=api_url,
+            exchange=exchange,
+            home=home,
+            fee=fee,
+            initial_balance=balance,
+            risk_fraction=risk_fraction,
+            max_notional=1e15,
+            daily_loss_limit=1.0,
+            account_per_market=True,
+        ),
+    }
+
+
 @dataclass
 class TickOutcome:
     close_ms: int

@@ -19,7 +19,7 @@ from live_helpers import (
 from pipeline.backtest.config import BacktestConfig
 from pipeline.data.csv_source import CandleFolder
 from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
-from pipeline.live_replay import LiveReplay, parity, seed_candles
+from pipeline.live_replay import LiveReplay, parity, replay_resources, seed_candles
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
 from pipeline.sensors import run_key
 from pipeline.store.signals import load_signals
@@ -40,28 +40,17 @@ def live(tmp_path, sample_frames, db, database_url):
     model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES)
     exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
     with ReplayServer(exchange) as server:
-        resources = {
-            "database": PostgresResource(url=database_url),
-            "candle_source": CandleSourceResource(
-                source="ccxt",
-                api_url=server.url,
-                since="2020-10-01",
-                retry_attempts=2,
-                retry_backoff_s=0.05,
-                timeout_ms=5_000,
-            ),
-            "broker": BrokerResource(
-                kind="paper",
-                api_url=server.url,
-                home=str(tmp_path),
-                fee=FEE,
-                initial_balance=BALANCE,
-                risk_fraction=RISK,
-                max_notional=1e12,
-                daily_loss_limit=1.0,
-                account_per_market=True,
-            ),
-        }
+        resources = replay_resources(
+            database_url,
+            server.url,
+            str(tmp_path),
+            since="2020-10-01",
+            fee=FEE,
+            balance=BALANCE,
+            risk_fraction=RISK,
+            retry_attempts=2,
+            retry_backoff_s=0.05,
+        )
         yield LiveReplay(resources, exchange), db, symbols, model_id
 
 
