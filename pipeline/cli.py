@@ -401,6 +401,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         with bar:
             outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
     failures = [key for o in outcomes for key in o.failures]
+    # The candle after the last decided one: the backtest acts on the last decision at its open.
+    seed_candles(db, folder, settings.exchange, symbols, timeframes, closes[-1] + step)
     costs = BacktestConfig(timeframe=timeframe, fee=args.fee, position_size=args.risk_fraction)
     decided = [c - step for c in closes]
     reports = {}
@@ -434,10 +436,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.json:
         payload = {s: r.to_json() for s, r in reports.items()}
         Path(args.json).write_text(json.dumps(payload, indent=2, default=_json_default))
-    bad = [s for s, r in reports.items() if not r.identical_decisions]
+    bad = [s for s, r in reports.items() if not (r.identical_decisions and r.same_trades)]
     if failures or bad:
         raise CliError(
-            f"parity broken: {len(failures)} failed run(s); decisions differ for "
+            f"parity broken: {len(failures)} failed run(s); decisions or trades differ for "
             f"{', '.join(bad) or 'no market'}"
         )
     return 0

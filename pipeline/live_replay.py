@@ -236,10 +236,15 @@ class ParityReport:
     probability_max_abs_diff: float
     trades_compared: int
     trade_max_abs_diff: float
-    live_return: float
-    backtest_return: float
+    live_return: float  # compounded over the round trips live completed
+    backtest_return: float  # compounded over the backtest trades that completed by then
     live_trades: list[dict[str, Any]]
     backtest_trades: list[dict[str, Any]]
+    backtest_only_trades: int = 0  # completed in the backtest, never traded live
+
+    @property
+    def same_trades(self) -> bool:
+        return self.backtest_only_trades == 0 and self.trade_max_abs_diff < 1e-12
 
     @property
     def identical_decisions(self) -> bool:
@@ -255,6 +260,7 @@ class ParityReport:
             "probability_max_abs_diff": self.probability_max_abs_diff,
             "trades_compared": self.trades_compared,
             "trade_net_return_max_abs_diff": self.trade_max_abs_diff,
+            "backtest_only_trades": self.backtest_only_trades,
             "live_return_closed_trades": self.live_return,
             "backtest_return_same_trades": self.backtest_return,
         }
@@ -309,7 +315,8 @@ def parity(
     account: str,
     initial_equity: float,
 ) -> ParityReport:
-    """Compare the live record of `candles` (open times) with the backtest path."""
+    """Compare the live record of `candles` (open times) with the backtest path. The candle
+    after the last one must be stored too: the last decision acts at its open."""
     step = timeframe_ms(timeframe)
     with db.connection() as conn:
         live = [
@@ -380,14 +387,22 @@ def parity(
             "side": int(r.side),
             "entry_price": float(r.entry_price),
             "exit_price": float(r.exit_price),
+            "exit_ms": int(r.exit_time.value // 1_000_000),
             "net_return": float(r.net_return),
         }
         for r in bt.itertuples()
     ]
-    by_entry = {t["entry_ms"]: t for t in bt_trades}
+    # Backtest trades live must have completed too: those exiting by the open after the last
+    # decided candle (the last one may still be open live, and the replay closes it at the end).
+    end_of_data = int(period["timestamp"].iloc[-1]) + step  # the replay's forced last exit
+    completed = [
+        t for t in bt_trades if t["exit_ms"] <= candles[-1] + step and t["exit_ms"] != end_of_data
+    ]
+    by_entry = {t["entry_ms"]: t for t in completed}
     pairs = [(t, by_entry.get(t["entry_ms"])) for t in live_done]
     trade_diffs = [abs(t["net_return"] - b["net_return"]) if b else math.inf for t, b in pairs]
-    matched = [b for _, b in pairs if b]
+    live_entries = {t["entry_ms"] for t in live_done}
+    backtest_only = [t for t in completed if t["entry_ms"] not in live_entries]
     return ParityReport(
         candles=len(candles),
         live_decisions=len(live),
@@ -398,7 +413,8 @@ def parity(
         trades_compared=len(pairs),
         trade_max_abs_diff=max(trade_diffs, default=0.0),
         live_return=float(np.prod([1 + t["net_return"] for t in live_done]) - 1),
-        backtest_return=float(np.prod([1 + b["net_return"] for b in matched]) - 1),
+        backtest_return=float(np.prod([1 + b["net_return"] for b in completed]) - 1),
+        backtest_only_trades=len(backtest_only),
         live_trades=live_done,
         backtest_trades=bt_trades,
     )

@@ -51,7 +51,7 @@ def live(tmp_path, sample_frames, db, database_url):
             retry_attempts=2,
             retry_backoff_s=0.05,
         )
-        yield LiveReplay(resources, exchange), db, symbols, model_id
+        yield LiveReplay(resources, exchange), db, symbols, model_id, folder
 
 
 def _closes(first: int, count: int) -> list[int]:
@@ -59,7 +59,7 @@ def _closes(first: int, count: int) -> list[int]:
 
 
 def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
-    replay, db, symbols, model_id = live
+    replay, db, symbols, model_id, folder = live
     btc = "BTC/USDT:USDT"
     closes = _closes(0, CANDLES)
     half = CANDLES // 2
@@ -126,6 +126,8 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     assert {s["model_id"] for s in signals} == {model_id}
     assert total == distinct and total > 0
 
+    # The candle after the last decided one, as the backtest needs it to act on that decision.
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, closes[-1] + HOUR)
     trades = 0
     for market, symbol in SYMBOLS_BY_MARKET_ID.items():
         report = parity(
@@ -144,6 +146,11 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
         assert report.identical_decisions, (market, report.decision_mismatches)
         assert report.probability_max_abs_diff == 0.0
         assert report.trade_max_abs_diff < 1e-12, (
+            market,
+            report.live_trades,
+            report.backtest_trades,
+        )
+        assert report.backtest_only_trades == 0 and report.same_trades, (
             market,
             report.live_trades,
             report.backtest_trades,
