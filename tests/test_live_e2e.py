@@ -190,8 +190,12 @@ def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
         )
     assert result.success
     assert result.output_for_node("live_signal") is None
-    materialised = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    assert materialised
+    outputs = [
+        e.event_specific_data.metadata
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "live_signal"
+    ]
+    assert [m["reason"].value for m in outputs] == ["no production model"]
     logs = [e.message for e in replay.instance.all_logs(result.run_id) if e.message]
     assert any("no production lstm model for 1h" in m for m in logs), logs
     with db.connection() as conn:
