@@ -161,14 +161,10 @@ def lstm_model(
 
 def _newest_candidate(database: PostgresResource) -> model_store.ModelRecord:
     with database.database().connection() as conn:
-        row = conn.execute(
-            "SELECT max(id) FROM models WHERE name = %s AND timeframe = %s "
-            "AND status = 'candidate'",
-            (MODEL_NAME, BASE_TIMEFRAME),
-        ).fetchone()
-        if row is None or row[0] is None:
+        newest = model_store.newest_model_id(conn, MODEL_NAME, BASE_TIMEFRAME, "candidate")
+        if newest is None:
             raise dg.Failure("no candidate model in the store: materialise lstm_model first")
-        return model_store.load_model(conn, int(row[0]))
+        return model_store.load_model(conn, newest)
 
 
 def _png_markdown(path: Path) -> str:

@@ -95,16 +95,12 @@ def pick_model(
         record = model_store.production_model(conn, MODEL_NAME, timeframe)
         if record is not None:
             return record, "the production model"
-        row = conn.execute(
-            "SELECT max(id) FROM models WHERE name = %s AND timeframe = %s",
-            (MODEL_NAME, timeframe),
-        ).fetchone()
-        conn.commit()
-        if not row or row[0] is None:
+        newest = model_store.newest_model_id(conn, MODEL_NAME, timeframe)
+        if newest is None:
             raise LookupError(
                 "no model to replay: `make run` trains one (or pass a model id from this store)"
             )
-        record = model_store.load_model(conn, int(row[0]))
+        record = model_store.load_model(conn, newest)
     return record, "the newest candidate (NOT promoted by the gate: a demonstration only)"
 
 

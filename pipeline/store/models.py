@@ -136,6 +136,23 @@ def production_model(conn: psycopg.Connection, name: str, timeframe: str) -> Mod
     return _record(row) if row else None
 
 
+def newest_model_id(
+    conn: psycopg.Connection, name: str, timeframe: str, status: str | None = None
+) -> int | None:
+    """The id of the newest model of this name and timeframe (of one status, if given).
+
+    The one look-up by recency: assets take their model from lineage, not from here.
+    """
+    sql = "SELECT max(id) FROM models WHERE name = %s AND timeframe = %s"
+    params: tuple = (name, timeframe)
+    if status is not None:
+        sql += " AND status = %s"
+        params = (*params, status)
+    row = conn.execute(sql, params).fetchone()
+    conn.commit()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def _record(row: tuple) -> ModelRecord:
     (
         model_id,
