@@ -5,24 +5,32 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup run test lint ui bench db-stop clean
+.PHONY: setup lock run test lint ui bench db-stop clean
 
-# Re-run the install whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first: a range that admits a newer one would pull CUDA packages.
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+# uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
+UV_VERSION := uv>=0.13,<0.14
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+
+# Re-run the install whenever the project or its lock changes.
+$(VENV)/.installed: pyproject.toml uv.lock
+	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "$(UV_VERSION)"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --quiet
 	touch $@
 
 setup: $(VENV)/.installed
 
+lock:  ## re-resolve uv.lock after changing dependencies
+	$(UV) lock
+
 run: setup  ## materialise ohlcv for the configured markets × timeframes
 	$(BIN)/signals run
 
-test: setup  ## lint, then the whole suite
+test: setup  ## lint, the import contracts, then the whole suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: setup
