@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data.timeframes import parse_date_ms
     from pipeline.live_replay import install_model, pick_model, seed_candles
     from pipeline.settings import Settings
-    from pipeline.store.database import Database, open_database, resolve_url
+    from pipeline.store.database import Database, fresh_database, open_database, resolve_url
 
     settings = Settings.from_env()
     markets = [m.strip() for m in args.markets.split(",") if m.strip()]
@@ -112,15 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {record.id}: {why}", file=sys.stderr)
     reference = model_reference_ms(record)
 
-    import psycopg
-
-    main_url = resolve_url(settings)
-    with psycopg.connect(main_url, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "signals_bench_live" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "signals_bench_live"')
-    info = psycopg.conninfo.conninfo_to_dict(main_url)
-    info["dbname"] = "signals_bench_live"
-    url = psycopg.conninfo.make_conninfo(**info)
+    url = fresh_database(resolve_url(settings), "signals_bench_live")
     db = Database(url)
     print("seeding candles …", file=sys.stderr)
     seed_candles(db, CandleFolder(args.data_dir), "binanceusdm", markets, timeframes, start)

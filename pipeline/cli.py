@@ -320,18 +320,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -- live --------------------------------------------------------------------------------
-def _replay_database(main_url: str, name: str) -> str:
-    """A fresh database `name` on the main server: a replay never touches the real record."""
-    import psycopg
-
-    with psycopg.connect(main_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(main_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
 def cmd_live(args: argparse.Namespace) -> int:
     """Live trading replayed: the real sensor and job over the replay exchange, then parity."""
     if not args.replay:
@@ -351,7 +339,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         replay_resources,
         seed_candles,
     )
-    from pipeline.store.database import Database, resolve_url
+    from pipeline.store.database import Database, fresh_database, resolve_url
 
     settings = Settings.from_env()
     data_dir = args.data_dir or settings.data_dir
@@ -372,7 +360,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     record, why = pick_model(open_database(settings), timeframe, args.model)
     print(f"replaying model {record.id}, {why}", file=sys.stderr)
 
-    url = _replay_database(resolve_url(settings), "signals_replay")
+    url = fresh_database(resolve_url(settings), "signals_replay")
     db = Database(url)
     timeframes = list(settings.timeframes)
     print(f"seeding candles before {args.start} into database signals_replay …", file=sys.stderr)

@@ -33,6 +33,7 @@ from pipeline.sensors import new_candle_sensor
 from pipeline.signals.live import live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
+from pipeline.store import trading
 from pipeline.store.database import Database
 from pipeline.store.signals import load_signals
 
@@ -73,7 +74,7 @@ def install_model(db: Database, record: model_store.ModelRecord, note: dict[str,
         data_window=record.data_window,
         metrics=record.metrics,
         seed=record.seed,
-        state_dict=record.state_dict,
+        checkpoint=record.checkpoint,
         epochs=record.epochs,
     )
     with db.connection() as conn:
@@ -325,15 +326,9 @@ def parity(
             conn, exchange_id, symbol, timeframe, symbols, timeframes, candles[-1] + step
         )
         fills = pd.DataFrame(
-            conn.execute(
-                """SELECT side, quantity, price, fee,
-                          (extract(epoch FROM filled_at) * 1000)::bigint AS filled_at_ms
-                   FROM fills WHERE account = %s AND symbol = %s ORDER BY filled_at, order_id""",
-                (account, symbol),
-            ).fetchall(),
+            trading.fills(conn, account, symbol),
             columns=["side", "quantity", "price", "fee", "filled_at_ms"],
         )
-        conn.commit()
     if record is None:
         raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
     loaded = load_for_inference(record, feature_names())

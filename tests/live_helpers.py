@@ -51,6 +51,7 @@ def install_random_model(db, symbols: list[str], timeframes: list[str], seed: in
     """Seeded random LSTM with a scaler fitted on the seeded history; promoted."""
     from pipeline.evaluation.candidate import MODEL_NAME
     from pipeline.live_replay import install_model
+    from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.lstm import LSTMClassifier
     from pipeline.model.scaler import Scaler
     from pipeline.signals.inference import probabilities
@@ -88,7 +89,7 @@ def install_random_model(db, symbols: list[str], timeframes: list[str], seed: in
         data_window={"markets": symbols},
         metrics={},
         seed=seed,
-        state_dict=network.state_dict(),
+        checkpoint=checkpoint_bytes(network.state_dict()),
     )
     model_id = install_model(db, record, {"reason": "test: random weights"})
     return model_id, threshold, names

@@ -21,6 +21,7 @@ from pipeline.execution.manager import Difference, PositionManager
 from pipeline.execution.orders import client_order_id
 from pipeline.execution.paper import PaperBroker
 from pipeline.execution.risk import RiskConfig
+from pipeline.model.checkpoint import checkpoint_bytes
 from pipeline.signals.inference import FLAT, LONG, SHORT, Decision
 from pipeline.store import trading
 from pipeline.store.candles import upsert_candles
@@ -82,7 +83,7 @@ class Desk:
                     data_window={},
                     metrics={},
                     seed=0,
-                    state_dict=torch.nn.Linear(2, 1).state_dict(),
+                    checkpoint=checkpoint_bytes(torch.nn.Linear(2, 1).state_dict()),
                 ),
             )
             for symbol, market in MARKETS.items():  # the candles _target checks for gaps

@@ -15,6 +15,7 @@ from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.engine import BacktestResult, buy_and_hold, run_backtest
 from pipeline.evaluation.baselines import BASELINES, probability_up
 from pipeline.features.labels import DEFAULT_HORIZON
+from pipeline.model.checkpoint import checkpoint_bytes, read_checkpoint
 from pipeline.model.dataset import Scaler, SplitConfig, WindowSet, chronological_split, make_windows
 from pipeline.model.lstm import LSTMClassifier
 from pipeline.model.training import TrainConfig, TrainResult, predict_proba, train_model
@@ -83,7 +84,7 @@ class Candidate:
                 "device": self.result.device,
             },
             seed=self.result.seed,
-            state_dict=self.result.state_dict,
+            checkpoint=checkpoint_bytes(self.result.state_dict),
             epochs=self.result.epochs,
         )
 
@@ -139,8 +140,9 @@ def load_for_inference(record: ModelRecord, available: list[str]) -> LoadedModel
         raise ModelMismatchError(f"model {record.id}: its scaler and feature list disagree")
     cfg = record.config
     network = LSTMClassifier(len(record.features), cfg["hidden"], cfg["layers"], cfg["dropout"])
+    state = read_checkpoint(record.checkpoint, record.id)
     try:
-        network.load_state_dict(record.state_dict)
+        network.load_state_dict(state)
     except RuntimeError as err:
         raise ModelMismatchError(
             f"model {record.id}: weights do not fit its config: {err}"

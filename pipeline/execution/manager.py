@@ -31,6 +31,7 @@ from pipeline.execution.orders import client_order_id
 from pipeline.execution.risk import RiskConfig, target_side
 from pipeline.signals.inference import FLAT
 from pipeline.store import trading
+from pipeline.store.candles import candle_times
 from pipeline.store.database import Database
 from pipeline.store.signals import SignalRow, recent_sides
 
@@ -284,15 +285,8 @@ class PositionManager:
         first = candle - (self.risk.horizon - 1) * self.step_ms
         with self.db.connection() as conn:
             decisions = recent_sides(conn, self.exchange, symbol, self.timeframe, first, candle)
-            rows = conn.execute(
-                """SELECT (extract(epoch FROM open_time) * 1000)::bigint FROM candles
-                   WHERE exchange = %s AND symbol = %s AND timeframe = %s
-                     AND open_time BETWEEN to_timestamp(%s / 1000.0)
-                                       AND to_timestamp(%s / 1000.0)""",
-                (self.exchange, symbol, self.timeframe, first, candle),
-            ).fetchall()
-            conn.commit()
-        present = {int(r[0]) for r in rows} | {candle}
+            stored = candle_times(conn, self.exchange, symbol, self.timeframe, first, candle)
+        present = stored | {candle}
         return target_side(decisions, candle, self.step_ms, self.risk.horizon, present)
 
     def _open(self, signal: SignalRow, side: int, candle: int) -> OrderResult | None:
@@ -358,11 +352,8 @@ class PositionManager:
         try:
             result = self.broker.place(request)
         except BrokerError as err:
-            with self.db.connection() as conn, conn.transaction():
-                conn.execute(
-                    "UPDATE orders SET status = 'unknown', reason = %s WHERE id = %s",
-                    (str(err), row.id),
-                )
+            with self.db.connection() as conn:
+                trading.mark_order_unknown(conn, row.id, str(err))
             raise
         with self.db.connection() as conn:
             trading.settle_order(

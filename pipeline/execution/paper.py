@@ -4,8 +4,8 @@ It fills market orders at the next price (the feed's last price) made worse by t
 charges the taker fee on the fill's notional, refuses orders that need more margin than the
 equity holds, honours reduce-only, and remembers every client order id, so a retried order
 is answered from the record instead of filled again. Its wallet and positions live in their
-own tables (`paper_*`), apart from the position manager's book, so reconciling them checks
-something real.
+own tables (`paper_*`, kept by `pipeline.store.paper`), apart from the position manager's
+book, so reconciling them checks something real.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pipeline.execution.broker import (
     OrderResult,
 )
 from pipeline.execution.prices import PriceFeed
+from pipeline.store import paper
 from pipeline.store.database import Database
 from pipeline.store.trading import moved
 
@@ -45,11 +46,7 @@ class PaperBroker:
         self.db, self.feed, self.name = db, feed, account
         self.fee, self.slippage = fee, slippage_bps / 10_000.0
         with db.connection() as conn, conn.transaction():
-            conn.execute(
-                "INSERT INTO paper_accounts (account, balance) VALUES (%s, %s) "
-                "ON CONFLICT (account) DO NOTHING",
-                (account, initial_balance),
-            )
+            paper.open_account(conn, account, initial_balance)
 
     def __repr__(self) -> str:
         return f"PaperBroker(account={self.name!r}, fee={self.fee}, slippage={self.slippage})"
@@ -60,20 +57,13 @@ class PaperBroker:
 
     def balance(self) -> float:
         with self.db.connection() as conn:
-            row = conn.execute(
-                "SELECT balance FROM paper_accounts WHERE account = %s", (self.name,)
-            ).fetchone()
+            balance = paper.balance(conn, self.name)
             conn.commit()
-        assert row is not None
-        return float(row[0])
+        return balance
 
     def positions(self) -> dict[str, BrokerPosition]:
         with self.db.connection() as conn:
-            rows = conn.execute(
-                "SELECT symbol, quantity, entry_price FROM paper_positions "
-                "WHERE account = %s AND quantity <> 0",
-                (self.name,),
-            ).fetchall()
+            rows = paper.open_positions(conn, self.name)
             conn.commit()
         return {s: BrokerPosition(s, float(q), float(e)) for s, q, e in rows}
 
@@ -92,60 +82,46 @@ class PaperBroker:
         if margin_mode not in MARGIN_MODES:
             raise ValueError(f"margin mode must be one of {MARGIN_MODES}, got {margin_mode!r}")
         with self.db.connection() as conn, conn.transaction():
-            conn.execute(
-                """INSERT INTO paper_positions (account, symbol, leverage, margin_mode)
-                   VALUES (%s, %s, %s, %s)
-                   ON CONFLICT (account, symbol) DO UPDATE SET
-                       leverage = EXCLUDED.leverage, margin_mode = EXCLUDED.margin_mode""",
-                (self.name, symbol, leverage, margin_mode),
-            )
+            paper.configure_market(conn, self.name, symbol, leverage, margin_mode)
 
     def place(self, order: OrderRequest) -> OrderResult:
         with self.db.connection() as conn, conn.transaction():
             # One order at a time per account: the wallet row is the lock.
-            conn.execute("SELECT 1 FROM paper_accounts WHERE account = %s FOR UPDATE", (self.name,))
+            paper.lock_account(conn, self.name)
             known = self._recorded(conn, order.client_order_id)
             if known is not None:
                 return known
             price, at_ms = self.feed.quote(order.symbol)
             result = self._fill(conn, order, price, at_ms)
-            conn.execute(
-                """INSERT INTO paper_orders (account, client_order_id, symbol, side, quantity,
-                                             status, price, fee, reason, at_ms)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (
-                    self.name,
-                    order.client_order_id,
-                    order.symbol,
-                    order.side,
-                    result.filled or order.quantity,
-                    result.status,
-                    result.average_price,
-                    result.fee,
-                    result.reason,
-                    at_ms,
-                ),
+            paper.record_order(
+                conn,
+                account=self.name,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=result.filled or order.quantity,
+                status=result.status,
+                price=result.average_price,
+                fee=result.fee,
+                reason=result.reason,
+                at_ms=at_ms,
             )
         return result
 
     def _recorded(self, conn: psycopg.Connection, client_order_id: str) -> OrderResult | None:
-        row = conn.execute(
-            """SELECT status, quantity, price, fee, reason, at_ms FROM paper_orders
-               WHERE account = %s AND client_order_id = %s""",
-            (self.name, client_order_id),
-        ).fetchone()
-        if row is None:
+        known = paper.recorded_order(conn, self.name, client_order_id)
+        if known is None:
             return None
-        status, quantity, price, fee, reason, at_ms = row
+        filled = known.status == FILLED
         return OrderResult(
             client_order_id=client_order_id,
-            exchange_order_id=client_order_id if status == FILLED else None,  # as first answered
-            status=status,
-            filled=float(quantity) if status == FILLED else 0.0,
-            average_price=price,
-            fee=float(fee),
-            timestamp_ms=int(at_ms),
-            reason=reason,
+            exchange_order_id=client_order_id if filled else None,  # as first answered
+            status=known.status,
+            filled=known.quantity if filled else 0.0,
+            average_price=known.price,
+            fee=known.fee,
+            timestamp_ms=known.at_ms,
+            reason=known.reason,
         )
 
     def _fill(
@@ -154,12 +130,10 @@ class PaperBroker:
         def rejected(reason: str) -> OrderResult:
             return OrderResult(order.client_order_id, None, REJECTED, 0.0, None, 0.0, at_ms, reason)
 
-        row = conn.execute(
-            """SELECT quantity, entry_price, leverage FROM paper_positions
-               WHERE account = %s AND symbol = %s""",
-            (self.name, order.symbol),
-        ).fetchone()
-        quantity, entry, leverage = (float(row[0]), row[1], int(row[2])) if row else (0.0, None, 1)
+        held = paper.position(conn, self.name, order.symbol)
+        quantity, entry, leverage = (
+            (held.quantity, held.entry_price, held.leverage) if held else (0.0, None, 1)
+        )
         signed = order.quantity if order.side == BUY else -order.quantity
         size = order.quantity
         if order.reduce_only:
@@ -180,41 +154,21 @@ class PaperBroker:
                 )
         closed = min(abs(quantity), size) if quantity and (quantity > 0) != (signed > 0) else 0.0
         realised = closed * (fill - entry) * (1.0 if quantity > 0 else -1.0) if closed else 0.0
-        conn.execute(
-            "UPDATE paper_accounts SET balance = balance + %s WHERE account = %s",
-            (realised - fee, self.name),
-        )
-        conn.execute(
-            """INSERT INTO paper_positions (account, symbol, quantity, entry_price)
-               VALUES (%s, %s, %s, %s)
-               ON CONFLICT (account, symbol) DO UPDATE SET
-                   quantity = EXCLUDED.quantity, entry_price = EXCLUDED.entry_price""",
-            (self.name, order.symbol, after, after_entry),
-        )
+        paper.add_to_balance(conn, self.name, realised - fee)
+        paper.set_position(conn, self.name, order.symbol, after, after_entry)
         return OrderResult(
             order.client_order_id, order.client_order_id, FILLED, size, fill, fee, at_ms
         )
 
     def _equity_in(self, conn: psycopg.Connection) -> float:
-        balance = conn.execute(
-            "SELECT balance FROM paper_accounts WHERE account = %s", (self.name,)
-        ).fetchone()
-        held = conn.execute(
-            "SELECT symbol, quantity, entry_price FROM paper_positions "
-            "WHERE account = %s AND quantity <> 0",
-            (self.name,),
-        ).fetchall()
-        assert balance is not None
-        return float(balance[0]) + sum(q * (self.price(s) - e) for s, q, e in held)
+        balance = paper.balance(conn, self.name)
+        held = paper.open_positions(conn, self.name)
+        return balance + sum(q * (self.price(s) - e) for s, q, e in held)
 
     def _margin_needed(
         self, conn: psycopg.Connection, symbol: str, after: float, price: float, leverage: int
     ) -> float:
         """Initial margin of every position once this order is filled."""
-        others = conn.execute(
-            "SELECT symbol, quantity, leverage FROM paper_positions "
-            "WHERE account = %s AND symbol <> %s AND quantity <> 0",
-            (self.name, symbol),
-        ).fetchall()
+        others = paper.other_positions(conn, self.name, symbol)
         need = abs(after) * price / leverage
         return need + sum(abs(q) * self.price(s) / lev for s, q, lev in others)

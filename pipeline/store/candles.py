@@ -201,3 +201,23 @@ def gap_ranges(
     ).fetchall()
     conn.commit()
     return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def candle_times(
+    conn: psycopg.Connection,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    first_ms: int,
+    last_ms: int,
+) -> set[int]:
+    """Open times (ms) of the stored candles in [first_ms, last_ms]: which ones are missing."""
+    rows = conn.execute(
+        """SELECT (extract(epoch FROM open_time) * 1000)::bigint FROM candles
+           WHERE exchange = %s AND symbol = %s AND timeframe = %s
+             AND open_time BETWEEN to_timestamp(%s / 1000.0)
+                               AND to_timestamp(%s / 1000.0)""",
+        (exchange, symbol, timeframe, first_ms, last_ms),
+    ).fetchall()
+    conn.commit()
+    return {int(r[0]) for r in rows}

@@ -60,6 +60,19 @@ def open_database(settings: Settings | None = None, url: str | None = None) -> D
         return db
 
 
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and recreate database `name` on the server at `server_url`; returns its URL.
+
+    A replay writes here, never into the real record.
+    """
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
 def close_all() -> None:
     with _lock:
         for db in _databases.values():

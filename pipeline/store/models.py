@@ -1,19 +1,19 @@
 """The model store: checkpoints with their SHA-256, config, features, scaler, data and metrics.
 
-Checkpoints are state dicts written by `torch.save` and read back with `weights_only=True`,
-after the hash matches: loading never runs code from the database.
+A checkpoint is kept as bytes (`pipeline.model.checkpoint` writes and reads them) and comes
+back only after its bytes match the recorded SHA-256: a tampered or corrupted one is refused
+here, before anything tries to read it. The store never imports torch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import torch
 from psycopg.types.json import Jsonb
 
 STATUSES = ("candidate", "production", "retired")
@@ -33,7 +33,7 @@ class ModelRecord:
     data_window: dict[str, Any]
     metrics: dict[str, Any]
     seed: int
-    state_dict: dict[str, torch.Tensor] | None = None
+    checkpoint: bytes = b""  # the state dict as `pipeline.model.checkpoint` writes it
     epochs: list[dict[str, float]] = field(default_factory=list)
     id: int | None = None
     status: str = "candidate"
@@ -48,26 +48,26 @@ def json_safe(value: Any) -> Any:
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # numpy scalars
+    if hasattr(value, "item") and not _is_tensor(value):  # numpy scalars
         return json_safe(value.item())
     return value
+
+
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor, without importing torch: none exists unless torch is loaded."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def jsonb(value: Any) -> Jsonb:
     return Jsonb(json_safe(value))
 
 
-def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
-    return buffer.getvalue()
-
-
 def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
     """Insert a candidate with its epochs; returns its id."""
-    if record.state_dict is None:
-        raise ModelStoreError("a model needs its state dict to be stored")
-    blob = checkpoint_bytes(record.state_dict)
+    if not record.checkpoint:
+        raise ModelStoreError("a model needs its checkpoint to be stored")
+    blob = record.checkpoint
     digest = hashlib.sha256(blob).hexdigest()
     with conn.transaction():
         row = conn.execute(
@@ -118,7 +118,7 @@ _COLUMNS = """id, name, timeframe, status, config, features, scaler, data_window
 
 
 def load_model(conn: psycopg.Connection, model_id: int) -> ModelRecord:
-    """The stored model with its weights, after checking the checkpoint against its hash."""
+    """The stored model with its checkpoint, after checking the bytes against their hash."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE id = %s", (model_id,)).fetchone()
     conn.commit()
     if row is None:
@@ -174,12 +174,6 @@ def _record(row: tuple) -> ModelRecord:
             f"model {model_id}: checkpoint SHA-256 {actual[:12]}… does not match the recorded "
             f"{digest[:12]}…; refusing to load a tampered or corrupted checkpoint"
         )
-    try:
-        state = torch.load(io.BytesIO(bytes(blob)), weights_only=True, map_location="cpu")
-    except Exception as err:  # weights_only refuses anything but tensors and plain containers
-        raise ModelStoreError(
-            f"model {model_id}: checkpoint is not a plain state dict: {err}"
-        ) from err
     return ModelRecord(
         name=name,
         timeframe=timeframe,
@@ -189,7 +183,7 @@ def _record(row: tuple) -> ModelRecord:
         data_window=window,
         metrics=metrics,
         seed=int(seed),
-        state_dict=state,
+        checkpoint=bytes(blob),
         id=model_id,
         status=status,
         checkpoint_sha256=digest,

@@ -148,6 +148,15 @@ def settle_order(
     return BookPosition(symbol, quantity, entry, candle_ms)
 
 
+def mark_order_unknown(conn: psycopg.Connection, order_id: int, reason: str) -> None:
+    """The broker failed to answer: the order may or may not be on the exchange."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE orders SET status = 'unknown', reason = %s WHERE id = %s",
+            (reason, order_id),
+        )
+
+
 def moved(
     quantity: float, entry: float | None, change: float, price: float
 ) -> tuple[float, float | None]:
@@ -261,3 +270,15 @@ def orders_with_status(conn: psycopg.Connection, account: str, status: str) -> l
     return [
         StoredOrder(int(r[0]), r[1], r[2], r[3], float(r[4]), r[5], float(r[6]), r[7]) for r in rows
     ]
+
+
+def fills(conn: psycopg.Connection, account: str, symbol: str) -> list[tuple]:
+    """Every fill of one market, oldest first: (side, quantity, price, fee, filled_at_ms)."""
+    rows = conn.execute(
+        """SELECT side, quantity, price, fee,
+                  (extract(epoch FROM filled_at) * 1000)::bigint AS filled_at_ms
+           FROM fills WHERE account = %s AND symbol = %s ORDER BY filled_at, order_id""",
+        (account, symbol),
+    ).fetchall()
+    conn.commit()
+    return rows
