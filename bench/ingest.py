@@ -232,8 +232,9 @@ def run_replay(
     (so market loading is paid each time, as a new process pays it)."""
     from pipeline.data.ingest import ingest_partition
     from pipeline.data.sources import open_source
+    from pipeline.exchange.ids import BINANCE_USDM
 
-    source = open_source("ccxt", "binanceusdm", api_url=api_url)
+    source = open_source("ccxt", BINANCE_USDM, api_url=api_url)
     source.exchange.enableRateLimit = rate_limit  # type: ignore[attr-defined]
     for symbol in symbols:
         ingest_partition(db, source, symbol, TIMEFRAME, since_ms)
@@ -474,9 +475,10 @@ def progress(message: str) -> None:
 
 def benchmark(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Run the selected paths against the (already isolated) embedded server."""
-    from pipeline.data.replay_exchange import ReplayExchange, ReplayServer
     from pipeline.data.timeframes import parse_date_ms
-    from pipeline.settings import DEFAULT_EXCHANGE, DEFAULT_SINCE, Settings
+    from pipeline.exchange.ids import DEFAULT_EXCHANGE
+    from pipeline.replay.server import ReplayExchange, ReplayServer
+    from pipeline.settings import DEFAULT_SINCE, Settings
     from pipeline.store.database import open_database
 
     settings = Settings.from_env()

@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline.data.csv_source import CandleFolder
-    from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
     from pipeline.data.timeframes import parse_date_ms
+    from pipeline.exchange.ids import BINANCE_USDM
     from pipeline.live_replay import install_model, pick_model, seed_candles
+    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.server import ReplayExchange, ReplayServer
     from pipeline.settings import Settings
     from pipeline.store.database import Database, fresh_database, open_database, resolve_url
 
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     url = fresh_database(resolve_url(settings), "signals_bench_live")
     db = Database(url)
     print("seeding candles …", file=sys.stderr)
-    seed_candles(db, CandleFolder(args.data_dir), "binanceusdm", markets, timeframes, start)
+    seed_candles(db, CandleFolder(args.data_dir), BINANCE_USDM, markets, timeframes, start)
     record.config = {**record.config, "threshold": args.threshold}  # the bench's copy only
     install_model(db, record, {"reason": "bench/live.py", "source_model": record.id})
 
@@ -199,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                GROUP BY s.id ORDER BY s.candle_time"""
         ).fetchall()
         conn.commit()
-    from pipeline.data.markets import market_id
     from pipeline.data.timeframes import ms_to_iso
+    from pipeline.exchange.markets import market_id
 
     runs = []
     for symbol, candle_ms, timings, ack in rows:

@@ -12,8 +12,9 @@ from contextlib import ExitStack
 from importlib import resources as package_files
 from pathlib import Path
 
-from pipeline.data.markets import normalise_symbol
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
+from pipeline.exchange.ids import BYBIT, DEFAULT_EXCHANGE
+from pipeline.exchange.markets import normalise_symbol
 from pipeline.settings import DEFAULT_SINCE, Settings
 
 DEV_INSTANCE = package_files.files("pipeline").joinpath("dagster_dev.yaml")
@@ -38,9 +39,9 @@ def _progress(total: int, enabled: bool, unit: str = "partition"):
 
 # -- ingest --------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from pipeline.data.ccxt_source import RetryPolicy
     from pipeline.data.ingest import ingest_partition
     from pipeline.data.sources import open_source
+    from pipeline.exchange.retry import RetryPolicy
     from pipeline.store.database import open_database
 
     settings = Settings.from_env()
@@ -85,7 +86,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 # -- replay exchange -----------------------------------------------------------------------
 def cmd_replay_exchange(args: argparse.Namespace) -> int:
-    from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
+    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.faults import FaultPlan
+    from pipeline.replay.server import ReplayExchange, ReplayServer
 
     clock = ReplayClock(parse_date_ms(args.clock) if args.clock else None, args.speed)
     # The trading side accepts the same credentials the exchange broker reads, when set.
@@ -118,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The main job: materialise the asset chain for every configured partition."""
     import dagster as dg
 
-    from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
+    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.server import ReplayExchange, ReplayServer
 
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
@@ -329,8 +333,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         )
     from pipeline.backtest.config import BacktestConfig
     from pipeline.data.csv_source import CandleFolder
-    from pipeline.data.markets import market_id
-    from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
+    from pipeline.exchange.markets import market_id
     from pipeline.live_replay import (
         LiveReplay,
         install_model,
@@ -339,6 +342,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         replay_resources,
         seed_candles,
     )
+    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.server import ReplayExchange, ReplayServer
     from pipeline.store.database import Database, fresh_database, resolve_url
 
     settings = Settings.from_env()
@@ -511,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="ingest candles into PostgreSQL, incrementally")
     ingest.add_argument("--source", choices=("ccxt", "csv"), required=True)
-    ingest.add_argument("--exchange", help="ccxt exchange id: binanceusdm (default) or bybit")
+    ingest.add_argument(
+        "--exchange", help=f"ccxt exchange id: {DEFAULT_EXCHANGE} (default) or {BYBIT}"
+    )
     ingest.add_argument("--api-url", help="point ccxt at another host (replay exchange, testnet)")
     ingest.add_argument("--data-dir", help="candle folder for --source csv")
     ingest.add_argument(

@@ -22,13 +22,14 @@ import pandas as pd
 from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.engine import run_backtest
 from pipeline.data.csv_source import CandleFolder
-from pipeline.data.replay_exchange import ReplayExchange
 from pipeline.data.schema import validate_candles
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.evaluation.candidate import load_for_inference, model_decisions, period_windows
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.live import live_inference_job
+from pipeline.replay.server import ReplayExchange
 from pipeline.sensors import new_candle_sensor
 from pipeline.signals.live import live_features, load_inputs
 from pipeline.store import candles as candle_store
@@ -110,7 +111,7 @@ def replay_resources(
     api_url: str,
     home: str,
     *,
-    exchange: str = "binanceusdm",
+    exchange: str = DEFAULT_EXCHANGE,
     since: str = "2019-09-01",
     fee: float = 0.0005,
     balance: float = 10_000.0,

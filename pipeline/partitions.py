@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.data.markets import market_id
+from pipeline.exchange.markets import market_id
 from pipeline.settings import Settings
 
 _settings = Settings.from_env()

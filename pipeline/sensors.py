@@ -6,9 +6,10 @@ import warnings
 
 import dagster as dg
 
-from pipeline.data.ccxt_source import CcxtCandleSource, ExchangeSourceError
-from pipeline.data.markets import UnknownMarketError
+from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.timeframes import ms_to_iso, timeframe_ms
+from pipeline.exchange.markets import UnknownMarketError
+from pipeline.exchange.retry import ExchangeSourceError
 from pipeline.live import live_inference_job
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
 from pipeline.settings import Settings

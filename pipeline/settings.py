@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
+
 DEFAULT_MARKETS = (
     "BTC/USDT:USDT",
     "ETH/USDT:USDT",
@@ -14,7 +16,6 @@ DEFAULT_MARKETS = (
     "XRP/USDT:USDT",
 )
 DEFAULT_TIMEFRAMES = ("1h", "4h", "1d")
-DEFAULT_EXCHANGE = "binanceusdm"
 # Binance USDⓈ-M perpetuals start in late 2019; earlier dates just return nothing.
 DEFAULT_SINCE = "2019-09-01"
 

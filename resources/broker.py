@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.data.ccxt_source import make_exchange
+from pipeline.exchange.client import make_exchange
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.execution.broker import Broker
 from pipeline.execution.paper import PaperBroker
 from pipeline.execution.prices import ExchangePriceFeed
@@ -28,7 +29,7 @@ class BrokerResource(dg.ConfigurableResource):
     kind: str = "paper"
     account: str = "paper"
     account_per_market: bool = False
-    exchange: str = "binanceusdm"
+    exchange: str = DEFAULT_EXCHANGE
     api_url: str | None = None
     fee: float = 0.0005
     slippage_bps: float = 0.0

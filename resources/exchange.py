@@ -2,16 +2,17 @@
 
 import dagster as dg
 
-from pipeline.data.ccxt_source import RetryPolicy
 from pipeline.data.ingest import CandleSource
 from pipeline.data.sources import open_source
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
+from pipeline.exchange.retry import RetryPolicy
 
 
 class CandleSourceResource(dg.ConfigurableResource):
     """ccxt (`exchange`, optionally at `api_url`: a testnet or the replay exchange) or `csv`."""
 
     source: str = "ccxt"
-    exchange: str = "binanceusdm"
+    exchange: str = DEFAULT_EXCHANGE
     api_url: str | None = None
     data_dir: str | None = None
     since: str = "2019-09-01"

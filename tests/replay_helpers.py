@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.server import ReplayExchange, ReplayServer
 
 
 def candle_open(sample_dir: Path, market: str, when: str) -> float:

@@ -1,6 +1,6 @@
 """`CcxtCandleSource` against Bybit v5's recorded response shapes, offline.
 
-Binance has a replay server (`pipeline.data.replay_exchange`); Bybit has none, so the real ccxt
+Binance has a replay server (`pipeline.replay`); Bybit has none, so the real ccxt
 bybit client runs here with its HTTP layer, `Exchange.fetch`, replaced by `BybitRecorder`: it
 answers each v5 endpoint with a recorded (instruments-info) or synthetic (kline, time) body in
 Bybit's shape, runs ccxt's own `handle_errors` on it so bybit's retCode mapping is exercised for
@@ -19,14 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import ccxt
 import pytest
 
-from pipeline.data.ccxt_source import (
-    CcxtCandleSource,
-    ExchangeSourceError,
-    RetryPolicy,
-    make_exchange,
-    with_retries,
-)
-from pipeline.data.markets import UnknownMarketError, market_id, symbol_from_id
+from pipeline.data.ccxt_source import CcxtCandleSource
+from pipeline.exchange.client import make_exchange
+from pipeline.exchange.markets import UnknownMarketError, market_id, symbol_from_id
+from pipeline.exchange.retry import ExchangeSourceError, RetryPolicy, with_retries
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bybit"
 HOUR = 3_600_000

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from replay_helpers import account, candle_open, frozen_replay
 
-from pipeline.data.ccxt_source import RetryPolicy
-from pipeline.data.replay_exchange import FaultPlan, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.exchange.retry import RetryPolicy
 from pipeline.execution.broker import (
     BUY,
     CANCELLED,
@@ -22,6 +21,8 @@ from pipeline.execution.broker import (
     OrderRequest,
 )
 from pipeline.execution.ccxt_broker import BrokerAuthError, BrokerConfigError, CcxtBroker
+from pipeline.replay.faults import FaultPlan
+from pipeline.replay.server import ReplayServer
 
 KEY, SECRET = "broker-test-key-3f9a", "broker-test-secret-e27b"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

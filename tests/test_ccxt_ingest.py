@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from candle_helpers import independent
 
-from pipeline.data.ccxt_source import ExchangeSourceError, RetryPolicy
 from pipeline.data.ingest import ingest_partition
-from pipeline.data.markets import UnknownMarketError
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
 from pipeline.data.sources import open_source
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.exchange.markets import UnknownMarketError
+from pipeline.exchange.retry import ExchangeSourceError, RetryPolicy
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.faults import FaultPlan
+from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.store.candles import load_candles, summary
 
 SYM = "BTC/USDT:USDT"

@@ -8,8 +8,8 @@ import pytest
 from conftest import write_folder
 
 from pipeline.data.ingest import CsvCandleSource, ingest_partition
-from pipeline.data.markets import UnknownMarketError
 from pipeline.data.schema import CandleValidationError
+from pipeline.exchange.markets import UnknownMarketError
 from pipeline.store.candles import load_candles
 
 SYM = "BTC/USDT:USDT"

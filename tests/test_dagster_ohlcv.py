@@ -9,10 +9,11 @@ from conftest import write_folder
 
 from assets.market_data import FRESHNESS_CHECK, GAPS_CHECK, SCHEMA_CHECK, ohlcv
 from pipeline.data.csv_source import CandleFolder
-from pipeline.data.replay_exchange import ReplayClock, ReplayExchange, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.definitions import defs
 from pipeline.partitions import partition_key
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.schedules import ohlcv_refresh_schedule
 from pipeline.store.candles import load_candles
 from resources.database import PostgresResource

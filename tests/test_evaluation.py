@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data.markets import symbol_from_id
 from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate, fold_plan
+from pipeline.exchange.markets import symbol_from_id
 from pipeline.model.training import TrainConfig
 
 CFG = EvaluationConfig(

@@ -12,9 +12,8 @@ import pytest
 import torch
 from replay_helpers import account, frozen_replay
 
-from pipeline.data.ccxt_source import RetryPolicy
-from pipeline.data.replay_exchange import FaultPlan, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.exchange.retry import RetryPolicy
 from pipeline.execution.broker import BUY, FILLED, REJECTED, SELL, OrderRequest
 from pipeline.execution.ccxt_broker import CcxtBroker
 from pipeline.execution.manager import Difference, PositionManager
@@ -22,6 +21,8 @@ from pipeline.execution.orders import client_order_id
 from pipeline.execution.paper import PaperBroker
 from pipeline.execution.risk import RiskConfig
 from pipeline.model.checkpoint import checkpoint_bytes
+from pipeline.replay.faults import FaultPlan
+from pipeline.replay.server import ReplayServer
 from pipeline.signals.inference import FLAT, LONG, SHORT, Decision
 from pipeline.store import trading
 from pipeline.store.candles import upsert_candles

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data.markets import symbol_from_id
+from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.compute import (
     compute_features,
     compute_market_features,

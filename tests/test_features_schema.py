@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.data.markets import symbol_from_id
+from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.compute import compute_features
 from pipeline.features.schema import FeatureValidationError, validate_features
 

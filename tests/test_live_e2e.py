@@ -18,9 +18,11 @@ from live_helpers import (
 
 from pipeline.backtest.config import BacktestConfig
 from pipeline.data.csv_source import CandleFolder
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
 from pipeline.live_replay import LiveReplay, parity, replay_resources, seed_candles
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.faults import FaultPlan
+from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import run_key
 from pipeline.store.signals import load_signals
 from resources.broker import BrokerResource

@@ -2,13 +2,18 @@
 
 import pytest
 
-from pipeline.data.markets import UnknownMarketError, market_id, normalise_symbol, symbol_from_id
 from pipeline.data.timeframes import (
     UnknownTimeframeError,
     floor_to_grid,
     ms_to_iso,
     parse_date_ms,
     timeframe_ms,
+)
+from pipeline.exchange.markets import (
+    UnknownMarketError,
+    market_id,
+    normalise_symbol,
+    symbol_from_id,
 )
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.replay_exchange import FaultPlan, ReplayClock, ReplayExchange, ReplayServer
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.faults import FaultPlan
+from pipeline.replay.server import ReplayExchange, ReplayServer
 
 H = 3_600_000
 

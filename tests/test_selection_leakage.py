@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.data.markets import symbol_from_id
+from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names

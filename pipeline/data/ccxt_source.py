@@ -1,107 +1,24 @@
-"""Candles from an exchange through ccxt: paged, closed candles only, bounded retries."""
+"""Candles from an exchange through ccxt: paged, closed candles only, bounded retries
+(the client and the retry policy come from `pipeline.exchange`)."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import ccxt
 import pandas as pd
 
 from pipeline.data.candles import candle_frame
-from pipeline.data.markets import UnknownMarketError
 from pipeline.data.timeframes import timeframe_ms
+from pipeline.exchange.ids import BINANCE_USDM, BYBIT
+from pipeline.exchange.markets import UnknownMarketError
+from pipeline.exchange.retry import RetryPolicy, with_retries
 
-log = logging.getLogger(__name__)
-
-SUPPORTED_EXCHANGES = ("binanceusdm", "bybit")
 # Largest page per klines request as ccxt sends it (ccxt caps Binance at 1000, not the API's 1500).
-PAGE_LIMITS = {"binanceusdm": 1000, "bybit": 1000}
+PAGE_LIMITS = {BINANCE_USDM: 1000, BYBIT: 1000}
 # Exchanges whose klines answer `since` alone with the first candles at or after it, so an
 # empty window (before a listing, across a long outage) can jump straight to the next candle.
-ASCENDING_FROM_SINCE = {"binanceusdm"}
-
-# Worth another try: network errors, rate limits, an exchange down for a moment, and an
-# operation whose outcome it could not tell (Binance's -1000 "internal error" on HTTP 5xx).
-RETRYABLE = (ccxt.OperationFailed,)
-
-T = TypeVar("T")
-
-
-class ExchangeSourceError(RuntimeError):
-    """The exchange refused, or kept failing past the retry bound; the message says which."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.backoff_s * 2**attempt)
-
-
-def _point_at(urls: Any, api_url: str) -> Any:
-    """Every API URL of a ccxt exchange, re-rooted at `api_url` (path kept)."""
-    if isinstance(urls, dict):
-        return {key: _point_at(value, api_url) for key, value in urls.items()}
-    if isinstance(urls, str) and "://" in urls:
-        parts = urlsplit(urls)
-        rest = urls[len(f"{parts.scheme}://{parts.netloc}") :]
-        return api_url.rstrip("/") + rest
-    return urls
-
-
-def make_exchange(
-    exchange_id: str = "binanceusdm", api_url: str | None = None, timeout_ms: int = 10_000
-) -> ccxt.Exchange:
-    """A ccxt client for linear perpetuals, rate limiter on, optionally pointed at another host."""
-    if exchange_id not in SUPPORTED_EXCHANGES:
-        raise ValueError(
-            f"unsupported exchange {exchange_id!r}; supported: {', '.join(SUPPORTED_EXCHANGES)}"
-        )
-    options: dict[str, Any] = {"defaultType": "swap"}
-    if exchange_id == "bybit":
-        options.update({"defaultSubType": "linear", "fetchMarkets": {"types": ["linear"]}})
-    exchange = getattr(ccxt, exchange_id)(
-        {"enableRateLimit": True, "timeout": timeout_ms, "options": options}
-    )
-    if api_url:
-        exchange.urls["api"] = _point_at(exchange.urls["api"], api_url)
-    return exchange
-
-
-def with_retries(
-    call: Callable[[], T],
-    what: str,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run `call`; retry retryable ccxt errors with exponential backoff, fail clearly otherwise."""
-    for attempt in range(policy.attempts):
-        try:
-            return call()
-        except ccxt.BadSymbol as err:
-            raise UnknownMarketError(f"{what}: unknown market: {err}") from err
-        except RETRYABLE as err:
-            if attempt + 1 == policy.attempts:
-                raise ExchangeSourceError(
-                    f"{what}: gave up after {policy.attempts} attempts; last error "
-                    f"{type(err).__name__}: {err}"
-                ) from err
-            wait = policy.delay(attempt)
-            log.warning("%s: %s (%s); retrying in %.2fs", what, type(err).__name__, err, wait)
-            sleep(wait)
-        except ccxt.BaseError as err:
-            raise ExchangeSourceError(
-                f"{what}: exchange error {type(err).__name__}: {err}"
-            ) from err
-    raise AssertionError("unreachable")  # pragma: no cover
+ASCENDING_FROM_SINCE = {BINANCE_USDM}
 
 
 class CcxtCandleSource:

@@ -8,8 +8,8 @@ import pandas as pd
 
 from pipeline.data.aggregate import aggregate
 from pipeline.data.candles import COLUMNS
-from pipeline.data.markets import UnknownMarketError, market_id, symbol_from_id
 from pipeline.data.schema import validate_candles
+from pipeline.exchange.markets import UnknownMarketError, market_id, symbol_from_id
 
 BASE_TIMEFRAME = "1h"
 

@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.data.csv_source import CandleFolder
 from pipeline.data.schema import validate_candles
 from pipeline.data.timeframes import ms_to_iso, timeframe_ms
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.store import candles as candle_store
 from pipeline.store.database import Database
 
@@ -35,7 +36,7 @@ class CsvCandleSource:
     the close of the newest candle in the folder, so "fresh" means "up to date with the file".
     """
 
-    def __init__(self, data_dir: str, exchange_id: str = "binanceusdm"):
+    def __init__(self, data_dir: str, exchange_id: str = DEFAULT_EXCHANGE):
         self.folder = CandleFolder(data_dir)
         self._exchange_id = exchange_id
         self._now: int | None = None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pipeline.data.ccxt_source import CcxtCandleSource, RetryPolicy, make_exchange
+from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.ingest import CandleSource, CsvCandleSource
+from pipeline.exchange.client import make_exchange
+from pipeline.exchange.ids import DEFAULT_EXCHANGE
+from pipeline.exchange.retry import RetryPolicy
 
 SOURCES = ("ccxt", "csv")
 
 
 def open_source(
     source: str,
-    exchange: str = "binanceusdm",
+    exchange: str = DEFAULT_EXCHANGE,
     api_url: str | None = None,
     data_dir: str | None = None,
     retry: RetryPolicy | None = None,

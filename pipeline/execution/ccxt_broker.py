@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 import ccxt
 
-from pipeline.data.ccxt_source import RETRYABLE, RetryPolicy, make_exchange
+from pipeline.exchange.client import make_exchange
+from pipeline.exchange.ids import BINANCE_USDM, DEFAULT_EXCHANGE
+from pipeline.exchange.retry import RETRYABLE, RetryPolicy
 from pipeline.execution.broker import (
     BUY,
     CANCELLED,
@@ -40,7 +42,7 @@ from pipeline.execution.broker import (
 log = logging.getLogger(__name__)
 
 ENV_API_KEY, ENV_API_SECRET = "SIGNALS_API_KEY", "SIGNALS_API_SECRET"
-TRADING_EXCHANGES = ("binanceusdm",)
+TRADING_EXCHANGES = (BINANCE_USDM,)
 MARGIN_MODES = ("isolated", "cross")
 DUPLICATE_CLIENT_ID = "-4116"  # Binance futures: "ClientOrderId is duplicated."
 # The exchange answered and refused: nothing was placed, nothing changed.
@@ -145,7 +147,7 @@ class CcxtBroker:
     @classmethod
     def from_env(
         cls,
-        exchange_id: str = "binanceusdm",
+        exchange_id: str = DEFAULT_EXCHANGE,
         api_url: str | None = None,
         timeout_ms: int = 10_000,
         retry: RetryPolicy | None = None,
@@ -167,8 +169,7 @@ class CcxtBroker:
                 f"trading through {exchange_id!r} is not supported; "
                 f"supported: {', '.join(TRADING_EXCHANGES)}"
             )
-        exchange = make_exchange(exchange_id, api_url, timeout_ms)
-        exchange.apiKey, exchange.secret = key, secret
+        exchange = make_exchange(exchange_id, api_url, timeout_ms, api_key=key, secret=secret)
         return cls(exchange, retry)
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import ccxt
 
-from pipeline.data.ccxt_source import RetryPolicy, with_retries
+from pipeline.exchange.retry import RetryPolicy, with_retries
 
 
 class PriceFeed(Protocol):

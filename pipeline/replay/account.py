@@ -1,8 +1,8 @@
 """The trading side of the replay exchange: one USDⓈ-M account, its orders, fills and positions.
 
-Pure Python and thread-safe; `replay_exchange.py` does the HTTP, the request signing and turns
-`BinanceError` into Binance's error answers. Requests and answers use Binance's field names, so
-the real ccxt client reads them as it reads Binance.
+Pure Python and thread-safe; `server.py` does the HTTP, `signing.py` checks the request
+signatures, and the server turns `BinanceError` into Binance's error answers. Requests and
+answers use Binance's field names, so the real ccxt client reads them as it reads Binance.
 
 Fills: a market order fills in full at the replay price (the open of the 1h candle in progress
 at the replay clock), no slippage, paying the taker fee from the USDT wallet. That is the
@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from pipeline.replay.errors import BinanceError, missing
+from pipeline.replay.market_data import MarketRules
+
 TAKER_FEE = 0.0005
 MAINT_MARGIN_RATE = 0.004
 DEFAULT_LEVERAGE, MAX_LEVERAGE = 20, 125
@@ -27,34 +30,6 @@ MARGIN_TYPES = ("CROSSED", "ISOLATED")
 QUOTE = "USDT"
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _FIRST_ORDER_ID = 8_389_765_000
-
-
-class BinanceError(Exception):
-    """A refusal in Binance's words: HTTP status, error code and message."""
-
-    def __init__(self, code: int, msg: str, status: int = 400):
-        super().__init__(f"{code} {msg}")
-        self.code, self.msg, self.status = code, msg, status
-
-    def body(self) -> dict:
-        return {"code": self.code, "msg": self.msg}
-
-
-def _missing(name: str) -> BinanceError:
-    return BinanceError(
-        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-    )
-
-
-@dataclass(frozen=True)
-class MarketRules:
-    """The filters exchangeInfo publishes for one market, enforced on every order."""
-
-    tick: Decimal
-    step: Decimal = Decimal("0.001")
-    min_qty: Decimal = Decimal("0.001")
-    max_qty: Decimal = Decimal("1000000")
-    min_notional: float = 5.0
 
 
 @dataclass
@@ -253,7 +228,7 @@ class ReplayAccount:
         market = params.get("symbol")
         if not market:
             if required:
-                raise _missing("symbol")
+                raise missing("symbol")
             return None
         if market not in self.rules:
             raise BinanceError(-1121, "Invalid symbol.")
@@ -262,11 +237,11 @@ class ReplayAccount:
     def _quantity(self, params: dict[str, str], rules: MarketRules) -> Decimal:
         text = params.get("quantity")
         if not text:
-            raise _missing("quantity")
+            raise missing("quantity")
         try:
             qty = Decimal(text)
         except InvalidOperation:
-            raise _missing("quantity") from None
+            raise missing("quantity") from None
         if not qty.is_finite() or qty <= 0:
             raise BinanceError(-4003, "Quantity less than or equal to zero.")
         if qty % rules.step != 0:
@@ -281,7 +256,7 @@ class ReplayAccount:
         try:
             price = Decimal(params.get("price") or "")
         except InvalidOperation:
-            raise _missing("price") from None
+            raise missing("price") from None
         if not price.is_finite() or price <= 0:
             raise BinanceError(-4001, "Price less than 0.")
         if price % rules.tick != 0:
@@ -333,7 +308,7 @@ class ReplayAccount:
         now = self._now()
         if kind == "LIMIT":
             if not params.get("timeInForce"):
-                raise _missing("timeInForce")
+                raise missing("timeInForce")
             price = self._limit_price(params, rules)
         else:
             market_price = self._price(market)
@@ -424,7 +399,7 @@ class ReplayAccount:
         try:
             key = int(order_id) if order_id is not None else self.by_client_id.get(client_id or "")
         except ValueError:
-            raise _missing("orderId") from None
+            raise missing("orderId") from None
         order = self.orders.get(key) if key is not None else None
         if order is None or order.symbol != market:
             raise BinanceError(code, msg)
@@ -501,7 +476,7 @@ class ReplayAccount:
             assert market is not None
             margin_type = params.get("marginType", "").upper()
             if margin_type not in MARGIN_TYPES:
-                raise _missing("marginType")
+                raise missing("marginType")
             pos = self.positions[market]
             if margin_type == pos.margin_type:
                 raise BinanceError(-4046, "No need to change margin type.")

@@ -1,0 +1,69 @@
+"""Failures on demand, so clients are tested against what a real exchange does to them:
+rate limits (429), internal errors (500), requests that hang, and answers that are lost."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+# 'lost': the request is carried out, but its answer never arrives (the connection closes).
+FAULT_KINDS = ("429", "500", "timeout", "lost")
+# The answers of the kinds that answer at all, as Binance words them.
+FAULT_ANSWERS: dict[str, tuple[int, dict]] = {
+    "429": (429, {"code": -1003, "msg": "Too many requests; replay fault."}),
+    "500": (500, {"code": -1000, "msg": "Internal error; replay fault."}),
+}
+
+
+@dataclass
+class FaultPlan:
+    """Which requests fail, and how: the next `count` requests, or a `share` of them at random;
+    only those to `path` and/or with `method` when given (e.g. POST /fapi/v1/order)."""
+
+    kind: str = "500"
+    count: int = 0
+    share: float = 0.0
+    delay_s: float = 15.0  # how long a 'timeout' or 'lost' request hangs before it is closed
+    seed: int = 0
+    path: str | None = None
+    method: str | None = None
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError("fault share must lie in [0, 1]")
+        self.method = self.method.upper() if self.method else None
+        self._rng = random.Random(self.seed)
+
+    @classmethod
+    def parse(
+        cls,
+        spec: str,
+        delay_s: float = 15.0,
+        seed: int = 0,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> FaultPlan:
+        """`KIND:N` fails the next N requests; `KIND:0.25` fails a quarter of them at random."""
+        kind, _, amount = spec.partition(":")
+        if not amount:
+            raise ValueError(f"fault spec {spec!r} must look like 500:3 or 429:0.2")
+        where = {"delay_s": delay_s, "seed": seed, "path": path, "method": method}
+        if "." in amount:
+            return cls(kind=kind, share=float(amount), **where)
+        return cls(kind=kind, count=int(amount), **where)
+
+    def matches(self, method: str | None, path: str | None) -> bool:
+        return self.path in (None, path) and self.method in (None, method)
+
+    def draw(self, method: str | None = None, path: str | None = None) -> str | None:
+        if not self.matches(method, path):
+            return None
+        if self.count > 0:
+            self.count -= 1
+            return self.kind
+        if self.share > 0 and self._rng.random() < self.share:
+            return self.kind
+        return None
