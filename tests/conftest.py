@@ -12,6 +12,8 @@ import pandas as pd
 import psycopg
 import pytest
 
+from tests.helpers.folders import write_folder
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO.parent / "shared" / "data" / "binance-usdm-1h"
 
@@ -74,14 +76,6 @@ def db(database_url: str):
     database = Database(database_url)
     yield database
     database.close()
-
-
-def write_folder(path: Path, frames: dict[str, pd.DataFrame]) -> Path:
-    """A candle folder in the sample format (gzip CSV per market id)."""
-    path.mkdir(parents=True, exist_ok=True)
-    for market, frame in frames.items():
-        frame.to_csv(path / f"{market}.csv.gz", index=False)
-    return path
 
 
 @pytest.fixture()

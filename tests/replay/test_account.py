@@ -14,12 +14,12 @@ from pathlib import Path
 import ccxt
 import pandas as pd
 import pytest
-from replay_helpers import candle_open, frozen_replay
 
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.exchange.client import make_exchange
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayServer
+from tests.helpers.replay import candle_open, frozen_replay
 
 KEY, SECRET = "acct-test-key-5b1e", "acct-test-secret-c9d4"
 BTC, ETH, XRP = "BTC/USDT:USDT", "ETH/USDT:USDT", "XRP/USDT:USDT"

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_folder
 
 from pipeline.data.ingest import CsvCandleSource, ingest_partition
 from pipeline.data.schema import CandleValidationError
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.store.candles import load_candles
+from tests.helpers.folders import write_folder
 
 SYM = "BTC/USDT:USDT"
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pandas as pd
-from candle_helpers import independent
 
 from pipeline.data.aggregate import aggregate
+from tests.helpers.candles import independent
 
 H = 3_600_000
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from conftest import write_folder
+
+from tests.helpers.folders import write_folder
 
 HOUR = 3_600_000
 HISTORY_START = 1_603_411_200_000  # 2020-10-23T00:00Z, the sample's first candle

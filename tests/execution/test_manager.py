@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from replay_helpers import account, frozen_replay
 
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.exchange.retry import RetryPolicy
@@ -28,6 +27,7 @@ from pipeline.store import trading
 from pipeline.store.candles import upsert_candles
 from pipeline.store.models import ModelRecord, save_model
 from pipeline.store.signals import SignalRow, record_signal
+from tests.helpers.replay import account, frozen_replay
 
 KEY, SECRET = "manager-test-key-81c2", "manager-test-secret-4d7e"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

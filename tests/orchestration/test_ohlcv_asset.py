@@ -5,7 +5,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import write_folder
 
 from assets.market_data import FRESHNESS_CHECK, GAPS_CHECK, SCHEMA_CHECK, ohlcv
 from pipeline.data.csv_source import CandleFolder
@@ -18,6 +17,7 @@ from pipeline.schedules import ohlcv_refresh_schedule
 from pipeline.store.candles import load_candles
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
+from tests.helpers.folders import write_folder
 
 SYM = "BTC/USDT:USDT"
 END_OF_SMALL = "2021-01-31T00:30:00Z"  # small_dir's last hour closed at 00:00

@@ -13,7 +13,7 @@ from pipeline.exchange.client import SUPPORTED_EXCHANGES, make_exchange
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.settings import Settings
 
-PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
+PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
 
 
 def test_default_exchange_is_the_settings_default() -> None:

@@ -187,7 +187,7 @@ def test_features_matrix_from_a_folder(small_dir: Path, tmp_path: Path) -> None:
 def test_main_job_runs_the_chain_for_one_market(
     database_url: str, sample_frames, tmp_path: Path
 ) -> None:
-    from conftest import write_folder
+    from tests.helpers.folders import write_folder
 
     btc = sample_frames["BTCUSDT"]
     folder = write_folder(tmp_path / "btc", {"BTCUSDT": btc[btc["timestamp"] < 1640995200000]})

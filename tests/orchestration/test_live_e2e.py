@@ -9,12 +9,6 @@ paper trades' net returns equal the backtest's trades'.
 from __future__ import annotations
 
 import pytest
-from live_helpers import (
-    HOUR,
-    LIVE_START,
-    install_random_model,
-    live_folder,
-)
 
 from pipeline.backtest.config import BacktestConfig
 from pipeline.data.csv_source import CandleFolder
@@ -28,6 +22,12 @@ from pipeline.store.signals import load_signals
 from resources.broker import BrokerResource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
+from tests.helpers.live import (
+    HOUR,
+    LIVE_START,
+    install_random_model,
+    live_folder,
+)
 
 CANDLES = 10
 TIMEFRAMES = ["1h", "4h", "1d"]

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from candle_helpers import independent
 
 from pipeline.data.ingest import ingest_partition
 from pipeline.data.sources import open_source
@@ -16,6 +15,7 @@ from pipeline.replay.clock import ReplayClock
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.store.candles import load_candles, summary
+from tests.helpers.candles import independent
 
 SYM = "BTC/USDT:USDT"
 FAST_RETRY = RetryPolicy(attempts=4, backoff_s=0.01)

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from replay_helpers import account, candle_open, frozen_replay
 
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.exchange.retry import RetryPolicy
@@ -23,6 +22,7 @@ from pipeline.execution.broker import (
 from pipeline.execution.ccxt_broker import BrokerAuthError, BrokerConfigError, CcxtBroker
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayServer
+from tests.helpers.replay import account, candle_open, frozen_replay
 
 KEY, SECRET = "broker-test-key-3f9a", "broker-test-secret-e27b"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

@@ -1,0 +1,1 @@
+"""Test-only helpers: reference computations, small set-ups, shared by several folders."""
