@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.data.timeframes import timeframe_ms
+from pipeline.data.timeframes import DAY_MS, HOUR_MS, timeframe_ms
 
-YEAR_MS = 365 * 86_400_000
-FUNDING_INTERVAL_MS = 8 * 3_600_000
+YEAR_MS = 365 * DAY_MS
+FUNDING_INTERVAL_MS = 8 * HOUR_MS
 
 
 @dataclass(frozen=True)

@@ -38,18 +38,6 @@ from pipeline.backtest.metrics import equity_metrics, trade_metrics
 from pipeline.backtest.schedule import run_starts, schedule
 from pipeline.backtest.settle import Settlement, settle
 
-TRADE_COLUMNS = (
-    "entry_time",
-    "exit_time",
-    "side",
-    "entry_price",
-    "exit_price",
-    "candles",
-    "gross_return",
-    "costs",
-    "net_return",
-)
-
 
 @dataclass(frozen=True)
 class BacktestResult:

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("open", "high", "low", "close")
 
 
 def candle_frame(rows: list[list[float]] | np.ndarray | None = None) -> pd.DataFrame:
@@ -16,7 +15,3 @@ def candle_frame(rows: list[list[float]] | np.ndarray | None = None) -> pd.DataF
     # Timestamps go through float64 here; epoch ms < 2**53 are exact.
     frame.insert(0, "timestamp", array[:, 0].astype("int64"))
     return frame
-
-
-def empty_frame() -> pd.DataFrame:
-    return candle_frame(None)

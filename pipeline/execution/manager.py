@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.data.timeframes import DAY_MS
 from pipeline.execution.broker import (
     BUY,
+    CANCELLED,
     FILLED,
     OPEN,
     REJECTED,
@@ -37,8 +39,7 @@ from pipeline.store.signals import SignalRow, recent_sides
 
 log = logging.getLogger(__name__)
 
-FINAL = (FILLED, REJECTED, "cancelled")
-DAY_MS = 86_400_000
+FINAL = (FILLED, REJECTED, CANCELLED)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import talib
 
+from pipeline.data.timeframes import DAY_MS
 from pipeline.features.registry import VOLUME_MEDIAN_DAYS
 from pipeline.features.rolling import (
     Moments,
@@ -25,7 +26,6 @@ from pipeline.features.rolling import (
     safe_ratio,
 )
 
-DAY_MS = 86_400_000
 _TWO_PI = 2.0 * math.pi
 
 Arrays = dict[str, np.ndarray]

@@ -91,19 +91,6 @@ def diff(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
-    return Prefix(x).sum(n)
-
-
-def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    return Prefix(x).mean(n)
-
-
-def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
-    """Population standard deviation (ddof 0, as TA-Lib's STDDEV) over n rows."""
-    return Moments(x).std(n)
-
-
 def rolling_median_low(x: np.ndarray, n: int) -> np.ndarray:
     """Lower median of the n values ending at each row (the (n+1)//2-th smallest).
 

@@ -14,14 +14,13 @@ import pandas as pd
 from pipeline.data.aggregate import aggregate
 from pipeline.data.csv_source import BASE_TIMEFRAME, CandleFolder
 from pipeline.data.schema import validate_candles
-from pipeline.data.timeframes import timeframe_ms
+from pipeline.data.timeframes import HOUR_MS, timeframe_ms
 from pipeline.exchange.markets import market_id
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.errors import BinanceError
 
 INTERVALS = ("1h", "2h", "4h", "6h", "8h", "12h", "1d")
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1500
-H_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class ReplayMarketData:
         i = int(np.searchsorted(opens, now_ms, side="right")) - 1
         if i < 0:
             return None
-        return float(open_prices[i] if now_ms < opens[i] + H_MS else closes[i])
+        return float(open_prices[i] if now_ms < opens[i] + HOUR_MS else closes[i])
 
     def series(self, market: str, interval: str) -> np.ndarray:
         """(n, 6) float array [open_time, o, h, l, c, v] of complete candles, ascending."""
@@ -253,7 +252,7 @@ class ReplayMarket:
             if last is None:
                 continue
             hours = self.data.series(market, "1h")
-            lo, hi = np.searchsorted(hours[:, 0], [now - 24 * H_MS, now - H_MS], side="right")
+            lo, hi = np.searchsorted(hours[:, 0], [now - 24 * HOUR_MS, now - HOUR_MS], side="right")
             day = hours[lo:hi]
             first = float(day[0, 1]) if len(day) else last
             high = max([last, *day[:, 2].tolist()])
@@ -273,7 +272,7 @@ class ReplayMarket:
                     "lowPrice": repr(low),
                     "volume": repr(volume),
                     "quoteVolume": repr(quote_volume),
-                    "openTime": now - 24 * H_MS,
+                    "openTime": now - 24 * HOUR_MS,
                     "closeTime": now,
                     "firstId": 0,
                     "lastId": 0,

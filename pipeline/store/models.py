@@ -16,8 +16,6 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-STATUSES = ("candidate", "production", "retired")
-
 
 class ModelStoreError(RuntimeError):
     """A model could not be stored, found, verified or promoted; the message says which."""
