@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.tables import markdown_table
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # dagster and dagster-daemon of this environment
 DAGSTER_YAML = (REPO / "pipeline" / "dagster_dev.yaml").read_text()
@@ -250,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         f"runs per market × candle: min {min(counts)}, max {max(counts)} over {len(counts)} "
         f"(exactly one expected); {len(rows)} signals recorded"
     )
-    print("| measure | p50 | p95 | max |")
-    print("|---|---|---|---|")
-    for key, unit in (
+    measures = (
         ("sensor_wait_s", "s"),
         ("run_launch_s", "s"),
         ("own_work_ms", "ms"),
@@ -264,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         ("execute_ms", "ms"),
         ("signal_recorded_s", "s"),
         ("total_s", "s"),
-    ):
+    )
+    rows = []
+    for key, unit in measures:
         values = [r[key] for r in runs if key in r]
-        print(
-            f"| {key} | {pct(values, 50):.3f} {unit} | {pct(values, 95):.3f} {unit} | "
-            f"{max(values):.3f} {unit} |"
+        rows.append(
+            [key, *(f"{v:.3f} {unit}" for v in (pct(values, 50), pct(values, 95), max(values)))]
         )
+    print(markdown_table(["measure", "p50", "p95", "max"], rows))
     own = pct([r["own_work_ms"] for r in runs], 50)
     print(
         f"reference, the model alone (decide, one window): p50 {reference:.3f} ms; "

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.pool import pool_equity, pool_metrics
+from pipeline.tables import markdown_table
 
 BASELINES = ("always_long", "buy_and_hold", "logistic", "gbm")
 
@@ -61,13 +62,11 @@ def _cell(value: Any, fmt: str) -> str:
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     """Markdown table, one row per strategy."""
-    header = "| strategy | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    rule = "|---|" + "---:|" * len(COLUMNS)
-    rows = [
-        f"| {name} | " + " | ".join(_cell(m[key], fmt) for key, _, fmt in COLUMNS) + " |"
-        for name, m in metrics.items()
-    ]
-    return "\n".join([header, rule, *rows])
+    return markdown_table(
+        ["strategy", *(h for _, h, _ in COLUMNS)],
+        ([name, *(_cell(m[key], fmt) for key, _, fmt in COLUMNS)] for name, m in metrics.items()),
+        align="l" + "r" * len(COLUMNS),
+    )
 
 
 def plot_equity(curves: Mapping[str, pd.Series], path: Path, title: str, log: bool) -> None:
