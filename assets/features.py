@@ -12,20 +12,17 @@ from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
 from pipeline.features.schema import validate_features
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.partitions import (
+    BASE_FEATURE_PARTITIONS,
+    BASE_TIMEFRAME,
     SYMBOLS_BY_MARKET_ID,
-    market_partitions,
     ohlcv_partitions,
-    partition_key,
     symbol_for,
     timeframe_partitions,
 )
-from pipeline.settings import Settings
 from pipeline.store.candles import load_candles
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
-
-_settings = Settings.from_env()
-BASE_TIMEFRAME = _settings.base_timeframe
+from resources.project import ProjectResource
 
 # Multi-partition mappings are beta in Dagster 1.13 (pinned <1.14; tests check the mappings).
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
@@ -40,9 +37,6 @@ _SAME_MARKET_ALL_TIMEFRAMES = dg.MultiPartitionMapping(
         "market": dg.DimensionPartitionMapping("market", dg.IdentityPartitionMapping()),
         "timeframe": dg.DimensionPartitionMapping("timeframe", dg.AllPartitionMapping()),
     }
-)
-BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
-    [str(partition_key(m, BASE_TIMEFRAME)) for m in market_partitions.get_partition_keys()]
 )
 
 
@@ -179,8 +173,9 @@ def _ranking_table(result) -> dg.TableMetadataValue:
 class SelectionRunConfig(dg.Config):
     """Selection settings a run may override (the launchpad, or tests on small data)."""
 
-    train_end: str = Settings.from_env().train_end
-    validation_end: str = Settings.from_env().validation_end
+    # None: the project's split (SIGNALS_TRAIN_END / SIGNALS_VALIDATION_END).
+    train_end: str | None = None
+    validation_end: str | None = None
     # Defaults are SelectionConfig's, so the two cannot drift apart.
     horizon: int = SelectionConfig.horizon
     n_select: int = SelectionConfig.n_select
@@ -192,14 +187,7 @@ class SelectionRunConfig(dg.Config):
 
 @dg.asset(
     group_name="features",
-    deps=[
-        dg.AssetDep(
-            "ohlcv",
-            partition_mapping=dg.SpecificPartitionsPartitionMapping(
-                [str(partition_key(m, BASE_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
-            ),
-        )
-    ],
+    deps=[dg.AssetDep("ohlcv", partition_mapping=BASE_FEATURE_PARTITIONS)],
     ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
     io_manager_key="parquet_io_manager",
     kinds={"sklearn", "parquet"},
@@ -207,6 +195,7 @@ class SelectionRunConfig(dg.Config):
 def selected_features(
     context: dg.AssetExecutionContext,
     config: SelectionRunConfig,
+    project: ProjectResource,
     database: PostgresResource,
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
@@ -216,7 +205,10 @@ def selected_features(
     Ranking, fold stability and each dropped feature's reason are in the metadata, with the
     uplift the selection claims measured on the validation window, whichever way it goes.
     """
-    cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **config.model_dump())
+    overrides = config.model_dump()
+    overrides["train_end"] = config.train_end or project.train_end
+    overrides["validation_end"] = config.validation_end or project.validation_end
+    cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **overrides)
     candles = {
         symbol: stored_candles(database, candle_source, market, BASE_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.features import BASE_FEATURE_PARTITIONS, BASE_TIMEFRAME, stored_candles
+from assets.features import stored_candles
 from pipeline.backtest.pool import pool_metrics
 from pipeline.backtest.report import write_report
 from pipeline.evaluation.candidate import (
@@ -22,43 +22,49 @@ from pipeline.evaluation.gates import GateConfig, check_gate
 from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.model.training import TrainConfig
-from pipeline.partitions import SYMBOLS_BY_MARKET_ID, ohlcv_partitions, symbol_for
-from pipeline.settings import Settings
+from pipeline.partitions import (
+    BASE_FEATURE_PARTITIONS,
+    BASE_TIMEFRAME,
+    SYMBOLS_BY_MARKET_ID,
+    market_partitions,
+    symbol_for,
+)
 from pipeline.store import models as model_store
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
+from resources.project import ProjectResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
 GAP_CHECK = "lstm_model_gap_within_bound"
 MAJORITY_CHECK = "lstm_model_beats_majority"
-_settings = Settings.from_env()
 
 
 class ModelRunConfig(dg.Config):
     """Training and split settings a run may override (the launchpad, tests on small data)."""
 
     train_start: str = "2020-01-01"
-    train_end: str = _settings.train_end
-    validation_end: str = _settings.validation_end
+    # None: the project's (SIGNALS_TRAIN_END, SIGNALS_VALIDATION_END, SIGNALS_MAX_EPOCHS).
+    train_end: str | None = None
+    validation_end: str | None = None
     window: int = 8
-    max_epochs: int = _settings.max_epochs
+    max_epochs: int | None = None
     patience: int = 4
     gap_bound: float = 0.15
     threshold: float = 0.65
     seed: int = 0
 
-    def candidate(self) -> CandidateConfig:
+    def candidate(self, project: ProjectResource) -> CandidateConfig:
         return CandidateConfig(
             train_start=self.train_start,
-            train_end=self.train_end,
-            val_end=self.validation_end,
+            train_end=self.train_end or project.train_end,
+            val_end=self.validation_end or project.validation_end,
             timeframe=BASE_TIMEFRAME,
             horizon=DEFAULT_HORIZON,
             threshold=self.threshold,
             train=TrainConfig(
                 window=self.window,
-                max_epochs=self.max_epochs,
+                max_epochs=self.max_epochs if self.max_epochs is not None else project.max_epochs,
                 patience=self.patience,
                 gap_bound=self.gap_bound,
                 seed=self.seed,
@@ -105,11 +111,14 @@ def _curve(epochs: list[dict]) -> str:
             description="Validation accuracy above the majority class's.",
         ),
     ],
+    io_manager_key="json_io_manager",
+    dagster_type=int,  # the model id (the annotation says MaterializeResult)
     kinds={"pytorch", "postgres"},
 )
 def lstm_model(
     context: dg.AssetExecutionContext,
     config: ModelRunConfig,
+    project: ProjectResource,
     database: PostgresResource,
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
@@ -117,11 +126,12 @@ def lstm_model(
 ) -> dg.MaterializeResult:
     """A candidate LSTM on the selected features, stored in the model store with its metrics.
 
-    It becomes production only through `production_model`'s gate.
+    Its value is the model id, which `backtest_report` and `production_model` read: they judge
+    the model this asset produced. It becomes production only through `production_model`'s gate.
     """
     selected = selected_features.loc[selected_features["selected"], "feature"].tolist()
     data, _ = _labelled(features, database, candle_source)
-    cfg = config.candidate()
+    cfg = config.candidate(project)
     candidate = fit_candidate(data, selected, cfg)
     with database.database().connection() as conn:
         model_id = model_store.save_model(conn, candidate.record())
@@ -131,6 +141,7 @@ def lstm_model(
         f"candidate {model_id}: {result.stopped}, val acc {validation['val_accuracy']:.4f}"
     )
     return dg.MaterializeResult(
+        value=model_id,
         metadata={
             "model_id": model_id,
             "parameters": result.n_parameters,
@@ -145,10 +156,17 @@ def lstm_model(
             "seed": result.seed,
         },
         check_results=[
+            # The stored weights are the best epoch's, so the check judges that epoch's gap
+            # (training may have stopped later, on a gap past the bound).
             dg.AssetCheckResult(
                 check_name=GAP_CHECK,
-                passed=not result.gap_flagged,
-                metadata={"gap": gap, "bound": cfg.train.gap_bound, "stopped": result.stopped},
+                passed=gap <= cfg.train.gap_bound,
+                metadata={
+                    "gap": gap,
+                    "bound": cfg.train.gap_bound,
+                    "best_epoch": result.best_epoch,
+                    "stopped": result.stopped,
+                },
             ),
             dg.AssetCheckResult(
                 check_name=MAJORITY_CHECK,
@@ -159,12 +177,9 @@ def lstm_model(
     )
 
 
-def _newest_candidate(database: PostgresResource) -> model_store.ModelRecord:
+def _stored_model(database: PostgresResource, model_id: int) -> model_store.ModelRecord:
     with database.database().connection() as conn:
-        newest = model_store.newest_model_id(conn, MODEL_NAME, BASE_TIMEFRAME, "candidate")
-        if newest is None:
-            raise dg.Failure("no candidate model in the store: materialise lstm_model first")
-        return model_store.load_model(conn, newest)
+        return model_store.load_model(conn, model_id)
 
 
 def _png_markdown(path: Path) -> str:
@@ -174,26 +189,27 @@ def _png_markdown(path: Path) -> str:
 
 @dg.asset(
     group_name="evaluation",
-    partitions_def=ohlcv_partitions,
-    deps=["lstm_model"],
-    ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
+    partitions_def=market_partitions,
+    ins={
+        # Every market's base features: the baselines are fitted on all markets' training rows.
+        "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
+        "lstm_model": dg.AssetIn(),
+    },
     kinds={"matplotlib"},
 )
 def backtest_report(
     context: dg.AssetExecutionContext,
+    project: ProjectResource,
     database: PostgresResource,
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
+    lstm_model: int,
 ) -> dg.MaterializeResult:
-    """The newest candidate replayed over the validation period on one market, with costs,
-    beside always-long, buy-and-hold, logistic regression and gradient boosting."""
-    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-    market, timeframe = keys["market"], keys["timeframe"]
-    if timeframe != BASE_TIMEFRAME:
-        raise dg.Failure(
-            f"the model decides on {BASE_TIMEFRAME} candles; {timeframe} has no backtest"
-        )
-    record = _newest_candidate(database)
+    """The candidate `lstm_model` produced, replayed over the validation period on one market
+    (on the base timeframe, where the model decides), with costs, beside always-long,
+    buy-and-hold, logistic regression and gradient boosting."""
+    market = context.partition_key
+    record = _stored_model(database, lstm_model)
     loaded = load_for_inference(record, feature_names())
     data, candles = _labelled(features, database, candle_source)
     symbol = symbol_for(market)
@@ -208,7 +224,7 @@ def backtest_report(
         BASE_TIMEFRAME,
         baselines_from=training_windows(data, record),
     )
-    out_dir = Settings.from_env().home / "reports" / f"model-{record.id}" / market
+    out_dir = project.report_dir(record.id, market)
     report = write_report(
         {name: by_market[symbol] for name, by_market in results.items()},
         out_dir,
@@ -239,8 +255,11 @@ class GateRunConfig(dg.Config):
 
 @dg.asset(
     group_name="evaluation",
-    deps=["lstm_model", dg.AssetDep("backtest_report", partition_mapping=BASE_FEATURE_PARTITIONS)],
-    ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
+    deps=["backtest_report"],  # every market's report
+    ins={
+        "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
+        "lstm_model": dg.AssetIn(),
+    },
     kinds={"postgres"},
 )
 def production_model(
@@ -249,10 +268,11 @@ def production_model(
     database: PostgresResource,
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
+    lstm_model: int,
 ) -> dg.MaterializeResult:
-    """Promote the newest candidate only if its validation backtest, pooled over the markets,
-    passes the gate and beats the production model on the same candles."""
-    candidate = _newest_candidate(database)
+    """Promote the candidate `lstm_model` produced only if its validation backtest, pooled
+    over the markets, passes the gate and beats the production model on the same candles."""
+    candidate = _stored_model(database, lstm_model)
     data, candles = _labelled(features, database, candle_source)
     start = pd.Timestamp(candidate.data_window["validation"]["first_decision"])
     end = pd.Timestamp(candidate.data_window["validation"]["last_decision"])

@@ -446,7 +446,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     db = open_database(settings)
-    resource = broker_resource(settings)
+    # Outside a run: resolve the resource's config (the keys' EnvVars) as Dagster would.
+    resource = broker_resource(settings).process_config_and_initialize()
     broker = resource.open(db)
     manager = PositionManager(
         db,

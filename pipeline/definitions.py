@@ -1,29 +1,42 @@
-"""The one Definitions object of the code location: everything listed explicitly."""
+"""The one Definitions object of the code location: everything listed explicitly.
+
+The settings are resolved once (`pipeline.location.SETTINGS`) and handed to the resources as
+their configuration; the exchange keys stay in the environment (`dg.EnvVar`).
+"""
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 
 from assets.features import features, market_factor, selected_features
 from assets.market_data import ohlcv
 from assets.modeling import backtest_report, lstm_model, production_model
+from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
 from pipeline.execution.risk import RiskConfig
 from pipeline.jobs import ohlcv_job, retraining_job
 from pipeline.live import live_inference_job
+from pipeline.location import SETTINGS
 from pipeline.schedules import ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
 from resources.broker import BrokerResource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
-from resources.io_managers import ParquetIOManager
+from resources.io_managers import JsonIOManager, ParquetIOManager
+from resources.project import ProjectResource
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource the assets, jobs and sensor use, configured from `settings`."""
     return {
         "parquet_io_manager": ParquetIOManager(base_uri=settings.store_uri),
+        "json_io_manager": JsonIOManager(base_uri=settings.store_uri),
+        "project": ProjectResource(
+            home=str(settings.home),
+            train_end=settings.train_end,
+            validation_end=settings.validation_end,
+            max_epochs=settings.max_epochs,
+        ),
         "database": PostgresResource(url=settings.database_url, home=str(settings.home)),
         "candle_source": CandleSourceResource(
             source=settings.source,
@@ -37,11 +50,17 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def broker_resource(settings: Settings) -> BrokerResource:
-    """Paper by default; SIGNALS_BROKER=ccxt trades the exchange account (keys from env)."""
+    """Paper by default; SIGNALS_BROKER=ccxt trades the exchange account, whose keys Dagster
+    reads from the environment when the resource is initialised (never stored in config)."""
     risk = RiskConfig.from_env(settings.home)
+    keys = (
+        {"api_key": dg.EnvVar(ENV_API_KEY), "api_secret": dg.EnvVar(ENV_API_SECRET)}
+        if settings.broker == "ccxt"
+        else {}
+    )
     return BrokerResource(
-        kind=os.environ.get("SIGNALS_BROKER", "paper"),
-        account=os.environ.get("SIGNALS_ACCOUNT", "paper"),
+        kind=settings.broker,
+        account=settings.account,
         exchange=settings.exchange,
         api_url=settings.api_url,
         home=str(settings.home),
@@ -51,6 +70,7 @@ def broker_resource(settings: Settings) -> BrokerResource:
         max_notional=risk.max_notional,
         daily_loss_limit=risk.daily_loss_limit,
         kill_switch=risk.kill_switch,
+        **keys,
     )
 
 
@@ -70,5 +90,5 @@ defs = dg.Definitions(
     jobs=[ohlcv_job, retraining_job, live_inference_job],
     schedules=[ohlcv_refresh_schedule, retraining_schedule],
     sensors=[new_candle_sensor],
-    resources=build_resources(Settings.from_env()),
+    resources=build_resources(SETTINGS),
 )

@@ -8,10 +8,12 @@ process per step would add seconds to every candle):
   load the production model and decide with `decide` (the backtest's path); record the
   signal once per model, market, timeframe and candle. No production model: nothing is
   recorded, and the log says so.
-- `execute_signal`: hand it to the position manager (kill switch, reconciliation, limits).
+- `execute_signal`: hand the recorded row to the position manager (kill switch,
+  reconciliation, limits).
 """
 
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -23,13 +25,7 @@ from pipeline.exchange.markets import market_id
 from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
-from pipeline.signals.live import (
-    LiveSignal,
-    LiveWindowError,
-    decide_candle,
-    live_features,
-    load_inputs,
-)
+from pipeline.signals.live import LiveWindowError, decide_candle, live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store.signals import SignalRow, record_signal, update_timings
@@ -46,6 +42,15 @@ class LiveCandleConfig(dg.Config):
     market: str  # exchange market id, e.g. BTCUSDT
     timeframe: str
     candle_ms: int  # the candle's open time, epoch ms UTC
+
+
+@dataclass(frozen=True)
+class RecordedSignal:
+    """What execution acts on: the signal as recorded, and its model's label horizon (the
+    risk limits hold a position for that many candles)."""
+
+    row: SignalRow
+    horizon: int
 
 
 def _ms_since(start: float) -> float:
@@ -70,7 +75,7 @@ def live_signal(
     config: LiveCandleConfig,
     database: PostgresResource,
     candle_source: CandleSourceResource,
-) -> LiveSignal | None:
+) -> RecordedSignal | None:
     """Refresh candles, decide on the closed candle with the production model, record it."""
     started_wall, started = time.time(), time.perf_counter()
     timings: dict[str, float] = {"step_started_at": started_wall}
@@ -80,10 +85,9 @@ def live_signal(
     source = candle_source.open()
     if not isinstance(source, CcxtCandleSource):
         raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
-    # A few candles per series in small pages (Binance weight 1 each), and no client-side
-    # pacing: a run sends at most two requests per series (a few weight of Binance's 2,400
-    # a minute), and ccxt's limiter would add 50–250 ms before each (measured: 5 series
-    # refreshed in 1.5 s paced with 1000-candle pages, 54 ms unpaced with small ones).
+    # A few candles per series in small pages, and no client-side pacing: a run sends at
+    # most two requests per series, far below the exchange's limit, and ccxt's limiter
+    # would only add a wait before each.
     source.page_limit = LIVE_PAGE_LIMIT
     source.exchange.enableRateLimit = False
     db = database.database()
@@ -160,23 +164,13 @@ def live_signal(
             "already_recorded": not row.created,
         }
     )
-    return LiveSignal(
-        signal_id=row.id,
-        model_id=row.model_id,
-        exchange=row.exchange,
-        symbol=symbol,
-        timeframe=config.timeframe,
-        candle_ms=config.candle_ms,
-        side=row.side,
-        horizon=loaded.horizon,
-        created=row.created,
-    )
+    return RecordedSignal(row, loaded.horizon)
 
 
 @dg.op
 def execute_signal(
     context: dg.OpExecutionContext,
-    signal: LiveSignal | None,
+    signal: RecordedSignal | None,
     database: PostgresResource,
     broker: BrokerResource,
     candle_source: CandleSourceResource,
@@ -186,34 +180,23 @@ def execute_signal(
         context.log.info("no signal to execute")
         return
     started = time.perf_counter()
+    row = signal.row
     db = database.database()
     manager = PositionManager(
         db,
-        broker.open(db, market_id(signal.symbol)),
+        broker.open(db, market_id(row.symbol)),
         broker.risk(signal.horizon),
-        signal.exchange,
-        signal.timeframe,
-        timeframe_ms(signal.timeframe),
-    )
-    row = SignalRow(
-        signal.signal_id,
-        signal.model_id,
-        signal.exchange,
-        signal.symbol,
-        signal.timeframe,
-        signal.candle_ms,
-        0.0,
-        signal.side,
-        "",
-        signal.created,
+        row.exchange,
+        row.timeframe,
+        timeframe_ms(row.timeframe),
     )
     source = candle_source.open()
     now_ms = source.now_ms() if isinstance(source, CcxtCandleSource) else None
     done = manager.execute(row, now_ms=now_ms)
     timings = {"execute_ms": _ms_since(started), "executed_at": time.time()}
     with db.connection() as conn:
-        update_timings(conn, signal.signal_id, timings)
-    context.log.info(f"{signal.symbol} {signal.candle_ms}: {done.action} {done.note}".strip())
+        update_timings(conn, row.id, timings)
+    context.log.info(f"{row.symbol} {row.candle_ms}: {done.action} {done.note}".strip())
     context.add_output_metadata(
         {"action": done.action, "execution": dg.MetadataValue.json(done.to_json()), **timings}
     )

@@ -11,14 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.features import BASE_TIMEFRAME
 from pipeline.definitions import ASSETS
-from pipeline.partitions import (
-    market_partitions,
-    ohlcv_partitions,
-    partition_key,
-    timeframe_partitions,
-)
 
 STAGES = tuple(a.key.to_user_string() for a in ASSETS)
 
@@ -52,21 +45,23 @@ class StepOutcome:
         return ""
 
 
-def _partitions(stage: str) -> list[str | None]:
-    if stage in ("ohlcv", "features"):
-        return list(ohlcv_partitions.get_partition_keys())
-    if stage == "market_factor":
-        return list(timeframe_partitions.get_partition_keys())
-    if stage == "backtest_report":  # the model decides on the base timeframe only
-        return [partition_key(m, BASE_TIMEFRAME) for m in market_partitions.get_partition_keys()]
-    return [None]
+def _partitions(asset: dg.AssetsDefinition) -> list[str | None]:
+    """Every partition the asset declares; one unpartitioned run otherwise."""
+    if asset.partitions_def is None:
+        return [None]
+    return list(asset.partitions_def.get_partition_keys())
 
 
 def plan(stages: tuple[str, ...] = STAGES) -> list[tuple[str, str | None]]:
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown asset(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
-    return [(stage, key) for stage in STAGES if stage in stages for key in _partitions(stage)]
+    return [
+        (asset.key.to_user_string(), key)
+        for asset in ASSETS
+        if asset.key.to_user_string() in stages
+        for key in _partitions(asset)
+    ]
 
 
 def run_main_job(

@@ -1,20 +1,21 @@
-"""Partitions: market × timeframe, from the configured markets and timeframes."""
+"""Partitions: market × timeframe and the base timeframe, from the location's one Settings."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from pipeline.exchange.markets import market_id
-from pipeline.settings import Settings
-
-_settings = Settings.from_env()
+from pipeline.location import SETTINGS
 
 # Keys are exchange market ids (BTCUSDT): Dagster keys may not contain '/', ':' is allowed but
 # '|' and ',' are not, and the id is what a trader types anyway.
-SYMBOLS_BY_MARKET_ID: dict[str, str] = {market_id(s): s for s in _settings.markets}
+SYMBOLS_BY_MARKET_ID: dict[str, str] = {market_id(s): s for s in SETTINGS.markets}
+TIMEFRAMES: tuple[str, ...] = SETTINGS.timeframes
+# The timeframe features, labels, models and live decisions work on: the finest configured.
+BASE_TIMEFRAME: str = SETTINGS.base_timeframe
 
 market_partitions = dg.StaticPartitionsDefinition(list(SYMBOLS_BY_MARKET_ID))
-timeframe_partitions = dg.StaticPartitionsDefinition(list(_settings.timeframes))
+timeframe_partitions = dg.StaticPartitionsDefinition(list(TIMEFRAMES))
 ohlcv_partitions = dg.MultiPartitionsDefinition(
     {"market": market_partitions, "timeframe": timeframe_partitions}
 )
@@ -22,6 +23,13 @@ ohlcv_partitions = dg.MultiPartitionsDefinition(
 
 def partition_key(market: str, timeframe: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"market": market, "timeframe": timeframe})
+
+
+# Every market's features on the base timeframe: what selection, training and the backtests
+# read (the baselines are fitted on all markets' training windows).
+BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
+    [str(partition_key(m, BASE_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
+)
 
 
 def symbol_for(market: str) -> str:

@@ -1,7 +1,6 @@
 """Sensors: `new_candle_sensor` launches one live inference run per newly closed candle."""
 
 import json
-import os
 import warnings
 
 import dagster as dg
@@ -11,15 +10,14 @@ from pipeline.data.timeframes import ms_to_iso, timeframe_ms
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import ExchangeSourceError
 from pipeline.live import live_inference_job
-from pipeline.partitions import SYMBOLS_BY_MARKET_ID
-from pipeline.settings import Settings
+from pipeline.location import SETTINGS
+from pipeline.partitions import BASE_TIMEFRAME, SYMBOLS_BY_MARKET_ID
 from resources.exchange import CandleSourceResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module="dagster")
 
 # The model decides on the base timeframe, so that is the one the sensor watches.
-LIVE_TIMEFRAME = Settings.from_env().base_timeframe
-SENSOR_INTERVAL_S = int(os.environ.get("SIGNALS_SENSOR_INTERVAL_S", "30"))
+LIVE_TIMEFRAME = BASE_TIMEFRAME
 # A sensor that was off for a while catches up this many candles per market per tick; the
 # cursor moves only past what was requested, so nothing is skipped, and no tick floods the
 # run queue. (Candles too old to trade are recorded but not traded: see PositionManager.)
@@ -58,7 +56,7 @@ def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunReq
 
 @dg.sensor(
     job=live_inference_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    minimum_interval_seconds=SETTINGS.sensor_interval_s,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def new_candle_sensor(

@@ -18,6 +18,11 @@ DEFAULT_MARKETS = (
 DEFAULT_TIMEFRAMES = ("1h", "4h", "1d")
 # Binance USDⓈ-M perpetuals start in late 2019; earlier dates just return nothing.
 DEFAULT_SINCE = "2019-09-01"
+# Feature selection is fitted on candles up to the train end and its uplift scored up to the
+# validation end; training uses the same split.
+DEFAULT_TRAIN_END = "2022-06-30"
+DEFAULT_VALIDATION_END = "2022-12-31"
+DEFAULT_MAX_EPOCHS = 30  # LSTM training epochs at most (early stopping usually ends sooner)
 
 
 def _split(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -39,12 +44,13 @@ class Settings:
     markets: tuple[str, ...] = DEFAULT_MARKETS
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     since: str = DEFAULT_SINCE
-    # Feature selection: fitted on candles up to train_end, its uplift scored up to
-    # validation_end; later issues' training uses the same split.
-    train_end: str = "2022-06-30"
-    validation_end: str = "2022-12-31"
+    train_end: str = DEFAULT_TRAIN_END
+    validation_end: str = DEFAULT_VALIDATION_END
     store_url: str | None = None
-    max_epochs: int = 30  # LSTM training epochs at most (early stopping usually ends sooner)
+    max_epochs: int = DEFAULT_MAX_EPOCHS
+    broker: str = "paper"  # where live signals trade: `paper` or `ccxt` (the exchange account)
+    account: str = "paper"  # the paper account's name
+    sensor_interval_s: int = 30  # how often new_candle_sensor asks for a closed candle
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -60,10 +66,13 @@ class Settings:
             markets=_split(env.get("SIGNALS_MARKETS"), DEFAULT_MARKETS),
             timeframes=_split(env.get("SIGNALS_TIMEFRAMES"), DEFAULT_TIMEFRAMES),
             since=env.get("SIGNALS_SINCE", DEFAULT_SINCE),
-            train_end=env.get("SIGNALS_TRAIN_END", "2022-06-30"),
-            validation_end=env.get("SIGNALS_VALIDATION_END", "2022-12-31"),
+            train_end=env.get("SIGNALS_TRAIN_END", DEFAULT_TRAIN_END),
+            validation_end=env.get("SIGNALS_VALIDATION_END", DEFAULT_VALIDATION_END),
             store_url=env.get("SIGNALS_STORE_URL") or None,
-            max_epochs=int(env.get("SIGNALS_MAX_EPOCHS", "30")),
+            max_epochs=int(env.get("SIGNALS_MAX_EPOCHS", str(DEFAULT_MAX_EPOCHS))),
+            broker=env.get("SIGNALS_BROKER", "paper"),
+            account=env.get("SIGNALS_ACCOUNT", "paper"),
+            sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
         )
 
     @property

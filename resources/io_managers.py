@@ -1,7 +1,11 @@
-"""IO managers: partitioned DataFrames as Parquet, one file per partition."""
+"""IO managers: partitioned DataFrames as Parquet, one file per partition; small values as
+JSON beside them."""
+
+import json
 
 import dagster as dg
 import pandas as pd
+import pyarrow.fs as pafs
 
 from pipeline.store.parquet import ParquetStore
 
@@ -48,3 +52,33 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             keys = [definition.get_partition_key_from_str(str(k)) for k in keys]
         frames = [store.read(partition_name(asset, k)) for k in keys]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class JsonIOManager(dg.ConfigurableIOManager):
+    """Small unpartitioned values (the candidate's model id) as `asset.json` under `base_uri`.
+
+    A file, not memory: the main job materialises each stage in its own run, so the run that
+    backtests a model reads the id that the training run wrote.
+    """
+
+    base_uri: str
+
+    def _path(self, context: dg.InputContext | dg.OutputContext) -> tuple[pafs.FileSystem, str]:
+        store = ParquetStore(self.base_uri)  # resolves the root and creates a local one
+        return store.filesystem, f"{store.root.rstrip('/')}/{'/'.join(context.asset_key.path)}.json"
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        filesystem, path = self._path(context)
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(path) as out:
+            out.write(json.dumps(obj).encode())
+
+    def load_input(self, context: dg.InputContext) -> object:
+        filesystem, path = self._path(context)
+        if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(
+                f"no stored value for {context.asset_key.to_user_string()} at {path}: "
+                "materialise it first"
+            )
+        with filesystem.open_input_stream(path) as source:
+            return json.loads(source.read().decode())

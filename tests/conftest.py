@@ -117,7 +117,8 @@ class ChainRun:
         from pipeline.store.parquet import ParquetStore
         from resources.database import PostgresResource
         from resources.exchange import CandleSourceResource
-        from resources.io_managers import ParquetIOManager
+        from resources.io_managers import JsonIOManager, ParquetIOManager
+        from resources.project import ProjectResource
 
         self.assets = ASSETS
         folder = write_folder(
@@ -130,6 +131,8 @@ class ChainRun:
                 source="csv", data_dir=str(folder), since="2020-01-01"
             ),
             "parquet_io_manager": ParquetIOManager(base_uri=str(root / "store")),
+            "json_io_manager": JsonIOManager(base_uri=str(root / "store")),
+            "project": ProjectResource(home=str(root / "home")),
         }
         self.instance = dg.DagsterInstance.ephemeral()
         self.store = ParquetStore(root / "store")

@@ -103,18 +103,3 @@ def decide_candle(
         timestamp=pd.Timestamp(candle_ms, unit="ms", tz="UTC"),
         threshold=loaded.threshold,
     )
-
-
-@dataclass(frozen=True)
-class LiveSignal:
-    """A recorded live decision handed from the inference step to execution."""
-
-    signal_id: int
-    model_id: int
-    exchange: str
-    symbol: str
-    timeframe: str
-    candle_ms: int
-    side: int
-    horizon: int
-    created: bool

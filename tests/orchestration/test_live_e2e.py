@@ -107,8 +107,8 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
         instance=replay.instance,
     )
     assert rerun.success
-    execution = rerun.output_for_node("live_signal")
-    assert execution is not None and not execution.created
+    recorded = rerun.output_for_node("live_signal")
+    assert recorded is not None and not recorded.row.created
 
     # Exactly one successful run and one signal per market and candle.
     for market in SYMBOLS_BY_MARKET_ID:

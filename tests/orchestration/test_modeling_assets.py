@@ -1,10 +1,12 @@
 """lstm_model, backtest_report and production_model through Dagster, on a small slice."""
 
+import dataclasses
+
 import dagster as dg
 import pytest
 
-from assets.modeling import GAP_CHECK, MAJORITY_CHECK
-from pipeline.partitions import market_partitions, partition_key
+from assets.modeling import GAP_CHECK, MAJORITY_CHECK, backtest_report
+from pipeline.partitions import market_partitions
 from pipeline.store import models as model_store
 from pipeline.store.database import Database
 
@@ -15,9 +17,23 @@ PERMISSIVE = {"min_total_return": -1.0, "min_win_rate": 0.0, "max_drawdown": 1.0
 @pytest.fixture(scope="module")
 def modeled(chain_run):
     chain_run.run("lstm_model", None, chain_run.MODEL)
+    _store_a_newer_candidate(chain_run)
     for market in market_partitions.get_partition_keys():
-        chain_run.run("backtest_report", partition_key(market, "1h"))
+        chain_run.run("backtest_report", market)
     return chain_run
+
+
+def _store_a_newer_candidate(run) -> int:
+    """A copy of the trained candidate under a newer id: the downstream assets must still
+    judge the model lstm_model produced, not the newest candidate in the store."""
+    trained = _meta(run.results[("lstm_model", None)])["model_id"]
+    database = Database(run.database_url)
+    with database.connection() as conn:
+        record = model_store.load_model(conn, trained)
+        newer = model_store.save_model(conn, dataclasses.replace(record, id=None))
+    database.close()
+    assert newer > trained
+    return newer
 
 
 def _meta(result: dg.ExecuteInProcessResult) -> dict:
@@ -32,6 +48,9 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     assert meta["epochs"] == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {GAP_CHECK, MAJORITY_CHECK}
+    gap_check = checks[GAP_CHECK]  # judges the stored (best) epoch's gap
+    assert gap_check.passed == (meta["gap"] <= gap_check.metadata["bound"].value)
+    assert gap_check.metadata["best_epoch"].value == meta["best_epoch"]
     database = Database(modeled.database_url)
     with database.connection() as conn:
         record = model_store.load_model(conn, meta["model_id"])
@@ -45,15 +64,20 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
 
 
 def test_backtest_report_has_the_table_and_plot(modeled) -> None:
-    meta = _meta(modeled.results[("backtest_report", partition_key("BTCUSDT", "1h"))])
+    meta = _meta(modeled.results[("backtest_report", "BTCUSDT")])
     for strategy in ("lstm", "always_long", "buy_and_hold", "logistic", "gbm"):
         assert strategy in meta["table"]
     assert meta["equity"].startswith("![equity](data:image/png;base64,")
 
 
-def test_backtest_report_refuses_other_timeframes(modeled) -> None:
-    result = modeled.run("backtest_report", partition_key("BTCUSDT", "4h"), raise_on_error=False)
-    assert not result.success
+def test_backtest_report_judges_the_model_lstm_model_produced(modeled) -> None:
+    trained = _meta(modeled.results[("lstm_model", None)])["model_id"]
+    for market in market_partitions.get_partition_keys():
+        assert _meta(modeled.results[("backtest_report", market)])["model_id"] == trained
+
+
+def test_backtest_report_is_partitioned_by_market_only() -> None:
+    assert backtest_report.partitions_def == market_partitions
 
 
 def test_the_gate_refuses_then_promotes(modeled) -> None:
@@ -62,6 +86,7 @@ def test_the_gate_refuses_then_promotes(modeled) -> None:
     assert "trades" in refused["reasons"]
     promoted = _meta(modeled.run("production_model", None, PERMISSIVE))
     assert promoted["passed"] is True
+    assert promoted["candidate"] == _meta(modeled.results[("lstm_model", None)])["model_id"]
     database = Database(modeled.database_url)
     with database.connection() as conn:
         production = model_store.production_model(conn, "lstm", "1h")
