@@ -2,9 +2,10 @@
 
 import pandas as pd
 import pytest
+from model_helpers import feature_columns, synthetic_frame
 
-from pipeline.model.dataset import SplitConfig, chronological_split, make_windows, split_boundaries
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+from pipeline.model.dataset import make_windows
+from pipeline.model.splits import SplitConfig, chronological_split, split_boundaries
 
 HOUR = pd.Timedelta(hours=1)
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from model_helpers import feature_columns, synthetic_frame
 
 from pipeline.model.dataset import make_windows
-from pipeline.model.synthetic import feature_columns, synthetic_frame
 
 HOUR = pd.Timedelta(hours=1)
 
