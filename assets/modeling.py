@@ -10,17 +10,11 @@ import pandas as pd
 from assets.features import stored_candles
 from pipeline.backtest.pool import pool_metrics
 from pipeline.backtest.report import write_report
-from pipeline.evaluation.candidate import (
-    MODEL_NAME,
-    CandidateConfig,
-    fit_candidate,
-    load_for_inference,
-    training_windows,
-    validation_backtests,
-)
+from pipeline.evaluation.candidate import CandidateConfig, fit_candidate, validation_backtests
 from pipeline.evaluation.gates import GateConfig, check_gate
 from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
 from pipeline.features.registry import feature_names
+from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.model.training import TrainConfig
 from pipeline.partitions import (
     BASE_FEATURE_PARTITIONS,
@@ -222,7 +216,7 @@ def backtest_report(
         start,
         end,
         BASE_TIMEFRAME,
-        baselines_from=training_windows(data, record),
+        baselines_from=record,
     )
     out_dir = project.report_dir(record.id, market)
     report = write_report(

@@ -18,14 +18,10 @@ import time
 import numpy as np
 import torch
 
+from pipeline.model.contract import probabilities
 from pipeline.model.lstm import LSTMClassifier, count_parameters
 from pipeline.model.training import TrainConfig
-from pipeline.signals.inference import (
-    decide,
-    decide_many,
-    probabilities,
-    sides,
-)
+from pipeline.signals.inference import decide, decide_many, sides
 
 FEATURES = [f"f{i}" for i in range(50)]
 

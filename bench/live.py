@@ -49,8 +49,8 @@ def pct(values: list[float], q: float) -> float:
 
 def model_reference_ms(record, repeats: int = 500) -> float:
     """p50 of `decide` on one window of this model (the model answering, nothing else)."""
-    from pipeline.evaluation.candidate import load_for_inference
     from pipeline.features.registry import feature_names
+    from pipeline.model.contract import load_for_inference
     from pipeline.signals.inference import decide
 
     loaded = load_for_inference(record, feature_names())

@@ -31,14 +31,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.model.dataset import Scaler, class_weights, make_windows
-from pipeline.model.lstm import LSTMClassifier, count_parameters, lstm_flops_per_sample
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the synthetic frame: tests/helpers
+
+from pipeline.model.dataset import make_windows
+from pipeline.model.lstm import (
+    LSTMClassifier,
+    count_parameters,
+    lstm_flops_per_sample,
+)
+from pipeline.model.sampling import class_weights
+from pipeline.model.scaler import Scaler
 from pipeline.model.training import (
     TrainConfig,
     resolve_device,
@@ -46,6 +55,7 @@ from pipeline.model.training import (
     train_model,
     weighted_loss,
 )
+from tests.helpers.model import feature_columns, synthetic_frame
 
 
 def peak_flops(device: torch.device, repeat: int = 3) -> float:

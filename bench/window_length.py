@@ -28,7 +28,8 @@ from pipeline.evaluation.candidate import CandidateConfig, fit_candidate
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
 from pipeline.features.registry import feature_names
-from pipeline.model.dataset import chronological_split, make_windows
+from pipeline.model.dataset import make_windows
+from pipeline.model.splits import chronological_split
 from pipeline.model.training import TrainConfig, predict_proba
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,10 +20,10 @@ import dagster as dg
 from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.ingest import ingest_partition
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
-from pipeline.evaluation.candidate import MODEL_NAME, load_for_inference
 from pipeline.exchange.markets import market_id
 from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
+from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
 from pipeline.signals.live import LiveWindowError, decide_candle, live_features, load_inputs
 from pipeline.store import candles as candle_store

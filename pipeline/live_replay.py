@@ -24,13 +24,14 @@ from pipeline.backtest.engine import run_backtest
 from pipeline.data.csv_source import CandleFolder
 from pipeline.data.schema import validate_candles
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.evaluation.candidate import load_for_inference, model_decisions, period_windows
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.live import live_inference_job
+from pipeline.model.contract import load_for_inference, segment_windows
 from pipeline.replay.server import ReplayExchange
 from pipeline.sensors import new_candle_sensor
+from pipeline.signals.inference import sides
 from pipeline.signals.live import live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
@@ -89,7 +90,7 @@ def pick_model(
 ) -> tuple[model_store.ModelRecord, str]:
     """The model a replay trades, and why that one: the id asked for, else the production
     model, else the newest candidate (said plainly: the gate has not approved it)."""
-    from pipeline.evaluation.candidate import MODEL_NAME
+    from pipeline.model.contract import MODEL_NAME
 
     with db.connection() as conn:
         if model_id is not None:
@@ -333,15 +334,16 @@ def parity(
     if record is None:
         raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
     loaded = load_for_inference(record, feature_names())
-    # The backtest path: the features frame with labels → windows → decide_many → replay.
+    # The backtest path: the features frame with labels → windows → predict → replay.
     frame = live_features(inputs, timeframe)
     frame.insert(0, "market", symbol)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
     data = attach_labels(frame, {symbol: inputs.base}, timeframe, loaded.horizon)
     start = pd.Timestamp(candles[0], unit="ms", tz="UTC")
     end = pd.Timestamp(candles[-1], unit="ms", tz="UTC")
-    windows = period_windows(data, loaded.features, loaded.window, timeframe, start, end)
-    p_up, side = model_decisions(loaded, windows)
+    windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
+    p_up = loaded.predict(windows)
+    side = sides(p_up, loaded.threshold)
     backtest = {
         int(t.value // 1_000_000): (float(p), int(s))
         for t, p, s in zip(windows.timestamp, p_up, side, strict=True)

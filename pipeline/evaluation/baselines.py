@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.model.dataset import WindowSet
+
 # scikit-learn is imported where it is used: every Dagster run process imports this module
 # through the code location, and the live runs never fit a baseline (~0.5 s of start-up).
 
@@ -46,3 +48,20 @@ BASELINES = {"logistic": fit_logistic, "gbm": fit_gbm}
 
 def probability_up(model, x: np.ndarray) -> np.ndarray:
     return model.predict_proba(x)[:, 1].astype(np.float64)
+
+
+def _last_rows(windows: WindowSet) -> np.ndarray:
+    """Each window's last row of (unscaled) features: what a baseline sees."""
+    return windows.X.values[windows.X.ends]
+
+
+def baseline_probabilities(
+    train: WindowSet, windows: WindowSet, seed: int
+) -> dict[str, np.ndarray]:
+    """Baseline name → P(up) on `windows`, each fitted on `train` with `seed` (the run's
+    configured seed, in every path that fits them)."""
+    rows = _last_rows(windows)
+    return {
+        name: probability_up(fit(_last_rows(train), train.y, seed), rows)
+        for name, fit in BASELINES.items()
+    }

@@ -1,7 +1,9 @@
-"""A candidate model's life before production: fit, record, reload, backtest on validation.
+"""A candidate model's life before production: fit, record, backtest on validation.
 
 Shared by the Dagster assets (`lstm_model`, `backtest_report`, `production_model`): the same
-functions fit and judge a model whether the UI, the schedule or a test asks.
+functions fit and judge a model whether the UI, the schedule or a test asks. Fitting, loading
+and predicting go through the model contract (pipeline.model.contract), as walk-forward
+evaluation and live inference do.
 """
 
 from __future__ import annotations
@@ -12,22 +14,25 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
-from pipeline.backtest.engine import BacktestResult, buy_and_hold, run_backtest
-from pipeline.evaluation.baselines import BASELINES, probability_up
+from pipeline.backtest.engine import BacktestResult
+from pipeline.evaluation.baselines import baseline_probabilities
+from pipeline.evaluation.comparison import compare_strategies
 from pipeline.features.labels import DEFAULT_HORIZON
-from pipeline.model.checkpoint import checkpoint_bytes, read_checkpoint
-from pipeline.model.dataset import Scaler, SplitConfig, WindowSet, chronological_split, make_windows
-from pipeline.model.lstm import LSTMClassifier
-from pipeline.model.training import TrainConfig, TrainResult, predict_proba, train_model
-from pipeline.signals.calibration import expected_calibration_error
-from pipeline.signals.inference import DEFAULT_THRESHOLD, decide_many, sides
+from pipeline.model.checkpoint import checkpoint_bytes
+from pipeline.model.contract import (
+    DEFAULT_THRESHOLD,
+    MODEL_NAME,
+    LoadedModel,
+    fit_model,
+    segment_windows,
+)
+from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.scaler import Scaler
+from pipeline.model.splits import SplitConfig, chronological_split
+from pipeline.model.training import TrainConfig, TrainResult
+from pipeline.signals.calibration import accuracy, expected_calibration_error
+from pipeline.signals.inference import sides
 from pipeline.store.models import ModelRecord
-
-MODEL_NAME = "lstm"
-
-
-class ModelMismatchError(ValueError):
-    """A stored model cannot run on the inputs offered (features or shape differ)."""
 
 
 @dataclass(frozen=True)
@@ -93,94 +98,24 @@ def fit_candidate(data: pd.DataFrame, features: list[str], cfg: CandidateConfig)
     """Train on the training split, early-stop and judge on validation; nothing later is read."""
     windows = make_windows(data, features, cfg.train.window, cfg.timeframe)
     splits = chronological_split(windows, cfg.split())
-    scaler = Scaler.fit(splits.train)
-    result = train_model(splits.train, splits.validation, cfg.train, scaler)
-    p_val = predict_proba(result.model(), scaler.apply(splits.validation).X).astype(np.float64)
+    fitted = fit_model(splits.train, splits.validation, cfg.train)
+    p_val = fitted.validation_probabilities(splits.validation)
     y_val = splits.validation.y
     majority = float(splits.train.y.mean() >= 0.5)
     return Candidate(
-        result=result,
-        scaler=scaler,
+        result=fitted.result,
+        scaler=fitted.scaler,
         features=list(features),
         markets=sorted(set(data["market"])),
         boundaries=splits.record(),
         validation={
-            "val_accuracy": float(np.mean((p_val >= 0.5) == (y_val == 1.0))),
+            "val_accuracy": accuracy(p_val, y_val),
             "val_majority_accuracy": float(np.mean(y_val == majority)),
             "val_ece": expected_calibration_error(p_val, y_val),
             "val_windows": len(y_val),
         },
         config=cfg,
     )
-
-
-@dataclass
-class LoadedModel:
-    """A stored model ready to decide: network, scaler, features, threshold and id."""
-
-    model_id: int | None
-    network: LSTMClassifier
-    scaler: Scaler
-    features: list[str]
-    threshold: float
-    window: int
-    horizon: int
-
-
-def load_for_inference(record: ModelRecord, available: list[str]) -> LoadedModel:
-    """Rebuild the network from its record; refuse clearly if its features are not offered."""
-    missing = [f for f in record.features if f not in available]
-    if missing:
-        raise ModelMismatchError(
-            f"model {record.id} needs features the data lacks: {', '.join(missing[:10])}"
-            + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        )
-    scaler = Scaler.from_dict(record.scaler)
-    if list(scaler.features) != record.features:
-        raise ModelMismatchError(f"model {record.id}: its scaler and feature list disagree")
-    cfg = record.config
-    network = LSTMClassifier(len(record.features), cfg["hidden"], cfg["layers"], cfg["dropout"])
-    state = read_checkpoint(record.checkpoint, record.id)
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as err:
-        raise ModelMismatchError(
-            f"model {record.id}: weights do not fit its config: {err}"
-        ) from err
-    return LoadedModel(
-        model_id=record.id,
-        network=network.eval(),
-        scaler=scaler,
-        features=list(record.features),
-        threshold=float(cfg.get("threshold", DEFAULT_THRESHOLD)),
-        window=int(cfg["window"]),
-        horizon=int(cfg.get("horizon", DEFAULT_HORIZON)),
-    )
-
-
-def period_windows(
-    data: pd.DataFrame,
-    features: list[str],
-    window: int,
-    timeframe: str,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-) -> WindowSet:
-    """Windows whose decision time lies in [start, end], every market given; a label may be
-    unknown (a decision never depends on the next candle)."""
-    windows = make_windows(data, features, window, timeframe, labelled=False)
-    return windows.take((windows.timestamp >= start) & (windows.timestamp <= end))
-
-
-def model_decisions(loaded: LoadedModel, windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    return decide_many(loaded.network, loaded.scaler.apply(windows).X, loaded.threshold)
-
-
-def _series(candles: pd.DataFrame, windows: WindowSet, side: np.ndarray, market: str) -> np.ndarray:
-    stamps = pd.to_datetime(candles["timestamp"], unit="ms", utc=True)
-    mine = windows.market == market
-    mapped = pd.Series(side[mine], index=windows.timestamp[mine])
-    return stamps.map(mapped).fillna(0).to_numpy(dtype=np.int8)
 
 
 def validation_backtests(
@@ -190,39 +125,32 @@ def validation_backtests(
     start: pd.Timestamp,
     end: pd.Timestamp,
     timeframe: str,
-    baselines_from: WindowSet | None = None,
+    baselines_from: ModelRecord | None = None,
     costs: BacktestConfig | None = None,
 ) -> dict[str, dict[str, BacktestResult]]:
     """Strategy → market → backtest over [start, end]: the model, and with `baselines_from`
-    (training windows) the logistic and boosting baselines on the same filter, plus
-    always-long and buy-and-hold."""
+    (the stored record: its training windows and seed) the logistic and boosting baselines on
+    the same filter, plus always-long and buy-and-hold."""
     cfg = replace(costs or BacktestConfig(), timeframe=timeframe, horizon=loaded.horizon)
-    windows = period_windows(data, loaded.features, loaded.window, timeframe, start, end)
-    _, model_side = model_decisions(loaded, windows)
-    decided = {"lstm": model_side}
+    windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
+    probabilities = {"lstm": loaded.predict(windows)}
     if baselines_from is not None:
-        train_rows = baselines_from.X.values[baselines_from.X.ends]
-        rows = windows.X.values[windows.X.ends]
-        for name, fit in BASELINES.items():
-            model = fit(train_rows, baselines_from.y, 0)
-            decided[name] = sides(probability_up(model, rows), loaded.threshold)
-    out: dict[str, dict[str, BacktestResult]] = {}
-    for market, frame in candles.items():
-        stamps = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-        period = frame[(stamps >= start) & (stamps <= end)].reset_index(drop=True)
-        for name, side in decided.items():
-            out.setdefault(name, {})[market] = run_backtest(
-                period, _series(period, windows, side, market), cfg
-            )
-        if baselines_from is not None:
-            out.setdefault("always_long", {})[market] = run_backtest(
-                period, np.ones(len(period), np.int8), cfg
-            )
-            out.setdefault("buy_and_hold", {})[market] = buy_and_hold(period, cfg)
-    return out
+        train = _training_windows(data, baselines_from)
+        probabilities |= baseline_probabilities(train, windows, baselines_from.seed)
+    decided = {name: sides(p, loaded.threshold) for name, p in probabilities.items()}
+    return compare_strategies(
+        candles,
+        start,
+        end,
+        windows.market,
+        windows.timestamp,
+        decided,
+        cfg,
+        references=baselines_from is not None,
+    )
 
 
-def training_windows(data: pd.DataFrame, record: ModelRecord) -> WindowSet:
+def _training_windows(data: pd.DataFrame, record: ModelRecord) -> WindowSet:
     """The training split a stored model was fitted on (for baselines on the same rows)."""
     split = SplitConfig(**record.data_window["config"])
     windows = make_windows(data, record.features, split.window, split.timeframe)

@@ -19,26 +19,31 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
-from pipeline.backtest.engine import BacktestResult, buy_and_hold, run_backtest
+from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.pool import pool_metrics
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.evaluation.baselines import BASELINES, probability_up
+from pipeline.evaluation.baselines import BASELINES, baseline_probabilities
+from pipeline.evaluation.comparison import REFERENCES, compare_strategies
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
-from pipeline.model.dataset import Scaler, SplitConfig, chronological_split, make_windows
-from pipeline.model.training import TrainConfig, predict_proba, train_model
+from pipeline.model.contract import DEFAULT_THRESHOLD, fit_model, segment_windows
+from pipeline.model.dataset import make_windows
+from pipeline.model.splits import SplitConfig, chronological_split
+from pipeline.model.training import TrainConfig
 from pipeline.signals.calibration import (
+    accuracy,
     expected_calibration_error,
     precision_coverage,
     reliability_table,
     threshold_for_coverage,
 )
-from pipeline.signals.inference import DEFAULT_THRESHOLD, decide_many, sides
+from pipeline.signals.inference import sides
 from pipeline.stats import day_block_bootstrap
 
-STRATEGIES = ("lstm", "logistic", "gbm", "always_long", "buy_and_hold")
+MODELS = ("lstm", *BASELINES)  # strategies that decide from P(up): scored and backtested
+STRATEGIES = (*MODELS, *REFERENCES)
 SEED_CLAIMS = {
     "validation_accuracy": 0.53,
     "filtered_win_rate": "0.56–0.58",
@@ -112,10 +117,6 @@ def fold_plan(cfg: EvaluationConfig) -> list[dict[str, pd.Timestamp]]:
     return plan
 
 
-def _last_rows(windows) -> np.ndarray:
-    return windows.X.values[windows.X.ends]
-
-
 def _fit_fold(
     data: pd.DataFrame, names: list[str], cfg: EvaluationConfig, plan: dict, log: Callable
 ) -> tuple[dict, pd.DataFrame]:
@@ -155,33 +156,33 @@ def _fit_fold(
     # Decisions are made on every test window, labelled or not: a window whose next candle
     # closes exactly flat has no label, and dropping its decision would let the future
     # choose which candles trade. Classification figures use the labelled ones.
-    decidable = make_windows(fit, selection.selected, cfg.train.window, cfg.timeframe, False)
-    test = decidable.take(
-        np.isin(decidable.market, cfg.evaluated_markets)
-        & (decidable.timestamp >= plan["test_start"])
-        & (decidable.timestamp <= plan["test_end"])
+    test = segment_windows(
+        fit,
+        selection.selected,
+        cfg.train.window,
+        cfg.timeframe,
+        plan["test_start"],
+        plan["test_end"],
+        markets=cfg.evaluated_markets,
     )
-    scaler = Scaler.fit(train)
     started = time.perf_counter()
-    result = train_model(
+    fitted = fit_model(
         train,
         val,
         cfg.train,
-        scaler,
         on_epoch=lambda e: log(
             f"epoch {int(e['epoch'])}: train acc {e['train_accuracy']:.4f} val acc "
             f"{e['val_accuracy']:.4f} gap {e['gap']:+.4f}"
         ),
     )
+    result = fitted.result
     log(f"trained in {time.perf_counter() - started:.0f} s ({result.stopped})")
-    model = result.model()
-    p_val = predict_proba(model, scaler.apply(val).X).astype(np.float64)
+    p_val = fitted.validation_probabilities(val)
     threshold = threshold_for_coverage(p_val, cfg.coverage) if cfg.coverage else cfg.threshold
-    p_test, _ = decide_many(model, scaler.apply(test).X, threshold)
-    probabilities = {"lstm": p_test}
-    for name, fit_baseline in BASELINES.items():
-        baseline = fit_baseline(_last_rows(train), train.y, cfg.train.seed)
-        probabilities[name] = probability_up(baseline, _last_rows(test))
+    probabilities = {
+        "lstm": fitted.predict(test),
+        **baseline_probabilities(train, test, cfg.train.seed),
+    }
     decisions = pd.DataFrame(
         {
             "market": test.market,
@@ -204,7 +205,7 @@ def _fit_fold(
         "n_parameters": result.n_parameters,
         "train_windows": len(train),
         "validation_windows": len(val),
-        "validation_accuracy": float(np.mean((p_val >= 0.5) == (val.y == 1.0))),
+        "validation_accuracy": accuracy(p_val, val.y),
         "validation_ece": expected_calibration_error(p_val, val.y),
         "validation_reliability": reliability_table(p_val, val.y).to_dict("records"),
         "validation_precision_coverage": precision_coverage(
@@ -215,20 +216,13 @@ def _fit_fold(
     return record, decisions
 
 
-def _decision_series(candles: pd.DataFrame, rows: pd.DataFrame, column: str) -> np.ndarray:
-    """Per candle, the side decided at its close (0 where no window ended there)."""
-    stamps = pd.to_datetime(candles["timestamp"], unit="ms", utc=True)
-    mapped = pd.Series(rows[column].to_numpy(), index=pd.DatetimeIndex(rows["timestamp"]))
-    return stamps.map(mapped).fillna(0).to_numpy(dtype=np.int8)
-
-
 def _with_ci(stamps, hits: np.ndarray, seed: int) -> dict[str, float]:
     low, high = day_block_bootstrap(stamps, hits.astype(float), seed=seed)
     return {"value": float(hits.mean()) if len(hits) else float("nan"), "ci95": [low, high]}
 
 
 def _classification(rows: pd.DataFrame, strategy: str, seed: int) -> dict[str, object]:
-    if strategy not in ("lstm", "logistic", "gbm"):
+    if strategy not in MODELS:
         return {}
     rows = rows[rows["label"].notna()]  # unlabelled windows trade but cannot be scored
     p, y = rows[f"p_{strategy}"].to_numpy(), rows["label"].to_numpy()
@@ -237,7 +231,7 @@ def _classification(rows: pd.DataFrame, strategy: str, seed: int) -> dict[str, o
     right = (side[signal] == 1) == (y[signal] == 1.0)
     return {
         "samples": len(rows),
-        "accuracy": float(np.mean((p >= 0.5) == (y == 1.0))) if len(rows) else float("nan"),
+        "accuracy": accuracy(p, y),
         "coverage": float(signal.mean()) if len(rows) else float("nan"),
         "signals": int(signal.sum()),
         "precision": _with_ci(rows["timestamp"][signal], right, seed),
@@ -285,19 +279,15 @@ def evaluate(
         folds.append(record)
         decisions.append(rows)
     rows = pd.concat(decisions, ignore_index=True)
-    test_start, test_end = _utc(cfg.test_start), _utc(cfg.test_end)
-    backtests: dict[str, dict[str, BacktestResult]] = {s: {} for s in STRATEGIES}
-    bt = replace(cfg.backtest, timeframe=cfg.timeframe, horizon=cfg.horizon)
-    for market in cfg.evaluated_markets:
-        frame = candles[market]
-        stamps = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-        period = frame[(stamps >= test_start) & (stamps <= test_end)].reset_index(drop=True)
-        mine = rows[rows["market"] == market]
-        for strategy in ("lstm", "logistic", "gbm"):
-            side = _decision_series(period, mine, f"side_{strategy}")
-            backtests[strategy][market] = run_backtest(period, side, bt)
-        backtests["always_long"][market] = run_backtest(period, np.ones(len(period), np.int8), bt)
-        backtests["buy_and_hold"][market] = buy_and_hold(period, bt)
+    backtests = compare_strategies(
+        {market: candles[market] for market in cfg.evaluated_markets},
+        _utc(cfg.test_start),
+        _utc(cfg.test_end),
+        rows["market"].to_numpy(),
+        rows["timestamp"],
+        {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
+        replace(cfg.backtest, timeframe=cfg.timeframe, horizon=cfg.horizon),
+    )
     seed = cfg.train.seed
     report: dict[str, object] = {"markets": {}, "pooled": {}}
     for strategy in STRATEGIES:

@@ -5,8 +5,8 @@ are indexed by the row of their last candle in one float32 [rows, F] array holdi
 market's rows; a batch is gathered on demand. At 5 markets × 28k candles × 50 features that
 array is 28 MB, where materialised windows at L = 32 would take about 900 MB.
 
-The rest of the dataset stage lives beside this module and is re-exported here: `Scaler`
-(scaler.py), `SplitConfig` / `chronological_split` (splits.py) and class balancing
+The rest of the dataset stage lives beside this module and builds on it, never the other way:
+`Scaler` (scaler.py), `SplitConfig` / `chronological_split` (splits.py) and class balancing
 (sampling.py).
 """
 
@@ -176,27 +176,3 @@ def make_windows(
         forward_return=data["forward_return"].to_numpy(dtype=np.float64)[order[ends]],
         features=tuple(features),
     )
-
-
-# The rest of the dataset stage, importable from here.
-from pipeline.model.sampling import class_weights, sample_weights  # noqa: E402
-from pipeline.model.scaler import Scaler  # noqa: E402
-from pipeline.model.splits import (  # noqa: E402
-    SplitConfig,
-    Splits,
-    chronological_split,
-    split_boundaries,
-)
-
-__all__ = [
-    "Scaler",
-    "SplitConfig",
-    "Splits",
-    "WindowArray",
-    "WindowSet",
-    "chronological_split",
-    "class_weights",
-    "make_windows",
-    "sample_weights",
-    "split_boundaries",
-]

@@ -9,12 +9,10 @@ values are clipped (±5 by default) so one extreme candle cannot saturate the LS
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipeline.model.dataset import WindowSet
+from pipeline.model.dataset import WindowSet
 
 _IQR_TO_SIGMA = 1.349
 _TINY = 1e-12

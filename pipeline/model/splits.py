@@ -10,15 +10,12 @@ no training label overlaps a validation input, and no validation label a test in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.labels import DEFAULT_HORIZON
-
-if TYPE_CHECKING:
-    from pipeline.model.dataset import WindowSet
+from pipeline.model.dataset import WindowSet
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.model.batches import WindowBatches, make_loader, training_loader
 from pipeline.model.dataset import WindowArray, WindowSet
-from pipeline.model.loader import WindowBatches, make_loader, training_loader
 from pipeline.model.lstm import LSTMClassifier, count_parameters
 from pipeline.model.sampling import class_weights
 from pipeline.model.scaler import Scaler

@@ -18,6 +18,12 @@ def confidence(p_up: np.ndarray) -> np.ndarray:
     return np.maximum(p_up, 1.0 - p_up)
 
 
+def accuracy(p_up: np.ndarray, y: np.ndarray) -> float:
+    """Share of windows whose leaning side (up at P(up) ≥ 0.5) matches the label; NaN if none."""
+    p_up, y = np.asarray(p_up), np.asarray(y)
+    return float(np.mean((p_up >= 0.5) == (y == 1.0))) if len(p_up) else float("nan")
+
+
 def reliability_table(p_up: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Per probability bin: count, mean predicted P(up), observed share of ups."""
     p_up, y = np.asarray(p_up, dtype="float64"), np.asarray(y, dtype="float64")

@@ -15,9 +15,9 @@ import pandas as pd
 import psycopg
 
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.evaluation.candidate import LoadedModel
 from pipeline.features.compute import compute_market_features, market_factor_frame
 from pipeline.features.registry import HIGHER_TIMEFRAMES
+from pipeline.model.contract import LoadedModel
 from pipeline.signals.inference import Decision, decide
 from pipeline.store.candles import load_candles
 

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model.dataset import WindowSet, class_weights, make_windows, sample_weights
-from pipeline.model.loader import WindowBatches, make_loader, training_loader
+from pipeline.model.batches import WindowBatches, make_loader, training_loader
+from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.sampling import class_weights, sample_weights
 from pipeline.model.scaler import Scaler
-from pipeline.model.synthetic import feature_columns, synthetic_frame
 from pipeline.model.training import TrainConfig, train_model
+from tests.helpers.model import feature_columns, synthetic_frame
 
 
 def windows(seed: int = 0) -> WindowSet:

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from pipeline.model.dataset import Scaler, SplitConfig, chronological_split, make_windows
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+from pipeline.model.dataset import make_windows
+from pipeline.model.scaler import Scaler
+from pipeline.model.splits import SplitConfig, chronological_split
+from tests.helpers.model import feature_columns, synthetic_frame
 
 CFG = SplitConfig("2021-01-01", "2021-01-06", "2021-01-09", window=8)
 

@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipeline.model.dataset import SplitConfig, chronological_split, make_windows, split_boundaries
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+from pipeline.model.dataset import make_windows
+from pipeline.model.splits import SplitConfig, chronological_split, split_boundaries
+from tests.helpers.model import feature_columns, synthetic_frame
 
 HOUR = pd.Timedelta(hours=1)
 

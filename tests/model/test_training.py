@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model.dataset import Scaler, SplitConfig, chronological_split, make_windows
-from pipeline.model.loader import WindowBatches
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+from pipeline.model.batches import WindowBatches
+from pipeline.model.dataset import make_windows
+from pipeline.model.scaler import Scaler
+from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.model.training import TrainConfig, evaluate, train_model
+from tests.helpers.model import feature_columns, synthetic_frame
 
 WINDOW = 8
 

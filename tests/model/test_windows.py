@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.model.dataset import make_windows
-from pipeline.model.synthetic import feature_columns, synthetic_frame
+from tests.helpers.model import feature_columns, synthetic_frame
 
 HOUR = pd.Timedelta(hours=1)
 

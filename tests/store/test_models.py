@@ -99,7 +99,7 @@ def test_promotion_retires_the_previous_production_model(db) -> None:
 
 
 def test_a_model_whose_features_are_missing_fails_clearly(db) -> None:
-    from pipeline.evaluation.candidate import ModelMismatchError, load_for_inference
+    from pipeline.model.contract import ModelMismatchError, load_for_inference
     from pipeline.model.lstm import LSTMClassifier
     from pipeline.model.scaler import Scaler
 
