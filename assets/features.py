@@ -20,6 +20,7 @@ from pipeline.partitions import (
     timeframe_partitions,
 )
 from pipeline.store.candles import load_candles
+from pipeline.tables import markdown_table
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 from resources.project import ProjectResource
@@ -128,15 +129,25 @@ def features(
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    rows = [" | ".join(map(str, frame.columns)), " | ".join("---" for _ in frame.columns)]
-    rows += [" | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r)
-             for r in frame.itertuples(index=False)]
-    return "\n".join(f"| {row} |" for row in rows)
+    return markdown_table(
+        [str(c) for c in frame.columns],
+        (
+            [f"{v:.3f}" if isinstance(v, float) else v for v in r]
+            for r in frame.itertuples(index=False)
+        ),
+    )
 
 
 def _ranking_table(result) -> dg.TableMetadataValue:
-    columns = ["feature", "rank", "importance_mean", "importance_std", "stability", "selected",
-               "reason"]
+    columns = [
+        "feature",
+        "rank",
+        "importance_mean",
+        "importance_std",
+        "stability",
+        "selected",
+        "reason",
+    ]
     table = result.table.reindex(columns=columns)
     records = [
         dg.TableRecord(

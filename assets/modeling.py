@@ -24,6 +24,7 @@ from pipeline.partitions import (
     symbol_for,
 )
 from pipeline.store import models as model_store
+from pipeline.tables import markdown_table
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 from resources.project import ProjectResource
@@ -75,16 +76,20 @@ def _labelled(features: pd.DataFrame, database, candle_source) -> tuple[pd.DataF
 
 
 def _curve(epochs: list[dict]) -> str:
-    lines = [
-        "| epoch | train loss | val loss | train acc | val acc | gap |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {int(e['epoch'])} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | "
-        f"{e['train_accuracy']:.4f} | {e['val_accuracy']:.4f} | {e['gap']:+.4f} |"
-        for e in epochs
-    ]
-    return "\n".join(lines)
+    return markdown_table(
+        ["epoch", "train loss", "val loss", "train acc", "val acc", "gap"],
+        (
+            [
+                int(e["epoch"]),
+                f"{e['train_loss']:.4f}",
+                f"{e['val_loss']:.4f}",
+                f"{e['train_accuracy']:.4f}",
+                f"{e['val_accuracy']:.4f}",
+                f"{e['gap']:+.4f}",
+            ]
+            for e in epochs
+        ),
+    )
 
 
 @dg.asset(

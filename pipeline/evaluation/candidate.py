@@ -8,7 +8,7 @@ evaluation and live inference do.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -155,7 +155,3 @@ def _training_windows(data: pd.DataFrame, record: ModelRecord) -> WindowSet:
     split = SplitConfig(**record.data_window["config"])
     windows = make_windows(data, record.features, split.window, split.timeframe)
     return chronological_split(windows, split).train
-
-
-def config_json(cfg: CandidateConfig) -> dict[str, object]:
-    return asdict(cfg)

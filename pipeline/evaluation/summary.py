@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from pipeline.evaluation.walk_forward import STRATEGIES
+from pipeline.tables import markdown_table
 
 
 def _pct(value: object) -> str:
@@ -23,21 +24,35 @@ def _ci(figure: object) -> str:
 def summary_table(report: dict, scope: str = "pooled") -> str:
     """Markdown: one row per strategy, classification and trading figures side by side."""
     rows = report["pooled"] if scope == "pooled" else report["markets"][scope]
-    header = (
-        "| strategy | accuracy % | coverage % | precision % [95% CI] | net win rate % [95% CI] "
-        "| trades | net return % | Sharpe | max DD % |"
-    )
-    lines = [header, "|" + "---|" * 9]
+    header = [
+        "strategy",
+        "accuracy %",
+        "coverage %",
+        "precision % [95% CI]",
+        "net win rate % [95% CI]",
+        "trades",
+        "net return %",
+        "Sharpe",
+        "max DD %",
+    ]
+    table = []
     for name in STRATEGIES:
         figures = rows[name]
         bt = figures.get("backtest", {})
-        lines.append(
-            f"| {name} | {_pct(figures.get('accuracy'))} | {_pct(figures.get('coverage'))} | "
-            f"{_ci(figures.get('precision'))} | {_ci(figures.get('net_win_rate'))} | "
-            f"{bt.get('trades', '–')} | {_pct(bt.get('total_return'))} | "
-            f"{bt.get('sharpe', float('nan')):.2f} | {_pct(bt.get('max_drawdown'))} |"
+        table.append(
+            [
+                name,
+                _pct(figures.get("accuracy")),
+                _pct(figures.get("coverage")),
+                _ci(figures.get("precision")),
+                _ci(figures.get("net_win_rate")),
+                bt.get("trades", "–"),
+                _pct(bt.get("total_return")),
+                f"{bt.get('sharpe', float('nan')):.2f}",
+                _pct(bt.get("max_drawdown")),
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, table)
 
 
 def claims_table(report: dict) -> str:
@@ -65,7 +80,7 @@ def claims_table(report: dict) -> str:
         "parameters": "24,962",
         "selection uplift (accuracy)": "+0.5–1 %",
     }
-    lines = ["| figure | seed claims | measured (test unless noted) |", "|---|---|---|"]
-    for key, claim in claims.items():
-        lines.append(f"| {key} | {claim} | {measured[key]} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["figure", "seed claims", "measured (test unless noted)"],
+        ([key, claim, measured[key]] for key, claim in claims.items()),
+    )

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -67,7 +67,6 @@ class TrainResult:
     config: dict[str, object]
     class_weights: tuple[float, float]  # (down, up) applied in the loss
     device: str
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def best(self) -> dict[str, float]:
