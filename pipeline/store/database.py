@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from pipeline.settings import Settings
 from pipeline.store.embedded import embedded_url
 from pipeline.store.migrations import migrate
 
@@ -46,13 +47,26 @@ _lock = threading.Lock()
 _databases: dict[str, Database] = {}
 
 
-def resolve_url(settings: Settings) -> str:
+class DatabaseSettings(Protocol):
+    """Where the store is (pipeline.settings.Settings has both): the store never reads them."""
+
+    @property
+    def database_url(self) -> str | None: ...
+
+    @property
+    def pgdata(self) -> Path: ...
+
+
+def resolve_url(settings: DatabaseSettings) -> str:
     return settings.database_url or embedded_url(settings.pgdata)
 
 
-def open_database(settings: Settings | None = None, url: str | None = None) -> Database:
+def open_database(settings: DatabaseSettings | None = None, url: str | None = None) -> Database:
     """The process's pooled Database for `url` (or the settings' URL, or the embedded server)."""
-    url = url or resolve_url(settings or Settings.from_env())
+    if url is None:
+        if settings is None:
+            raise ValueError("open_database needs a URL or the settings that name one")
+        url = resolve_url(settings)
     with _lock:
         db = _databases.get(url)
         if db is None or db.pool.closed:
