@@ -1,0 +1,88 @@
+"""The code location loads, and what it offers (assets, checks, partitions, jobs, schedules,
+sensors, resources) matches the committed snapshot, so a change to the Dagster surface is a
+reviewed diff rather than a surprise in the UI.
+
+Regenerate after an intended change: SIGNALS_UPDATE_SNAPSHOT=1 pytest tests/orchestration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+LOCATION_ENV = ("SIGNALS_MARKETS", "SIGNALS_TIMEFRAMES", "SIGNALS_SENSOR_INTERVAL_S")
+
+
+def _partitions(definition: dg.PartitionsDefinition | None) -> object:
+    if definition is None:
+        return None
+    if isinstance(definition, dg.MultiPartitionsDefinition):
+        return {d.name: d.partitions_def.get_partition_keys() for d in definition.partitions_defs}
+    return definition.get_partition_keys()
+
+
+def surface(defs: dg.Definitions) -> dict[str, object]:
+    """Everything a user of the UI sees of the location, as plain data."""
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitions": _partitions(node.partitions_def),
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "checks": sorted(c.name for c in node.check_keys),
+        }
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    schedules = {
+        s.name: {
+            "cron": s.cron_schedule,
+            "timezone": s.execution_timezone,
+            "job": s.job_name,
+            "default": s.default_status.value,
+        }
+        for s in defs.schedules or []
+    }
+    sensors = {
+        s.name: {
+            "jobs": sorted(j.name for j in s.jobs),
+            "interval_s": s.minimum_interval_seconds,
+            "default": s.default_status.value,
+        }
+        for s in defs.sensors or []
+    }
+    return {
+        "assets": assets,
+        "jobs": jobs,
+        "schedules": schedules,
+        "sensors": sensors,
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+def test_the_code_location_loads_and_matches_its_snapshot() -> None:
+    overridden = [name for name in LOCATION_ENV if os.environ.get(name)]
+    if overridden:
+        pytest.fail(f"the snapshot is of the default location; unset {', '.join(overridden)}")
+    from pipeline.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    current = surface(defs)
+    if os.environ.get("SIGNALS_UPDATE_SNAPSHOT") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_the_snapshot_notices_a_changed_surface() -> None:
+    """The comparison can fail: one asset's group moved is a different surface."""
+    from pipeline.definitions import defs
+
+    current = surface(defs)
+    changed = json.loads(json.dumps(current))
+    changed["assets"]["ohlcv"]["group"] = "elsewhere"
+    assert changed != json.loads(SNAPSHOT.read_text())
