@@ -186,14 +186,18 @@ def _png_markdown(path: Path) -> str:
     return f"![equity](data:image/png;base64,{data})"
 
 
+# What judging a model reads: the model lstm_model produced (lineage, not "the newest"), and
+# every market's base features, since the baselines are fitted on all markets' training rows.
+_MODEL_AND_BASE_FEATURES = {
+    "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
+    "lstm_model": dg.AssetIn(),
+}
+
+
 @dg.asset(
     group_name="evaluation",
     partitions_def=market_partitions,
-    ins={
-        # Every market's base features: the baselines are fitted on all markets' training rows.
-        "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
-        "lstm_model": dg.AssetIn(),
-    },
+    ins=_MODEL_AND_BASE_FEATURES,
     kinds={"matplotlib"},
 )
 def backtest_report(
@@ -255,10 +259,7 @@ class GateRunConfig(dg.Config):
 @dg.asset(
     group_name="evaluation",
     deps=["backtest_report"],  # every market's report
-    ins={
-        "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
-        "lstm_model": dg.AssetIn(),
-    },
+    ins=_MODEL_AND_BASE_FEATURES,
     kinds={"postgres"},
 )
 def production_model(

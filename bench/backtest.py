@@ -40,8 +40,6 @@ import argparse
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,22 +48,13 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from harness import DEFAULT_DATA_DIR, timed  # noqa: E402
+
 from pipeline.backtest import BacktestConfig, run_backtest  # noqa: E402
 from pipeline.data.csv_source import CandleFolder  # noqa: E402
 
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "binance-usdm-1h"
 GOAL = 5.0  # our replay at least 5x vectorbt's simulation
 TOLERANCE = 1e-9
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    fn()  # warm-up: imports, numba compilation, allocator
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return runs
 
 
 def decisions_for(n: int, seed: int, active: float) -> np.ndarray:

@@ -33,7 +33,6 @@ import resource
 import statistics
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -45,22 +44,13 @@ import talib
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from harness import DEFAULT_DATA_DIR, timed  # noqa: E402
+
 from pipeline.data.aggregate import aggregate  # noqa: E402
 from pipeline.data.csv_source import CandleFolder  # noqa: E402
 from pipeline.features.compute import compute_features  # noqa: E402
 
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "binance-usdm-1h"
 GOAL = 2.0  # the whole set within 2x the time of TA-Lib alone
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    fn()  # warm caches, imports, allocator
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return runs
 
 
 # -- (a) the TA-Lib calls the set makes ----------------------------------------------------

@@ -16,13 +16,13 @@ so 0.2 %): a direction that cannot pay its fees is not worth predicting.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from harness import default_data_dir
 from sklearn.metrics import log_loss, roc_auc_score
 
 from pipeline.data.csv_source import CandleFolder
@@ -43,10 +43,7 @@ HORIZONS = (1, 2, 4, 8, 12, 24)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_dir = os.environ.get("SIGNALS_DATA_DIR") or str(
-        REPO.parent / "shared" / "data" / "binance-usdm-1h"
-    )
-    parser.add_argument("--data-dir", default=default_dir)
+    parser.add_argument("--data-dir", default=default_data_dir())
     parser.add_argument("--train-end", default="2022-06-30")
     parser.add_argument("--fee", type=float, default=0.0005, help="taker fee a side")
     parser.add_argument("--folds", type=int, default=4)

@@ -13,7 +13,6 @@ the lowest validation log-loss rounded to three decimals; a tie goes to the shor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from harness import default_data_dir
 from sklearn.metrics import log_loss
 
 from pipeline.data.csv_source import CandleFolder
@@ -37,10 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_dir = os.environ.get("SIGNALS_DATA_DIR") or str(
-        REPO.parent / "shared" / "data" / "binance-usdm-1h"
-    )
-    parser.add_argument("--data-dir", default=default_dir)
+    parser.add_argument("--data-dir", default=default_data_dir())
     parser.add_argument("--train-end", default="2022-06-30")
     parser.add_argument("--val-end", default="2022-12-31")
     parser.add_argument("--lengths", default="8,16,32,64")
