@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import dagster as dg
 import numpy as np
@@ -23,20 +25,23 @@ from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.engine import run_backtest
 from pipeline.data.csv_source import CandleFolder
 from pipeline.data.schema import validate_candles
-from pipeline.data.timeframes import timeframe_ms
+from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
+from pipeline.exchange.markets import market_id
 from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.live import live_inference_job
 from pipeline.model.contract import load_for_inference, segment_windows
-from pipeline.replay.server import ReplayExchange
+from pipeline.replay.clock import ReplayClock
+from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import new_candle_sensor
+from pipeline.settings import Settings
 from pipeline.signals.inference import sides
 from pipeline.signals.live import live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store import trading
-from pipeline.store.database import Database
+from pipeline.store.database import Database, fresh_database, open_database, resolve_url
 from pipeline.store.signals import load_signals
 
 RUN_KEY_TAG = "dagster/run_key"
@@ -412,3 +417,113 @@ def parity(
         live_trades=live_done,
         backtest_trades=bt_trades,
     )
+
+
+class Ticker(Protocol):
+    """A progress bar's one needed method (tqdm has it)."""
+
+    def update(self, n: int = 1) -> object: ...
+
+
+class _NoTicker:
+    def update(self, n: int = 1) -> object:
+        return None
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What `replay_live` found: the runs that failed and each market's parity report."""
+
+    candles: int
+    symbols: list[str]
+    failures: list[str]
+    reports: dict[str, ParityReport]
+
+    @property
+    def broken(self) -> list[str]:
+        """Markets whose live decisions or trades differ from the backtest."""
+        return [s for s, r in self.reports.items() if not (r.identical_decisions and r.same_trades)]
+
+
+def replay_live(
+    settings: Settings,
+    data_dir: str | Path | None,
+    start: str,
+    candles: int,
+    *,
+    model_id: int | None = None,
+    threshold: float | None = None,
+    risk_fraction: float = 0.5,
+    fee: float = 0.0005,
+    balance: float = 10_000.0,
+    log: Callable[[str], None] = lambda message: None,
+    progress: Callable[[int], AbstractContextManager[Ticker]] | None = None,
+) -> ReplayOutcome:
+    """`signals live --replay`: replay `candles` candles from `start` through the real sensor
+    and live job in a fresh `signals_replay` database, then compare each market with its
+    backtest. The configured store is only read (for the model); `log` hears the steps."""
+    data_dir = data_dir or settings.data_dir
+    if not data_dir:
+        raise ValueError("--data-dir (or SIGNALS_DATA_DIR) is needed: the candles to replay")
+    timeframe = settings.base_timeframe
+    step = timeframe_ms(timeframe)
+    start_ms = parse_date_ms(start) // step * step
+    if candles < 2:
+        raise ValueError("--candles must be at least 2")
+    folder = CandleFolder(data_dir)
+    symbols = list(settings.markets)
+    missing = [s for s in symbols if s not in folder.symbols()]
+    if missing:
+        raise ValueError(f"{data_dir} has no candles for {', '.join(missing)}")
+
+    record, why = pick_model(open_database(settings), timeframe, model_id)
+    log(f"replaying model {record.id}, {why}")
+
+    url = fresh_database(resolve_url(settings), "signals_replay")
+    db = Database(url)
+    timeframes = list(settings.timeframes)
+    log(f"seeding candles before {start} into database signals_replay …")
+    seed_candles(db, folder, settings.exchange, symbols, timeframes, start_ms)
+    note: dict[str, Any] = {"reason": "signals live --replay", "source_model": record.id}
+    if threshold is not None:  # the replay database's copy only; the store is untouched
+        record.config = {**record.config, "threshold": threshold}
+        note["threshold"] = threshold
+        log(f"confidence threshold set to {threshold} for this replay")
+    install_model(db, record, note)
+    exchange = ReplayExchange(data_dir, ReplayClock(start_ms, speed=1.0), balance=balance)
+    closes = [start_ms + (k + 1) * step for k in range(candles)]
+    with ReplayServer(exchange) as server:
+        resources = replay_resources(
+            url,
+            server.url,
+            str(settings.home),
+            exchange=settings.exchange,
+            since=settings.since,
+            fee=fee,
+            balance=balance,
+            risk_fraction=risk_fraction,
+        )
+        replay = LiveReplay(resources, exchange)
+        with (progress or (lambda _: nullcontext(_NoTicker())))(len(closes)) as bar:
+            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
+    failures = [key for o in outcomes for key in o.failures]
+    # The candle after the last decided one: the backtest acts on the last decision at its open.
+    seed_candles(db, folder, settings.exchange, symbols, timeframes, closes[-1] + step)
+    costs = BacktestConfig(timeframe=timeframe, fee=fee, position_size=risk_fraction)
+    decided = [c - step for c in closes]
+    reports = {}
+    for symbol in symbols:
+        reports[symbol] = parity(
+            db,
+            settings.exchange,
+            symbol,
+            timeframe,
+            symbols,
+            timeframes,
+            decided,
+            costs,
+            f"paper-{market_id(symbol)}",
+            balance,
+        )
+    db.close()
+    return ReplayOutcome(len(closes), symbols, failures, reports)

@@ -44,6 +44,59 @@ class StepOutcome:
                 return event.step_failure_data.error.message.strip()
         return ""
 
+    def summary(self) -> str:
+        """One line per materialisation, with the figures a user checks first."""
+        meta: dict = self.metadata()
+        if not self.success:
+            return f"{self.asset:<17} {self.partition or '':<14} FAILED"
+        verdict = " ".join(
+            f"{name.removeprefix('ohlcv_')}={'ok' if ok else 'NO'}"
+            for name, ok in self.checks().items()
+        )
+        if self.asset == "ohlcv":
+            return (
+                f"ohlcv  {meta['market']:<16} {meta['timeframe']:>4}  +{meta['rows_added']:<7} "
+                f"total {meta['rows_total']:<7} {meta['first_candle']} → {meta['last_candle']}  "
+                f"gaps {meta['gaps']}  checks: {verdict}"
+            )
+        if self.asset == "selected_features":
+            uplift = meta.get("uplift") or {}
+            scores = {k: v for k, v in uplift.items() if k.startswith(("all_", "selected_"))}
+            shown = "  ".join(
+                f"{k}: acc {v['accuracy']:.4f} logloss {v['log_loss']:.4f}"
+                for k, v in scores.items()
+            )
+            ci = uplift.get("accuracy_uplift_95ci") or [float("nan")] * 2
+            return (
+                f"selected_features  {meta.get('selected')} selected  validation {shown}  "
+                f"accuracy uplift {uplift.get('accuracy_uplift', float('nan')):+.4f} "
+                f"(95% CI {ci[0]:+.4f} … {ci[1]:+.4f})"
+            )
+        if self.asset == "lstm_model":
+            return (
+                f"lstm_model  candidate {meta['model_id']}: {meta['parameters']} parameters, "
+                f"{meta['epochs']} epochs ({meta['stopped']}), validation accuracy "
+                f"{meta['val_accuracy']:.4f} vs majority {meta['val_majority_accuracy']:.4f}, "
+                f"gap {meta['gap']:+.4f}  checks: {verdict}"
+            )
+        if self.asset == "backtest_report":
+            return f"backtest_report {self.partition}: {meta['report']}\n{meta['table']}"
+        if self.asset == "production_model":
+            verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
+            return (
+                f"production_model  candidate {meta['candidate']} {verdict_text}: "
+                f"{meta['reasons']}; "
+                + (
+                    f"production is model {meta['production']}"
+                    if meta["production"] != -1
+                    else "no model is in production (live runs record nothing until one is)"
+                )
+            )
+        details = "  ".join(
+            f"{k} {v}" for k, v in meta.items() if k in ("rows", "complete_rows", "markets")
+        )
+        return f"{self.asset:<17} {self.partition or '':<14} {details}"
+
 
 def _partitions(asset: dg.AssetsDefinition) -> list[str | None]:
     """Every partition the asset declares; one unpartitioned run otherwise."""

@@ -1,0 +1,66 @@
+"""`signals replay-exchange`: a candle folder served over Binance USDⓈ-M's REST API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pipeline.data.timeframes import parse_date_ms
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    replay = subparsers.add_parser(
+        "replay-exchange", help="serve a candle folder over Binance USDⓈ-M's REST API"
+    )
+    replay.add_argument("--data-dir", required=True, help="folder of MARKETID.csv[.gz] 1h files")
+    replay.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free one")
+    replay.add_argument("--host", default="127.0.0.1")
+    replay.add_argument("--clock", help="replay clock start (ISO date); default: real time")
+    replay.add_argument("--speed", type=float, default=1.0, help="replay seconds per real second")
+    replay.add_argument(
+        "--fault",
+        help="fail requests: 429|500|timeout|lost (carried out, answer lost) followed by :N "
+        "(the next N requests) or :0.2 (a share of them), e.g. 500:3",
+    )
+    replay.add_argument(
+        "--fault-delay",
+        type=float,
+        default=15.0,
+        help="seconds a 'timeout' or 'lost' fault hangs (default 15)",
+    )
+    replay.add_argument("--seed", type=int, default=0, help="seed for share-based faults")
+    replay.add_argument(
+        "--balance", type=float, default=10_000.0, help="USDT wallet balance (default 10000)"
+    )
+    replay.set_defaults(func=cmd_replay_exchange)
+
+
+def cmd_replay_exchange(args: argparse.Namespace) -> int:
+    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.faults import FaultPlan
+    from pipeline.replay.server import ReplayExchange, ReplayServer
+
+    clock = ReplayClock(parse_date_ms(args.clock) if args.clock else None, args.speed)
+    # The trading side accepts the same credentials the exchange broker reads, when set.
+    credentials = {
+        name: os.environ[var]
+        for name, var in (("api_key", "SIGNALS_API_KEY"), ("api_secret", "SIGNALS_API_SECRET"))
+        if os.environ.get(var)
+    }
+    exchange = ReplayExchange(args.data_dir, clock, balance=args.balance, **credentials)
+    if args.fault:
+        exchange.set_faults(FaultPlan.parse(args.fault, args.fault_delay, args.seed))
+    server = ReplayServer(exchange, port=args.port, host=args.host)
+    print(
+        f"replay exchange on {server.url} serving {', '.join(exchange.data.symbols())} "
+        f"(clock {'real time' if args.clock is None else args.clock}, speed {args.speed}x); "
+        "Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
