@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data.csv_source import CandleFolder
     from pipeline.data.timeframes import parse_date_ms
     from pipeline.exchange.ids import BINANCE_USDM
-    from pipeline.live_replay import install_model, pick_model, seed_candles
     from pipeline.replay.clock import ReplayClock
     from pipeline.replay.server import ReplayExchange, ReplayServer
     from pipeline.settings import Settings
     from pipeline.store.database import Database, fresh_database, open_database, resolve_url
+    from pipeline.trading_replay import install_model, pick_model, seed_candles
 
     settings = Settings.from_env()
     markets = [m.strip() for m in args.markets.split(",") if m.strip()]

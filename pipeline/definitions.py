@@ -13,8 +13,8 @@ from assets.market_data import ohlcv
 from assets.modeling import backtest_report, lstm_model, production_model
 from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
 from pipeline.execution.risk import RiskConfig
+from pipeline.inference_job import live_inference_job
 from pipeline.jobs import ohlcv_job, retraining_job
-from pipeline.live import live_inference_job
 from pipeline.location import SETTINGS
 from pipeline.schedules import ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor

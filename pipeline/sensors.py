@@ -9,7 +9,7 @@ from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.timeframes import ms_to_iso, timeframe_ms
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import ExchangeSourceError
-from pipeline.live import live_inference_job
+from pipeline.inference_job import live_inference_job
 from pipeline.location import SETTINGS
 from pipeline.partitions import BASE_TIMEFRAME, SYMBOLS_BY_MARKET_ID
 from resources.exchange import CandleSourceResource

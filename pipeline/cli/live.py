@@ -53,7 +53,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             "live trading runs in Dagster: `make ui` and turn on new_candle_sensor (README); "
             "`signals live --replay` replays it offline"
         )
-    from pipeline.live_replay import replay_live
+    from pipeline.trading_replay import replay_live
 
     outcome = replay_live(
         Settings.from_env(),

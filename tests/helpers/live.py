@@ -50,13 +50,13 @@ def quick_features(max_warmup: int = 800) -> list[str]:
 
 def install_random_model(db, symbols: list[str], timeframes: list[str], seed: int = 7):
     """Seeded random LSTM with a scaler fitted on the seeded history; promoted."""
-    from pipeline.live_replay import install_model
     from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.contract import MODEL_NAME, probabilities
     from pipeline.model.lstm import LSTMClassifier
     from pipeline.model.scaler import Scaler
-    from pipeline.signals.live import live_features, load_inputs
+    from pipeline.signals.candle import live_features, load_inputs
     from pipeline.store.models import ModelRecord
+    from pipeline.trading_replay import install_model
 
     names = quick_features()
     with db.connection() as conn:

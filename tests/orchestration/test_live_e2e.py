@@ -12,13 +12,13 @@ import pytest
 
 from pipeline.backtest.config import BacktestConfig
 from pipeline.data.csv_source import CandleFolder
-from pipeline.live_replay import LiveReplay, parity, replay_resources, seed_candles
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import run_key
 from pipeline.store.signals import load_signals
+from pipeline.trading_replay import LiveReplay, parity, replay_resources, seed_candles
 from resources.broker import BrokerResource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource

@@ -30,14 +30,14 @@ from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.exchange.markets import market_id
 from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names
-from pipeline.live import live_inference_job
+from pipeline.inference_job import live_inference_job
 from pipeline.model.contract import load_for_inference, segment_windows
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
+from pipeline.signals.candle import live_features, load_inputs
 from pipeline.signals.inference import sides
-from pipeline.signals.live import live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store import trading

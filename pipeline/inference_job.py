@@ -25,7 +25,7 @@ from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
-from pipeline.signals.live import LiveWindowError, decide_candle, live_features, load_inputs
+from pipeline.signals.candle import LiveWindowError, decide_candle, live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store.signals import SignalRow, record_signal, update_timings
