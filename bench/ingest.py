@@ -134,6 +134,22 @@ class Measurement:
 # -- set-up ------------------------------------------------------------------------------
 
 
+# (path key, ccxt's rate limiter on?, what the line means): the two replay measurements.
+REPLAY_PATHS = (
+    (
+        "replay-nolimit",
+        False,
+        "ccxt over HTTP to the replay exchange, enableRateLimit=False: our code plus HTTP/JSON",
+    ),
+    (
+        "replay",
+        True,
+        "the product default: ccxt spaces requests as Binance requires "
+        "(1000-candle pages weigh 5, i.e. ~250 ms apart)",
+    ),
+)
+
+
 def resolve_data_dir(cli_value: str | None) -> Path:
     """--data-dir, else $SIGNALS_DATA_DIR, else the shared sample folder; fail clearly if absent."""
     raw = cli_value or os.environ.get("SIGNALS_DATA_DIR") or str(DEFAULT_DATA_DIR)
@@ -588,31 +604,16 @@ def benchmark(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         for market in exchange.data.symbols():  # warm the server's cache outside the timing
             exchange.data.series(market, TIMEFRAME)
         with ReplayServer(exchange) as server:
-            if "replay-nolimit" in replay_paths:
-                m = Measurement(
-                    "replay-nolimit",
-                    "replay path, rate limiter off",
-                    total,
-                    note="ccxt over HTTP to the replay exchange, "
-                    "enableRateLimit=False: our code plus HTTP/JSON",
-                )
+            for key, rate_limit, note in REPLAY_PATHS:
+                if key not in replay_paths:
+                    continue
+                label = f"replay path, rate limiter {'on' if rate_limit else 'off'}"
                 measure(
-                    m,
+                    Measurement(key, label, total, note=note),
                     "candles",
-                    lambda: run_replay(db, server.url, symbols, since_ms, rate_limit=False),
-                )
-            if "replay" in replay_paths:
-                m = Measurement(
-                    "replay",
-                    "replay path, rate limiter on",
-                    total,
-                    note="the product default: ccxt spaces requests as Binance "
-                    "requires (1000-candle pages weigh 5, i.e. ~250 ms apart)",
-                )
-                measure(
-                    m,
-                    "candles",
-                    lambda: run_replay(db, server.url, symbols, since_ms, rate_limit=True),
+                    lambda limit=rate_limit: run_replay(
+                        db, server.url, symbols, since_ms, rate_limit=limit
+                    ),
                 )
             requests = dict(exchange.requests)
     else:
