@@ -235,15 +235,7 @@ class ReplayAccount:
         return market
 
     def _quantity(self, params: dict[str, str], rules: MarketRules) -> Decimal:
-        text = params.get("quantity")
-        if not text:
-            raise missing("quantity")
-        try:
-            qty = Decimal(text)
-        except InvalidOperation:
-            raise missing("quantity") from None
-        if not qty.is_finite() or qty <= 0:
-            raise BinanceError(-4003, "Quantity less than or equal to zero.")
+        qty = _positive(params, "quantity", -4003, "Quantity less than or equal to zero.")
         if qty % rules.step != 0:
             raise BinanceError(-1111, "Precision is over the maximum defined for this asset.")
         if qty < rules.min_qty:
@@ -253,12 +245,7 @@ class ReplayAccount:
         return qty
 
     def _limit_price(self, params: dict[str, str], rules: MarketRules) -> float:
-        try:
-            price = Decimal(params.get("price") or "")
-        except InvalidOperation:
-            raise missing("price") from None
-        if not price.is_finite() or price <= 0:
-            raise BinanceError(-4001, "Price less than 0.")
+        price = _positive(params, "price", -4001, "Price less than 0.")
         if price % rules.tick != 0:
             raise BinanceError(-4014, "Price not increased by tick size.")
         return float(price)
@@ -670,3 +657,14 @@ class ReplayAccount:
             "symbol": trade.symbol,
             "time": trade.time_ms,
         }
+
+
+def _positive(params: dict[str, str], name: str, code: int, message: str) -> Decimal:
+    """A decimal parameter that must be present and > 0, refused as Binance refuses it."""
+    try:
+        value = Decimal(params.get(name) or "")
+    except InvalidOperation:
+        raise missing(name) from None
+    if not value.is_finite() or value <= 0:
+        raise BinanceError(code, message)
+    return value
