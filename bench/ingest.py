@@ -109,26 +109,17 @@ class Measurement:
     def median_s(self) -> float:
         return statistics.median(self.seconds)
 
-    @property
-    def best_rate(self) -> float:
-        return self.rows_timed / self.best_s
+    def rate(self, run: str) -> float:
+        """Rows per second of the best or the median run."""
+        return self.rows_timed / (self.best_s if run == "best" else self.median_s)
 
-    @property
-    def median_rate(self) -> float:
-        return self.rows_timed / self.median_s
+    def seconds_for_all(self, run: str) -> float:
+        """Seconds for all rows: measured, or extrapolated from the timed subset's rate."""
+        return self.rows / self.rate(run)
 
     @property
     def extrapolated(self) -> bool:
         return self.rows_timed != self.rows
-
-    @property
-    def seconds_for_all_best(self) -> float:
-        """Seconds for all rows: measured, or extrapolated from the timed subset's rate."""
-        return self.rows / self.best_rate
-
-    @property
-    def seconds_for_all_median(self) -> float:
-        return self.rows / self.median_rate
 
 
 # -- set-up ------------------------------------------------------------------------------
@@ -405,12 +396,12 @@ def render_table(results: list[Measurement], raw: Measurement | None, repeat: in
     )
     lines = [header, "-" * len(header)]
     for m in results:
-        ratio = f"{m.best_rate / raw.best_rate:>7.1%}" if raw else "    n/a"
+        ratio = f"{m.rate('best') / raw.rate('best'):>7.1%}" if raw else "    n/a"
         mark = "*" if m.extrapolated else " "
         lines.append(
-            f"{m.label:<42} {m.rows:>8,} {m.seconds_for_all_best:>7.2f}{mark} "
-            f"{m.seconds_for_all_median:>8.2f}{mark} "
-            f"{fmt_rate(m.best_rate):>11} {fmt_rate(m.median_rate):>11} {ratio:>8}"
+            f"{m.label:<42} {m.rows:>8,} {m.seconds_for_all('best'):>7.2f}{mark} "
+            f"{m.seconds_for_all('median'):>8.2f}{mark} "
+            f"{fmt_rate(m.rate('best')):>11} {fmt_rate(m.rate('median')):>11} {ratio:>8}"
         )
     lines.append("")
     lines.append(
@@ -427,7 +418,7 @@ def goal_line(csv: Measurement | None, raw: Measurement | None) -> tuple[str, bo
     text = f"goal: CSV path ≥ {GOAL_SHARE:.0%} of raw COPY".replace("%", " %")
     if csv is None or raw is None:
         return f"{text}: not measured (needs both the csv and copy paths)", None
-    share = csv.best_rate / raw.best_rate
+    share = csv.rate("best") / raw.rate("best")
     met = share >= GOAL_SHARE
     verdict = "MET" if met else "NOT MET"
     return f"{text}: {verdict} (CSV path at {share:.1%} of raw COPY, best vs best)", met
@@ -649,12 +640,12 @@ def benchmark(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "paths": [
             {
                 **asdict(m),
-                "best_s": m.seconds_for_all_best,
-                "median_s": m.seconds_for_all_median,
-                "best_candles_per_s": m.best_rate,
-                "median_candles_per_s": m.median_rate,
+                "best_s": m.seconds_for_all("best"),
+                "median_s": m.seconds_for_all("median"),
+                "best_candles_per_s": m.rate("best"),
+                "median_candles_per_s": m.rate("median"),
                 "extrapolated": m.extrapolated,
-                "ratio_to_raw_copy": m.best_rate / raw.best_rate if raw else None,
+                "ratio_to_raw_copy": m.rate("best") / raw.rate("best") if raw else None,
             }
             for m in ordered
         ],
