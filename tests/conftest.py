@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,11 +41,16 @@ def sample_frames(sample_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One embedded server for the session, in a private SIGNALS_HOME; stopped at the end."""
+def pg_server() -> Iterator[str]:
+    """One embedded server for the session, in a private SIGNALS_HOME; stopped at the end.
+
+    The home is outside pytest's basetemp on purpose: the server runs as another user (we
+    are root), and each new pytest session makes /tmp/pytest-of-root private again, which
+    would cut a server of a session still running off its own data folder.
+    """
     from pipeline.store.embedded import embedded_url, stop_embedded
 
-    home = tmp_path_factory.mktemp("signals-home")
+    home = Path(tempfile.mkdtemp(prefix="signals-tests-"))
     os.environ["SIGNALS_HOME"] = str(home)
     pgdata = home / "pg"
     url = embedded_url(pgdata)
@@ -52,6 +59,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     close_all()
     stop_embedded(pgdata)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _with_dbname(url: str, dbname: str) -> str:
