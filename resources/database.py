@@ -1,9 +1,11 @@
 """The PostgreSQL system of record as a Dagster resource."""
 
+from pathlib import Path
+
 import dagster as dg
 
-from pipeline.settings import Settings
 from pipeline.store.database import Database, open_database
+from pipeline.store.embedded import embedded_url
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -13,5 +15,5 @@ class PostgresResource(dg.ConfigurableResource):
     home: str = ".signals"
 
     def database(self) -> Database:
-        settings = Settings.from_env({"SIGNALS_HOME": self.home})
-        return open_database(settings, url=self.url)
+        pgdata = Path(self.home).expanduser().resolve() / "pg"
+        return open_database(url=self.url or embedded_url(pgdata))
