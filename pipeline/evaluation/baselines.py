@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.model.dataset import WindowSet
 
 # scikit-learn is imported where it is used: every Dagster run process imports this module
-# through the code location, and the live runs never fit a baseline (~0.5 s of start-up).
+# through the code location, and the live runs never fit a baseline (its import is slow).
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, seed: int = 0):

@@ -154,8 +154,8 @@ def predict(network: torch.nn.Module, scaler: Scaler, windows: WindowSet) -> np.
 
 @contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
-    """One window is too small to share between threads: on one thread it runs about 5x
-    faster here (0.15 ms against 0.77 ms with the other core busy), and the result is the same."""
+    """One window is too small to share between threads: on one thread it runs faster (see
+    bench/inference.py), and the result is the same."""
     if count is None or torch.get_num_threads() == count:
         yield
         return

@@ -95,8 +95,7 @@ def decide_many(
 
     Windows are evaluated one at a time, as live inference does: a batched LSTM differs in
     the last bits with the batch's size (measured: up to 4e-8), which could flip a decision
-    sitting on the threshold. One window costs about 0.1 ms here, so a year of five markets
-    takes a few seconds.
+    sitting on the threshold. bench/inference.py measures what one window costs.
     """
     p_up = probabilities(model, scaled, batch_size=1)
     return p_up, sides(p_up, threshold)
