@@ -5,20 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.data.timeframes import DAY_MS, HOUR_MS, timeframe_ms
+from pipeline.features.barriers import VOL_WINDOW
 
 YEAR_MS = 365 * DAY_MS
-FUNDING_INTERVAL_MS = 8 * HOUR_MS
+FUNDING_INTERVAL_MS = 8 * HOUR_MS  # Binance USDⓈ-M settles at 00, 08 and 16 UTC
+# Charged where the exchange's history is not ingested: the usual rate, stated, not measured.
+DEFAULT_FUNDING_RATE = 0.0001
+TAKER_FEE, MAKER_FEE = 0.0005, 0.0002
+# The fee levels every headline table is also shown at (a side).
+FEE_SENSITIVITY = (0.0002, 0.0005, 0.0007)
 
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """Costs default to Binance USDⓈ-M taker fees; funding is a parameter (the data has none)."""
+    """Costs default to Binance USDⓈ-M taker fees and the usual funding rate; exits to the
+    label's rule (`barrier_k` None: time exits only)."""
 
     timeframe: str = "1h"
-    horizon: int = 1  # hold H candles after each decision
-    fee: float = 0.0005  # taker fee per side, fraction of notional
-    slippage_bps: float = 0.0  # per side, always adverse
-    funding_rate: float = 0.0  # per 8 hours; longs pay, shorts receive when positive
+    horizon: int = 1  # time limit T: candles a decision holds at most
+    barrier_k: float | None = None  # take-profit and stop at k × σ × √T (None: no barriers)
+    vol_window: int = VOL_WINDOW
+    fee: float = TAKER_FEE  # taker fee per side, fraction of notional
+    maker: bool = False  # entries as limits at the next open (fill rule in engine.py)
+    maker_fee: float = MAKER_FEE
+    slippage_bps: float = 0.0  # per taker fill, always adverse
+    funding_rate: float = DEFAULT_FUNDING_RATE  # per settlement where no history is given
     position_size: float = 1.0  # fraction of equity committed per trade (margin)
     leverage: float = 1.0
 
@@ -26,7 +37,9 @@ class BacktestConfig:
         timeframe_ms(self.timeframe)  # raises on an unknown timeframe
         if self.horizon < 1:
             raise ValueError(f"horizon must be at least one candle, got {self.horizon}")
-        if self.fee < 0 or self.slippage_bps < 0:
+        if self.barrier_k is not None and self.barrier_k <= 0:
+            raise ValueError(f"barrier_k must be positive or None, got {self.barrier_k}")
+        if self.fee < 0 or self.maker_fee < 0 or self.slippage_bps < 0:
             raise ValueError("fee and slippage are costs: they cannot be negative")
         if not 0 < self.position_size <= 1:
             raise ValueError(f"position_size must be in (0, 1], got {self.position_size}")
@@ -47,9 +60,17 @@ class BacktestConfig:
         return self.slippage_bps / 10_000.0
 
     @property
-    def funding_per_candle(self) -> float:
-        """Funding as a fraction of notional for one candle held (pro rata of the 8h rate)."""
-        return self.funding_rate * self.step_ms / FUNDING_INTERVAL_MS
+    def entry_fee(self) -> float:
+        return self.maker_fee if self.maker else self.fee
+
+    @property
+    def round_trip(self) -> float:
+        """Fees and slippage of one trade in and out, as a fraction of notional."""
+        return self.entry_fee + self.fee + (1 if not self.maker else 0) * self.slippage + self.slippage
+
+    @property
+    def funding_interval_ms(self) -> int:
+        return FUNDING_INTERVAL_MS
 
     @property
     def periods_per_year(self) -> float:

@@ -1,13 +1,17 @@
-"""Replay of one market's decisions, candle by candle, with real costs.
+"""Replay of one market's decisions, candle by candle, with real costs, exiting as the label does.
 
 `decisions[t]` ∈ {-1, 0, +1} is the decision known at candle t's close. The rules:
 
 - Entry at the NEXT candle's open (t + 1), never at t's close: no look-ahead. The decision
   of the last candle has no candle to act on and is ignored; a decision array longer than
   the candles is refused.
-- Hold H candles: exit at the open of candle t + 1 + H.
-- A same-side decision while in a position re-arms the hold from that decision (exit moves to
-  the open of t' + 1 + H); the position is kept, no fee is paid.
+- Exits by the label's rule (`pipeline.features.barriers`): with barriers (`barrier_k`), a
+  take-profit and a stop at k × σ_t × √T from the entry, checked on each held candle's high
+  and low; both inside one candle means the stop, first; a stop fills at its level or a worse
+  open, a take-profit at its level. Without barriers, or if neither is touched, the time
+  limit: out at the open after T = `horizon` candles held.
+- A position is held while the signal keeps its side: a same-side decision re-arms the trade
+  from the next open (barriers re-based on that open, the clock restarted); no fee is paid.
 - An opposite-side decision exits at the next open and opens the opposite side at that same
   open (two fills, both charged).
 - A flat decision (0) does not close an open position early.
@@ -15,14 +19,16 @@
   A position is never carried across a missing candle: it is closed at the last close before
   the gap, and the decision taken at that close is void (its next candle is missing).
 - The last open position is closed at the last candle's close.
-- Costs (see `pipeline.backtest.settle`): taker fee on entry and exit notional, slippage
-  adverse on both fills, funding per candle held (rate per 8h × candle hours / 8, paid by
-  longs and received by shorts when positive), all scaled by position_size × leverage on
-  equity; equity compounds trade by trade and is marked to market at each close.
+- Costs: taker fee on entry and exit notional (a maker entry: `maker_fee`, a limit at the
+  next open that fills only if that candle trades through it; unfilled means no trade),
+  slippage adverse on taker fills, and funding at each settlement (00/08/16 UTC for 8h) a
+  position is open at: entry < settlement ≤ exit, rate × the position's notional at the
+  settlement's open, paid by longs and received by shorts when positive. Returns scale with
+  position_size × leverage; equity compounds trade by trade and is marked at each close.
 
 Buy-and-hold is not expressible as decisions under these rules (it would enter one candle
 late), so `buy_and_hold` builds its one trade directly: first open to last close, one fee
-each side, held through any gaps.
+each side, held through any gaps, funding at every settlement in between.
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
+from pipeline.backtest.kernel import EXIT_NAMES, replay
 from pipeline.backtest.metrics import equity_metrics, trade_metrics
-from pipeline.backtest.schedule import run_starts, schedule
-from pipeline.backtest.settle import Settlement, settle
+from pipeline.features.barriers import barrier_widths
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,16 @@ class BacktestResult:
     config: BacktestConfig
 
 
-def _arrays(candles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrays(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     if len(candles) == 0:
         raise ValueError("no candles to replay")
-    ts = candles["timestamp"].to_numpy(dtype=np.int64)
-    opens = candles["open"].to_numpy(dtype=np.float64)
-    closes = candles["close"].to_numpy(dtype=np.float64)
-    return ts, opens, closes
+    out = {
+        name: candles[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close")
+    }
+    out["timestamp"] = candles["timestamp"].to_numpy(dtype=np.int64)
+    if np.any(np.diff(out["timestamp"]) <= 0):
+        raise ValueError("candle timestamps must be strictly increasing")
+    return out
 
 
 def _utc(ms: np.ndarray) -> pd.DatetimeIndex:
@@ -80,37 +89,61 @@ def _decision_array(decisions: np.ndarray, n: int) -> np.ndarray:
     return d.astype(np.int8, copy=False)
 
 
+def settlement_funding(
+    timestamps: np.ndarray, cfg: BacktestConfig, rates: np.ndarray | None = None
+) -> np.ndarray:
+    """Per candle, the funding rate settled at its open (0 where its open is no settlement).
+
+    `rates` (per candle, from the exchange's history) wins where given and finite; the
+    configured constant covers the rest.
+    """
+    at_settlement = timestamps % cfg.funding_interval_ms == 0
+    out = np.where(at_settlement, cfg.funding_rate, 0.0)
+    if rates is not None:
+        known = at_settlement & np.isfinite(rates)
+        out[known] = rates[known]
+    return out
+
+
 def _result(
     ts: np.ndarray,
     position: np.ndarray,
-    done: Settlement,
+    equity: np.ndarray,
+    rows: np.ndarray,
     coverage: float,
     cfg: BacktestConfig,
 ) -> BacktestResult:
     step = cfg.step_ms
     index = _utc(ts).rename("timestamp")
+    starts = rows[:, 0].astype(np.int64)
+    ends = rows[:, 1].astype(np.int64)
+    gross, net = rows[:, 6], rows[:, 7]
     trades = pd.DataFrame(
         {
-            "entry_time": _utc(ts[done.starts]),
-            # Exits are at the open of the candle after the last one held, or at the last
-            # held candle's close: both are that candle's open time + one step.
-            "exit_time": _utc(ts[done.ends] + step),
-            "side": done.sides.astype(np.int8),
-            "entry_price": done.entry_price,
-            "exit_price": done.exit_price,
-            "candles": done.candles_held,
-            "gross_return": done.gross,
-            "costs": done.costs,
-            "net_return": done.net,
+            "entry_time": _utc(ts[starts]),
+            # The close of the last candle held: where a trade leaves at the next open, inside
+            # its last candle at a barrier, or at that candle's close before a gap.
+            "exit_time": _utc(ts[ends] + step),
+            "side": rows[:, 2].astype(np.int8),
+            "entry_price": rows[:, 3],
+            "exit_price": rows[:, 4],
+            "exit_kind": pd.Categorical.from_codes(
+                rows[:, 5].astype(np.int64) - 1, list(EXIT_NAMES.values())
+            ),
+            "candles": ends - starts + 1,
+            "gross_return": gross,
+            "costs": gross - net,
+            "funding": rows[:, 8],
+            "net_return": net,
         }
     )
-    metrics: dict[str, Any] = trade_metrics(done.net)
+    metrics: dict[str, Any] = trade_metrics(net)
     metrics["coverage"] = coverage
-    metrics.update(equity_metrics(done.equity, int(ts[-1] + step - ts[0]), cfg.periods_per_year))
+    metrics.update(equity_metrics(equity, int(ts[-1] + step - ts[0]), cfg.periods_per_year))
     metrics["exposure"] = float(np.count_nonzero(position)) / len(position)
     return BacktestResult(
         trades=trades,
-        equity=pd.Series(done.equity, index=index, name="equity"),
+        equity=pd.Series(equity, index=index, name="equity"),
         position=pd.Series(position, index=index, name="position"),
         metrics=metrics,
         config=cfg,
@@ -118,40 +151,67 @@ def _result(
 
 
 def run_backtest(
-    candles: pd.DataFrame, decisions: np.ndarray, cfg: BacktestConfig | None = None
+    candles: pd.DataFrame,
+    decisions: np.ndarray,
+    cfg: BacktestConfig | None = None,
+    funding_rates: np.ndarray | None = None,
 ) -> BacktestResult:
-    """Replay one market's decisions under the rules in this module's docstring."""
+    """Replay one market's decisions under the rules in this module's docstring.
+
+    `funding_rates`, per candle, are the exchange's settled rates where known (NaN where not).
+    """
     cfg = cfg or BacktestConfig()
-    ts, opens, closes = _arrays(candles)
+    a = _arrays(candles)
+    ts = a["timestamp"]
     d = _decision_array(decisions, len(ts))
-    plan = schedule(d, ts, cfg.step_ms, cfg.horizon)
-    done = settle(
-        opens,
-        closes,
+    width = barrier_widths(
         ts,
-        plan.starts,
-        plan.ends,
-        plan.exit_at_close,
-        plan.position[plan.starts],
-        cfg,
+        a["close"],
+        step_ms=cfg.step_ms,
+        k=cfg.barrier_k,
+        horizon=cfg.horizon,
+        vol_window=cfg.vol_window,
     )
-    position = plan.position
-    if done.ruined_after < len(ts) - 1:
-        position = position.copy()
-        position[done.ruined_after + 1 :] = 0
-    return _result(ts, position, done, float(np.count_nonzero(d)) / len(d), cfg)
+    position, equity, rows, count, _ = replay(
+        ts,
+        a["open"],
+        a["high"],
+        a["low"],
+        a["close"],
+        d,
+        width,
+        settlement_funding(ts, cfg, funding_rates),
+        cfg.step_ms,
+        cfg.horizon,
+        cfg.entry_fee,
+        cfg.fee,
+        cfg.slippage,
+        cfg.exposure,
+        cfg.maker,
+    )
+    return _result(ts, position, equity, rows[:count], float(np.count_nonzero(d)) / len(d), cfg)
 
 
-def buy_and_hold(candles: pd.DataFrame, cfg: BacktestConfig | None = None) -> BacktestResult:
+def buy_and_hold(
+    candles: pd.DataFrame, cfg: BacktestConfig | None = None, funding_rates: np.ndarray | None = None
+) -> BacktestResult:
     """One long trade from the first open to the last close; fees and slippage once a side."""
     cfg = cfg or BacktestConfig()
-    ts, opens, closes = _arrays(candles)
-    run_starts(ts, cfg.step_ms)  # same timestamp checks as a replay
-    one = np.zeros(1, dtype=np.int64)
-    done = settle(
-        opens, closes, ts, one, one + len(ts) - 1, np.ones(1, dtype=bool), np.ones(1, np.int8), cfg
-    )
-    return _result(ts, np.ones(len(ts), dtype=np.int8), done, 1.0, cfg)
+    a = _arrays(candles)
+    ts, opens, closes = a["timestamp"], a["open"], a["close"]
+    f, fee = cfg.exposure, cfg.fee
+    entry_fill = opens[0] * (1.0 + cfg.slippage)
+    rates = settlement_funding(ts, cfg, funding_rates)
+    rates[0] = 0.0  # entered at that open: not yet open at its settlement
+    paid = np.cumsum(rates * opens / opens[0])
+    mark = 1.0 + f * (closes / entry_fill - 1.0) - fee * f - f * paid
+    exit_fill = closes[-1] * (1.0 - cfg.slippage)
+    net = f * (exit_fill / entry_fill - 1.0) - fee * f * (1.0 + exit_fill / entry_fill) - f * paid[-1]
+    equity = np.maximum(mark, 0.0)
+    equity[-1] = max(1.0 + net, 0.0)
+    gross = f * (closes[-1] / opens[0] - 1.0)
+    row = np.array([[0, len(ts) - 1, 1, opens[0], closes[-1], 6, gross, max(net, -1.0), paid[-1]]])
+    return _result(ts, np.ones(len(ts), dtype=np.int8), equity, row, 1.0, cfg)
 
 
 def always_long_decisions(n: int) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Triple-barrier outcomes: what a trade entered at the next open would meet first.
 
 For a decision at candle t the trade enters at the open of t + 1. Its take-profit and stop
-sit `width[t]` (a fraction of the entry price, e.g. k × a causal volatility estimate) above
-and below the entry; from the entry candle on, each candle's high and low are checked, for
-at most `horizon` candles, then the trade leaves at the last candle's close.
+sit `width[t]` (a fraction of the entry price, k × σ_t × √T with σ_t a causal volatility
+estimate, see `barrier_widths`) above and below the entry; from the entry candle on, each
+candle's high and low are checked, for at most `horizon` (T) candles, then the trade leaves at
+the next candle's open (what a market order sent at the T-th close gets). A stop is filled at
+its level or at a worse open that gapped through it; a take-profit at its level, never better.
 
 The label says which side would have paid after the round-trip `cost`:
 - UP: the upper barrier first (a long's take-profit, a short's stop), or at the time limit a
@@ -23,6 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+# Candles of 1-candle log returns behind σ_t: two days of hours, fixed before any look.
+VOL_WINDOW = 48
 
 UP, DOWN, NO_TRADE = 1.0, 0.0, -1.0
 # How the trade ended: at a barrier, at both in one candle, or at the time limit.
@@ -35,7 +41,8 @@ class BarrierOutcomes:
 
     `exit_offset` counts candles from the entry candle (0: the entry candle itself);
     `long_return` is the gross simple return of a long from the entry price to its exit price
-    (the barrier's price at a barrier, the close at the time limit; the stop's at both).
+    (the barrier's price at a barrier, or the worse open for a stop; the open after the last
+    candle at the time limit; the stop's at both).
     Undefined rows (NaN label) have exit -1, offset -1 and return NaN.
     """
 
@@ -92,19 +99,24 @@ def barrier_outcomes(
         hit_up = inside & (high[safe] >= upper)
         hit_down = inside & (low[safe] <= lower)
         both = hit_up & hit_down
+        # A long's stop fills at its level or at a worse open; a short's at the mirror.
+        long_stop = np.minimum(open_[safe], lower)
         for mask, how, price in (
-            (both, EXIT_BOTH, lower),
+            (both, EXIT_BOTH, long_stop),
             (hit_up & ~both, EXIT_UPPER, upper),
-            (hit_down & ~both, EXIT_LOWER, lower),
+            (hit_down & ~both, EXIT_LOWER, long_stop),
         ):
             kind[mask] = how
             offset[mask] = j
             long_return[mask] = price[mask] / entry[mask] - 1
         open_now &= ~(hit_up | hit_down)
-        if j == horizon - 1:
+        if j == horizon - 1:  # still open after T candles: out at the next open, if it exists
+            after = entry_at + horizon
+            safe_after = np.minimum(after, n - 1)
+            open_now &= (after < n) & (ts[safe_after] == ts + (horizon + 1) * step_ms)
             kind[open_now] = EXIT_TIME
             offset[open_now] = j
-            long_return[open_now] = close[safe][open_now] / entry[open_now] - 1
+            long_return[open_now] = open_[safe_after][open_now] / entry[open_now] - 1
     paid = cost + margin
     label[kind == EXIT_BOTH] = NO_TRADE
     for how, side in ((EXIT_UPPER, UP), (EXIT_LOWER, DOWN)):
@@ -115,3 +127,32 @@ def barrier_outcomes(
         long_return[timed] > paid, UP, np.where(long_return[timed] < -paid, DOWN, NO_TRADE)
     )
     return BarrierOutcomes(label, kind, offset, long_return)
+
+
+def barrier_widths(
+    timestamps: np.ndarray,
+    close: np.ndarray,
+    *,
+    step_ms: int,
+    k: float | None,
+    horizon: int,
+    vol_window: int = VOL_WINDOW,
+) -> np.ndarray:
+    """Per decision candle, the barrier distance k × σ_t × √T as a fraction of the price.
+
+    σ_t is the standard deviation of the last `vol_window` 1-candle log returns up to t's
+    close (a return across a gap is missing, and a window with one missing is NaN: no
+    barrier, no label). `k=None` means no barriers (time exits only): +inf everywhere.
+    """
+    n = len(close)
+    if k is None:
+        return np.full(n, np.inf)
+    if k <= 0:
+        raise ValueError(f"the barrier width k must be positive, got {k}")
+    ts = np.asarray(timestamps, dtype="int64")
+    returns = np.full(n, np.nan)
+    if n > 1:
+        step = np.diff(ts) == step_ms
+        returns[1:] = np.where(step, np.diff(np.log(close)), np.nan)
+    sigma = pd.Series(returns).rolling(vol_window, min_periods=vol_window).std().to_numpy()
+    return k * sigma * np.sqrt(horizon)

@@ -7,6 +7,14 @@ import pandas as pd
 import pytest
 
 from pipeline.backtest import BacktestConfig, buy_and_hold, run_backtest
+from pipeline.features.barriers import (
+    EXIT_BOTH,
+    EXIT_LOWER,
+    EXIT_TIME,
+    EXIT_UPPER,
+    barrier_outcomes,
+    barrier_widths,
+)
 
 HOUR = 3_600_000
 T0 = 1_600_000_000 // 3600 * 3600 * 1000  # on the hour grid
@@ -40,7 +48,7 @@ def flat(n: int, hours: list[int] | None = None) -> pd.DataFrame:
 
 
 def cfg(**kw) -> BacktestConfig:
-    return BacktestConfig(**{"horizon": 2, **kw})
+    return BacktestConfig(**{"horizon": 2, "funding_rate": 0.0, **kw})
 
 
 # ---------------------------------------------------------------- hand-computed series
@@ -104,14 +112,38 @@ def test_hand_computed_slippage_is_adverse_on_both_fills() -> None:
     assert (r.trades["costs"] > 0.00105).all()  # slippage adds to the fees
 
 
-def test_hand_computed_funding_paid_by_longs_received_by_shorts() -> None:
-    # 0.01 % per 8h at 1h candles: 0.0000125 per candle; each trade holds 2 candles.
-    r = run_backtest(candles(HAND), np.array(HAND_DECISIONS), cfg(fee=0.0, funding_rate=0.0001))
-    assert r.trades["net_return"].to_numpy() == pytest.approx([0.099975, -0.009975], abs=1e-12)
-    assert r.trades["costs"].to_numpy() == pytest.approx([0.000025, -0.000025], abs=1e-12)
-    assert r.trades["candles"].tolist() == [2, 2]
-    # Mark at close 1: 1 + 0.04 − one candle of funding.
-    assert r.equity.iloc[1] == pytest.approx(1.04 - 0.0000125, abs=1e-12)
+def test_funding_is_charged_at_each_settlement_crossed_and_only_then() -> None:
+    # Candles from 12:00 UTC; settlements at 16:00 (candle 4's open) and 00:00 (candle 12's).
+    frame = flat(14)
+    assert pd.Timestamp(frame["timestamp"].iloc[4], unit="ms").hour == 16
+    d = np.zeros(14, dtype=np.int8)
+    d[1] = 1  # long in at open 2 (14:00), out at open 4 (16:00): open at 16:00, pays it
+    d[4] = -1  # short in at open 5 (17:00), out at open 7 (20:00): no settlement inside
+    d[9] = 1  # long in at open 10 (22:00), out at open 13 (01:00): pays 00:00 (open 12)
+    r = run_backtest(frame, d, cfg(horizon=2, fee=0.0, funding_rate=0.0001))
+    r3 = run_backtest(frame, d, cfg(horizon=3, fee=0.0, funding_rate=0.0001))
+    o = frame["open"].to_numpy()
+    # Funding is the rate on the notional at the settlement's open, per unit entry notional.
+    assert r.trades["funding"].to_numpy() == pytest.approx(
+        [0.0001 * o[4] / o[2], 0.0, 0.0001 * o[12] / o[10]], abs=1e-15
+    )
+    assert r3.trades["funding"].to_numpy() == pytest.approx(
+        [0.0001 * o[4] / o[2], 0.0, 0.0001 * o[12] / o[10]], abs=1e-15
+    )
+    gross = r.trades["gross_return"].to_numpy()
+    assert r.trades["net_return"].to_numpy() == pytest.approx(
+        gross - r.trades["funding"].to_numpy(), abs=1e-15
+    )
+    # A short receives a positive rate: entered at 15:00, held over 16:00.
+    d = np.zeros(14, dtype=np.int8)
+    d[2] = -1
+    short = run_backtest(frame, d, cfg(horizon=2, fee=0.0, funding_rate=0.0001))
+    assert short.trades["funding"].iloc[0] == pytest.approx(-0.0001 * o[4] / o[3], abs=1e-15)
+    # The exchange's rate wins where known; the constant fills the rest.
+    rates = np.full(14, np.nan)
+    rates[4] = 0.0003
+    known = run_backtest(frame, d, cfg(horizon=2, fee=0.0), funding_rates=rates)
+    assert known.trades["funding"].iloc[0] == pytest.approx(-0.0003 * o[4] / o[3], abs=1e-15)
 
 
 def test_hand_computed_size_and_leverage_scale_returns_and_costs() -> None:
@@ -308,7 +340,7 @@ def test_sample_market_equity_is_the_product_of_trades(sample_frames) -> None:
 
 def test_buy_and_hold_is_one_trade_from_first_open_to_last_close(sample_frames) -> None:
     frame = sample_frames["ETHUSDT"]
-    r = buy_and_hold(frame, BacktestConfig(fee=0.0005))
+    r = buy_and_hold(frame, BacktestConfig(fee=0.0005, funding_rate=0.0))
     ratio = frame["close"].iloc[-1] / frame["open"].iloc[0]
     assert r.metrics["trades"] == 1
     # close_last / open_first − 1, minus a fee on entry notional and on exit notional.
@@ -318,3 +350,42 @@ def test_buy_and_hold_is_one_trade_from_first_open_to_last_close(sample_frames) 
     assert r.equity.iloc[0] == pytest.approx(
         frame["close"].iloc[0] / frame["open"].iloc[0] - 0.0005, rel=1e-12
     )
+
+
+# ---------------------------------------------------------------- exits as the label's
+
+
+@pytest.mark.parametrize("k", [0.8, 1.5])
+def test_barrier_exits_equal_the_labels_exits_on_a_sample_market(sample_frames, k) -> None:
+    """Decisions far enough apart not to meet: each trade leaves when and where its label says."""
+    frame = sample_frames["SOLUSDT"].iloc[:6000].reset_index(drop=True)
+    horizon, spacing = 12, 30
+    ts = frame["timestamp"].to_numpy()
+    o, h, lo, c = (frame[x].to_numpy() for x in ("open", "high", "low", "close"))
+    width = barrier_widths(ts, c, step_ms=HOUR, k=k, horizon=horizon)
+    label = barrier_outcomes(
+        ts, o, h, lo, c, step_ms=HOUR, width=width, horizon=horizon, cost=0.001
+    )
+    decided = np.flatnonzero(np.isfinite(label.label))[::spacing]
+    d = np.zeros(len(frame), dtype=np.int8)
+    d[decided] = np.where(np.arange(len(decided)) % 2 == 0, 1, -1)
+    r = run_backtest(frame, d, BacktestConfig(horizon=horizon, barrier_k=k, fee=0.0))
+    t = r.trades
+    assert len(t) == len(decided) > 150
+    kinds = {
+        EXIT_UPPER: "upper barrier",
+        EXIT_LOWER: "lower barrier",
+        EXIT_BOTH: "both (stop first)",
+    }
+    kinds[EXIT_TIME] = "time limit"
+    assert t["exit_kind"].astype(str).tolist() == [kinds[x] for x in label.exit_kind[decided]]
+    assert t["candles"].tolist() == (label.exit_offset[decided] + 1).tolist()
+    side = d[decided]
+    expected = side * label.long_return[decided]
+    # A short's stop is the upper barrier; at a gap-through open the long's view differs.
+    short_stop = (side < 0) & (label.exit_kind[decided] == EXIT_UPPER)
+    assert t["gross_return"].to_numpy()[~short_stop] == pytest.approx(
+        expected[~short_stop], abs=1e-12
+    )
+    assert (t["gross_return"].to_numpy()[short_stop] <= expected[short_stop] + 1e-12).all()
+    assert {"upper barrier", "lower barrier", "time limit"} <= set(t["exit_kind"].astype(str))

@@ -49,7 +49,7 @@ def test_sharpe_and_sortino_on_a_constructed_series() -> None:
 
 
 def test_annualised_return_over_one_year_equals_total_return() -> None:
-    r = buy_and_hold(rising(YEAR_HOURS), BacktestConfig(fee=0.0))
+    r = buy_and_hold(rising(YEAR_HOURS), BacktestConfig(fee=0.0, funding_rate=0.0))
     assert r.metrics["total_return"] == pytest.approx(1.0, rel=1e-12)
     assert r.metrics["annualised_return"] == pytest.approx(1.0, rel=1e-12)
     four_hourly = equity_metrics(np.array([1.0, 4.0]), 2 * YEAR_HOURS * HOUR, 2190)

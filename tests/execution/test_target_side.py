@@ -1,12 +1,13 @@
-"""`risk.target_side` (live) is the backtest's `held_sides` rule seen one candle at a time."""
+"""`risk.target_side` (live) is the backtest's time-exit rule seen one candle at a time."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.backtest.schedule import held_sides, run_starts
+from pipeline.backtest import BacktestConfig, run_backtest
 from pipeline.execution.risk import target_side
 
 STEP = 3_600_000
@@ -29,7 +30,12 @@ def candle_grids(draw):
 @given(candle_grids())
 def test_target_side_is_the_side_the_backtest_holds_in_the_next_candle(grid) -> None:
     times, decisions, horizon = grid
-    held = held_sides(decisions, run_starts(times, STEP), horizon)
+    price = 100.0 + np.arange(len(times))
+    frame = pd.DataFrame(
+        {"timestamp": times, "open": price, "high": price + 1, "low": price - 1, "close": price}
+    )
+    # Without barriers the replay exits by time only: the rule live trading executes.
+    held = run_backtest(frame, decisions, BacktestConfig(horizon=horizon)).position.to_numpy()
     present = {int(t) for t in times}
     by_candle = {int(t): int(d) for t, d in zip(times, decisions, strict=True)}
     for k in range(len(times) - 1):

@@ -52,26 +52,37 @@ def test_the_first_barrier_touched_decides_and_both_in_one_candle_is_no_trade() 
 
 
 @pytest.mark.parametrize(
-    ("last_close", "label"),
+    ("next_open", "label"),
     [(100.5, UP), (99.5, DOWN), (100.05, NO_TRADE), (99.95, NO_TRADE)],
     ids=["up past cost", "down past cost", "dead zone up", "dead zone down"],
 )
-def test_the_time_limit_exits_at_the_close_and_the_dead_zone_is_no_trade(
-    last_close: float, label: float
+def test_the_time_limit_exits_at_the_next_open_and_the_dead_zone_is_no_trade(
+    next_open: float, label: float
 ) -> None:
-    quiet = [(100.0, 100.4, 99.6, 100.0)] * 3
-    out = outcomes([(100.0, 100.0, 100.0, 100.0), *quiet, (100.0, 100.4, 99.6, last_close)])
-    # t=1 enters at candle 2's open (100) and leaves at candle 4's close.
+    quiet = [(100.0, 100.4, 99.6, 100.0)] * 4
+    out = outcomes([(100.0, 100.0, 100.0, 100.0), *quiet, (next_open, 100.6, 99.4, 100.0)])
+    # t=1 enters at candle 2's open (100), holds candles 2–4, leaves at candle 5's open.
     assert (out.exit_kind[1], out.exit_offset[1]) == (EXIT_TIME, 2)
-    assert out.long_return[1] == pytest.approx(last_close / 100 - 1)
+    assert out.long_return[1] == pytest.approx(next_open / 100 - 1)
     assert out.label[1] == label
+    # t=2 would leave at candle 6's open, which does not exist yet: unknown.
+    assert np.isnan(out.label[2])
 
 
 def test_a_margin_widens_the_dead_zone() -> None:
-    rows = [(100.0, 100.0, 100.0, 100.0), *[(100.0, 100.4, 99.6, 100.0)] * 2]
-    rows.append((100.0, 100.4, 99.6, 100.3))
+    rows = [(100.0, 100.0, 100.0, 100.0), *[(100.0, 100.4, 99.6, 100.0)] * 3]
+    rows.append((100.3, 100.4, 99.6, 100.3))
     assert outcomes(rows).label[0] == UP
     assert outcomes(rows, margin=0.005).label[0] == NO_TRADE
+
+
+def test_a_stop_gapped_through_fills_at_the_worse_open() -> None:
+    rows = [(100.0, 100.0, 100.0, 100.0), (100.0, 100.5, 99.5, 99.0), (97.0, 97.5, 96.0, 97.0)]
+    rows.append((97.0, 97.0, 97.0, 97.0))
+    out = outcomes(rows)
+    # t=0 enters at 100 (stop 98); candle 2 opens at 97, below the stop: filled at 97.
+    assert (out.label[0], out.exit_kind[0], out.exit_offset[0]) == (DOWN, EXIT_LOWER, 1)
+    assert out.long_return[0] == pytest.approx(-0.03)
 
 
 def test_a_barrier_too_close_to_pay_the_round_trip_is_no_trade() -> None:
