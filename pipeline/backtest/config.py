@@ -66,7 +66,8 @@ class BacktestConfig:
     @property
     def round_trip(self) -> float:
         """Fees and slippage of one trade in and out, as a fraction of notional."""
-        return self.entry_fee + self.fee + (1 if not self.maker else 0) * self.slippage + self.slippage
+        entry_slippage = 0.0 if self.maker else self.slippage  # a limit fills at its price
+        return self.entry_fee + self.fee + entry_slippage + self.slippage
 
     @property
     def funding_interval_ms(self) -> int:

@@ -193,7 +193,9 @@ def run_backtest(
 
 
 def buy_and_hold(
-    candles: pd.DataFrame, cfg: BacktestConfig | None = None, funding_rates: np.ndarray | None = None
+    candles: pd.DataFrame,
+    cfg: BacktestConfig | None = None,
+    funding_rates: np.ndarray | None = None,
 ) -> BacktestResult:
     """One long trade from the first open to the last close; fees and slippage once a side."""
     cfg = cfg or BacktestConfig()
@@ -206,7 +208,9 @@ def buy_and_hold(
     paid = np.cumsum(rates * opens / opens[0])
     mark = 1.0 + f * (closes / entry_fill - 1.0) - fee * f - f * paid
     exit_fill = closes[-1] * (1.0 - cfg.slippage)
-    net = f * (exit_fill / entry_fill - 1.0) - fee * f * (1.0 + exit_fill / entry_fill) - f * paid[-1]
+    net = (
+        f * (exit_fill / entry_fill - 1.0) - fee * f * (1.0 + exit_fill / entry_fill) - f * paid[-1]
+    )
     equity = np.maximum(mark, 0.0)
     equity[-1] = max(1.0 + net, 0.0)
     gross = f * (closes[-1] / opens[0] - 1.0)
