@@ -7,7 +7,7 @@ import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.compute import compute_market_features, market_factor_frame
-from pipeline.features.labels import attach_labels, class_balance
+from pipeline.features.labels import LabelRule, attach_labels, class_balance
 from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
 from pipeline.features.schema import validate_features
 from pipeline.features.selection import SelectionConfig, select_features
@@ -224,7 +224,8 @@ def selected_features(
         symbol: stored_candles(database, candle_source, market, BASE_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
-    data = attach_labels(features, candles, BASE_TIMEFRAME, cfg.horizon)
+    # The default label rule with the configured time limit (what lstm_model trains on).
+    data = attach_labels(features, candles, BASE_TIMEFRAME, LabelRule(horizon=cfg.horizon))
     result = select_features(data, feature_names(), cfg)
     train_end = pd.Timestamp(cfg.train_end, tz="UTC")
     data["split"] = "train"

@@ -6,13 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from assets.features import stored_candles
 from pipeline.backtest.pool import pool_metrics
 from pipeline.backtest.report import write_report
 from pipeline.evaluation.candidate import CandidateConfig, fit_candidate, validation_backtests
 from pipeline.evaluation.gates import GateConfig, check_gate
-from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
+from pipeline.evaluation.operating_choice import COVERAGES, MIN_TRADES, OperatingChoice
+from pipeline.features.labels import (
+    DEFAULT_BARRIER_K,
+    DEFAULT_HORIZON,
+    DEFAULT_MARGIN,
+    LabelRule,
+)
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.model.training import TrainConfig
@@ -36,7 +43,10 @@ MAJORITY_CHECK = "lstm_model_beats_majority"
 
 
 class ModelRunConfig(dg.Config):
-    """Training and split settings a run may override (the launchpad, tests on small data)."""
+    """Training, split, label and filter settings a run may override (the launchpad, tests
+    on small data). The label rule is also how the model's trades exit; the operating point
+    is chosen on validation among `coverages` (with and without the expected-value filter)
+    unless `fixed_threshold` (e.g. the brief's 0.65) is set."""
 
     train_start: str = "2020-01-01"
     # None: the project's (SIGNALS_TRAIN_END, SIGNALS_VALIDATION_END, SIGNALS_MAX_EPOCHS).
@@ -46,8 +56,14 @@ class ModelRunConfig(dg.Config):
     max_epochs: int | None = None
     patience: int = 4
     gap_bound: float = 0.15
-    threshold: float = 0.65
     seed: int = 0
+    label_horizon: int = DEFAULT_HORIZON
+    barrier_k: float | None = DEFAULT_BARRIER_K
+    label_margin: float = DEFAULT_MARGIN
+    coverages: list[float] = Field(default_factory=lambda: list(COVERAGES))
+    expected_value_filter: list[bool] = Field(default_factory=lambda: [False, True])
+    min_trades: int = MIN_TRADES
+    fixed_threshold: float | None = None
 
     def candidate(self, project: ProjectResource) -> CandidateConfig:
         return CandidateConfig(
@@ -55,8 +71,15 @@ class ModelRunConfig(dg.Config):
             train_end=self.train_end or project.train_end,
             val_end=self.validation_end or project.validation_end,
             timeframe=BASE_TIMEFRAME,
-            horizon=DEFAULT_HORIZON,
-            threshold=self.threshold,
+            label=LabelRule(
+                horizon=self.label_horizon, barrier_k=self.barrier_k, margin=self.label_margin
+            ),
+            operating=OperatingChoice(
+                coverages=tuple(self.coverages),
+                expected_value=tuple(self.expected_value_filter),
+                min_trades=self.min_trades,
+                fixed_threshold=self.fixed_threshold,
+            ),
             train=TrainConfig(
                 window=self.window,
                 max_epochs=self.max_epochs if self.max_epochs is not None else project.max_epochs,
@@ -67,12 +90,42 @@ class ModelRunConfig(dg.Config):
         )
 
 
-def _labelled(features: pd.DataFrame, database, candle_source) -> tuple[pd.DataFrame, dict]:
-    candles = {
+def _base_candles(database, candle_source) -> dict[str, pd.DataFrame]:
+    return {
         symbol: stored_candles(database, candle_source, market, BASE_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
-    return attach_labels(features, candles, BASE_TIMEFRAME, DEFAULT_HORIZON), candles
+
+
+def _options_table(options: list[dict]) -> str:
+    """The validation curve of the operating point: every option tried, the chosen marked."""
+    return markdown_table(
+        [
+            "coverage %",
+            "EV filter",
+            "threshold",
+            "trades",
+            "precision %",
+            "net win %",
+            "net return %",
+            "Sharpe",
+            "chosen",
+        ],
+        (
+            [
+                f"{100 * o['coverage']:.0f}" if o["coverage"] == o["coverage"] else "fixed",
+                "yes" if o["ev_filter"] else "no",
+                f"{o['threshold']:.4f}",
+                o["trades"],
+                f"{100 * o['precision']:.1f}",
+                f"{100 * o['net_win_rate']:.1f}" if o["trades"] else "–",
+                f"{100 * o['total_return']:+.2f}",
+                f"{o['sharpe']:.2f}",
+                "◀" if o.get("chosen") else "",
+            ]
+            for o in options
+        ),
+    )
 
 
 def _curve(epochs: list[dict]) -> str:
@@ -129,9 +182,8 @@ def lstm_model(
     the model this asset produced. It becomes production only through `production_model`'s gate.
     """
     selected = selected_features.loc[selected_features["selected"], "feature"].tolist()
-    data, _ = _labelled(features, database, candle_source)
     cfg = config.candidate(project)
-    candidate = fit_candidate(data, selected, cfg)
+    candidate = fit_candidate(features, _base_candles(database, candle_source), selected, cfg)
     with database.database().connection() as conn:
         model_id = model_store.save_model(conn, candidate.record())
     result, validation = candidate.result, candidate.validation
@@ -153,6 +205,9 @@ def lstm_model(
             "val_ece": validation["val_ece"],
             "curves": dg.MetadataValue.md(_curve(result.epochs)),
             "seed": result.seed,
+            "label_rule": dg.MetadataValue.json(cfg.label.to_json()),
+            "operating_point": dg.MetadataValue.json(candidate.operating.to_json()),
+            "operating_options": dg.MetadataValue.md(_options_table(candidate.operating_options)),
         },
         check_results=[
             # The stored weights are the best epoch's, so the check judges that epoch's gap
@@ -214,13 +269,13 @@ def backtest_report(
     market = context.partition_key
     record = _stored_model(database, lstm_model)
     loaded = load_for_inference(record, feature_names())
-    data, candles = _labelled(features, database, candle_source)
+    candles = _base_candles(database, candle_source)
     symbol = symbol_for(market)
     start = pd.Timestamp(record.data_window["validation"]["first_decision"])
     end = pd.Timestamp(record.data_window["validation"]["last_decision"])
     results = validation_backtests(
         loaded,
-        data,
+        features,
         {symbol: candles[symbol]},
         start,
         end,
@@ -273,15 +328,15 @@ def production_model(
     """Promote the candidate `lstm_model` produced only if its validation backtest, pooled
     over the markets, passes the gate and beats the production model on the same candles."""
     candidate = _stored_model(database, lstm_model)
-    data, candles = _labelled(features, database, candle_source)
+    candles = _base_candles(database, candle_source)
     start = pd.Timestamp(candidate.data_window["validation"]["first_decision"])
     end = pd.Timestamp(candidate.data_window["validation"]["last_decision"])
     names = feature_names()
 
     def pooled(record: model_store.ModelRecord) -> dict:
         loaded = load_for_inference(record, names)
-        by_market = validation_backtests(loaded, data, candles, start, end, BASE_TIMEFRAME)["lstm"]
-        return pool_metrics(by_market)
+        by_market = validation_backtests(loaded, features, candles, start, end, BASE_TIMEFRAME)
+        return pool_metrics(by_market["lstm"])
 
     with database.database().connection() as conn:
         current = model_store.production_model(conn, MODEL_NAME, BASE_TIMEFRAME)

@@ -46,11 +46,22 @@ class LiveCandleConfig(dg.Config):
 
 @dataclass(frozen=True)
 class RecordedSignal:
-    """What execution acts on: the signal as recorded, and its model's label horizon (the
-    risk limits hold a position for that many candles)."""
+    """What execution acts on: the signal as recorded, its model's label horizon (the risk
+    limits hold a position for that many candles) and whether it exits at barriers."""
 
     row: SignalRow
     horizon: int
+    barriers: bool = False
+
+
+# Live execution sends market orders at candle opens; it has no resting stop/take-profit
+# orders, so it cannot exit as a barrier model's backtest does. Such a model's signals are
+# recorded (and can be compared with the backtest) but not traded, rather than traded by a
+# rule nobody validated.
+BARRIERS_NOT_EXECUTABLE = (
+    "not executed: the model exits at barriers (k × σ × √T), which live execution cannot "
+    "place yet (no resting stop and take-profit orders); the signal is recorded only"
+)
 
 
 def _ms_since(start: float) -> float:
@@ -131,7 +142,9 @@ def live_signal(
     timings["features_ms"] = _ms_since(mark)
     mark = time.perf_counter()
     try:
-        decision = decide_candle(loaded, features, symbol, config.candle_ms, config.timeframe)
+        decision = decide_candle(
+            loaded, features, inputs.base, symbol, config.candle_ms, config.timeframe
+        )
     except LiveWindowError as err:
         context.log.warning(f"{config.market} {config.candle_ms}: no decision: {err}")
         context.add_output_metadata({"signal": "none", "reason": str(err)})
@@ -164,7 +177,7 @@ def live_signal(
             "already_recorded": not row.created,
         }
     )
-    return RecordedSignal(row, loaded.horizon)
+    return RecordedSignal(row, loaded.horizon, loaded.label.barrier_k is not None)
 
 
 @dg.op
@@ -178,6 +191,12 @@ def execute_signal(
     """Turn the signal into the position it asks for, within the risk limits."""
     if signal is None:
         context.log.info("no signal to execute")
+        return
+    if signal.barriers:
+        context.log.warning(
+            f"{signal.row.symbol} {signal.row.candle_ms}: {BARRIERS_NOT_EXECUTABLE}"
+        )
+        context.add_output_metadata({"action": "not executed", "reason": BARRIERS_NOT_EXECUTABLE})
         return
     started = time.perf_counter()
     row = signal.row

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,12 +32,12 @@ from pipeline.features.labels import attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.inference_job import live_inference_job
 from pipeline.model.contract import load_for_inference, segment_windows
+from pipeline.model.operating import OperatingPoint
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
 from pipeline.signals.candle import live_features, load_inputs
-from pipeline.signals.inference import sides
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store import trading
@@ -245,9 +245,12 @@ class ParityReport:
     live_trades: list[dict[str, Any]]
     backtest_trades: list[dict[str, Any]]
     backtest_only_trades: int = 0  # completed in the backtest, never traded live
+    executable: bool = True  # False: a barrier model, whose signals live records but never trades
 
     @property
     def same_trades(self) -> bool:
+        if not self.executable:  # nothing may have been traded live
+            return not self.live_trades
         return self.backtest_only_trades == 0 and self.trade_max_abs_diff < 1e-12
 
     @property
@@ -265,6 +268,7 @@ class ParityReport:
             "trades_compared": self.trades_compared,
             "trade_net_return_max_abs_diff": self.trade_max_abs_diff,
             "backtest_only_trades": self.backtest_only_trades,
+            "executable": self.executable,
             "live_return_closed_trades": self.live_return,
             "backtest_return_same_trades": self.backtest_return,
         }
@@ -343,12 +347,11 @@ def parity(
     frame = live_features(inputs, timeframe)
     frame.insert(0, "market", symbol)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-    data = attach_labels(frame, {symbol: inputs.base}, timeframe, loaded.horizon)
+    data = attach_labels(frame, {symbol: inputs.base}, timeframe, loaded.label)
     start = pd.Timestamp(candles[0], unit="ms", tz="UTC")
     end = pd.Timestamp(candles[-1], unit="ms", tz="UTC")
     windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
-    p_up = loaded.predict(windows)
-    side = sides(p_up, loaded.threshold)
+    p_up, side = loaded.decide(data, windows)
     backtest = {
         int(t.value // 1_000_000): (float(p), int(s))
         for t, p, s in zip(windows.timestamp, p_up, side, strict=True)
@@ -377,7 +380,12 @@ def parity(
     period = period.reset_index(drop=True)
     by_candle = {s["candle_ms"]: s["side"] for s in live}
     decisions = np.array([by_candle.get(int(t), 0) for t in period["timestamp"]], dtype=np.int8)
-    result = run_backtest(period, decisions, costs)
+    # The model's exits; funding off, as the replay exchange charges none.
+    exits = replace(
+        costs, horizon=loaded.horizon, barrier_k=loaded.label.barrier_k, funding_rate=0.0
+    )
+    executable = loaded.label.barrier_k is None
+    result = run_backtest(period, decisions, exits)
     bt = result.trades
     live_done = live_trades(fills, initial_equity, step)
     bt_trades = [
@@ -402,6 +410,8 @@ def parity(
     trade_diffs = [abs(t["net_return"] - b["net_return"]) if b else math.inf for t, b in pairs]
     live_entries = {t["entry_ms"] for t in live_done}
     backtest_only = [t for t in completed if t["entry_ms"] not in live_entries]
+    if not executable:  # live never trades such a model: no trade of it to compare
+        completed, backtest_only = [], []
     return ParityReport(
         candles=len(candles),
         live_decisions=len(live),
@@ -416,6 +426,7 @@ def parity(
         backtest_only_trades=len(backtest_only),
         live_trades=live_done,
         backtest_trades=bt_trades,
+        executable=executable,
     )
 
 
@@ -486,7 +497,8 @@ def replay_live(
     seed_candles(db, folder, settings.exchange, symbols, timeframes, start_ms)
     note: dict[str, Any] = {"reason": "signals live --replay", "source_model": record.id}
     if threshold is not None:  # the replay database's copy only; the store is untouched
-        record.config = {**record.config, "threshold": threshold}
+        fixed = OperatingPoint(threshold=threshold)
+        record.config = {**record.config, "threshold": threshold, "operating": fixed.to_json()}
         note["threshold"] = threshold
         log(f"confidence threshold set to {threshold} for this replay")
     install_model(db, record, note)

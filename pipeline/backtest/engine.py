@@ -150,6 +150,73 @@ def _result(
     )
 
 
+@dataclass(frozen=True)
+class MarketArrays:
+    """One market's candles as the replay reads them, with its exits' widths and funding."""
+
+    timestamp: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    width: np.ndarray  # barrier distance per decision candle (inf: time exits only)
+    funding: np.ndarray  # rate settled at each candle's open (0: no settlement)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    position: np.ndarray
+    equity: np.ndarray
+    rows: np.ndarray  # one row per trade (see `pipeline.backtest.kernel.replay`)
+
+
+def market_arrays(
+    candles: pd.DataFrame, cfg: BacktestConfig, funding_rates: np.ndarray | None = None
+) -> MarketArrays:
+    """What a replay of `candles` under `cfg` reads, computed once (many replays reuse it)."""
+    a = _arrays(candles)
+    ts = a["timestamp"]
+    width = barrier_widths(
+        ts,
+        a["close"],
+        step_ms=cfg.step_ms,
+        k=cfg.barrier_k,
+        horizon=cfg.horizon,
+        vol_window=cfg.vol_window,
+    )
+    return MarketArrays(
+        timestamp=ts,
+        open=a["open"],
+        high=a["high"],
+        low=a["low"],
+        close=a["close"],
+        width=width,
+        funding=settlement_funding(ts, cfg, funding_rates),
+    )
+
+
+def replay_arrays(arrays: MarketArrays, decisions: np.ndarray, cfg: BacktestConfig) -> Replayed:
+    """The compiled replay of `decisions` (int8, one per candle) over prepared arrays."""
+    position, equity, rows, count, _ = replay(
+        arrays.timestamp,
+        arrays.open,
+        arrays.high,
+        arrays.low,
+        arrays.close,
+        decisions,
+        arrays.width,
+        arrays.funding,
+        cfg.step_ms,
+        cfg.horizon,
+        cfg.entry_fee,
+        cfg.fee,
+        cfg.slippage,
+        cfg.exposure,
+        cfg.maker,
+    )
+    return Replayed(position, equity, rows[:count])
+
+
 def run_backtest(
     candles: pd.DataFrame,
     decisions: np.ndarray,
@@ -161,35 +228,11 @@ def run_backtest(
     `funding_rates`, per candle, are the exchange's settled rates where known (NaN where not).
     """
     cfg = cfg or BacktestConfig()
-    a = _arrays(candles)
-    ts = a["timestamp"]
-    d = _decision_array(decisions, len(ts))
-    width = barrier_widths(
-        ts,
-        a["close"],
-        step_ms=cfg.step_ms,
-        k=cfg.barrier_k,
-        horizon=cfg.horizon,
-        vol_window=cfg.vol_window,
-    )
-    position, equity, rows, count, _ = replay(
-        ts,
-        a["open"],
-        a["high"],
-        a["low"],
-        a["close"],
-        d,
-        width,
-        settlement_funding(ts, cfg, funding_rates),
-        cfg.step_ms,
-        cfg.horizon,
-        cfg.entry_fee,
-        cfg.fee,
-        cfg.slippage,
-        cfg.exposure,
-        cfg.maker,
-    )
-    return _result(ts, position, equity, rows[:count], float(np.count_nonzero(d)) / len(d), cfg)
+    arrays = market_arrays(candles, cfg, funding_rates)
+    d = _decision_array(decisions, len(arrays.timestamp))
+    done = replay_arrays(arrays, d, cfg)
+    coverage = float(np.count_nonzero(d)) / len(d)
+    return _result(arrays.timestamp, done.position, done.equity, done.rows, coverage, cfg)
 
 
 def buy_and_hold(

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import csv_list, json_default
+from pipeline.cli.common import CliError, csv_list, json_default
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.exchange.markets import normalise_symbol
 
@@ -24,14 +24,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name in ("train-start", "train-end", "test-start", "test-end"):
         ev.add_argument(f"--{name}", required=True, help="ISO date (UTC)")
     ev.add_argument("--folds", type=int, default=1, help="test slices, each refitted on its past")
-    ev.add_argument("--threshold", type=float, default=0.65, help="confidence threshold")
+    ev.add_argument(
+        "--threshold",
+        type=float,
+        help="a fixed confidence threshold (e.g. the brief's 0.65) instead of an operating "
+        "point chosen on validation",
+    )
     ev.add_argument(
         "--coverage",
         type=float,
-        help="instead of --threshold: fit the threshold on validation to this share",
+        help="fit the threshold on validation to this one share instead of choosing among "
+        "5–35 %% (no expected-value filter)",
+    )
+    ev.add_argument(
+        "--label",
+        metavar="T,K,MARGIN",
+        help="fix the label rule (time limit in candles, barrier width in σ√T, margin; K "
+        "'none' for time exits only) instead of choosing it on the first fold's training window",
     )
     ev.add_argument("--fee", type=float, default=0.0005, help="taker fee a side (default 0.05%%)")
-    ev.add_argument("--slippage-bps", type=float, default=0.0)
+    ev.add_argument(
+        "--maker",
+        action="store_true",
+        help="enter with limits at the next open (maker fee 0.02%%, filled only when that "
+        "candle trades through the limit)",
+    )
+    ev.add_argument("--slippage-bps", type=float, default=0.0, help="per taker fill")
+    ev.add_argument(
+        "--funding-rate",
+        type=float,
+        default=0.0001,
+        help="per 8h settlement, charged where no funding history is given (default 0.01%%)",
+    )
+    ev.add_argument(
+        "--random-draws", type=int, default=1000, help="random-entry strategies to rank against"
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--max-epochs", type=int, help="cap training epochs (quick looks)")
     ev.add_argument(
@@ -50,7 +77,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.backtest.config import BacktestConfig
     from pipeline.backtest.report import write_report
     from pipeline.data.csv_source import CandleFolder
-    from pipeline.evaluation.summary import claims_table, summary_table
+    from pipeline.evaluation.operating_choice import OperatingChoice
+    from pipeline.evaluation.summary import claims_table, random_line, summary_table
     from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate
     from pipeline.model.training import TrainConfig
 
@@ -62,6 +90,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train = TrainConfig(seed=args.seed)
     if args.max_epochs:
         train = replace(train, max_epochs=args.max_epochs)
+    if args.threshold is not None and args.coverage is not None:
+        raise CliError("give --threshold or --coverage, not both")
+    operating = OperatingChoice()
+    if args.threshold is not None:
+        operating = OperatingChoice(fixed_threshold=args.threshold)
+    elif args.coverage is not None:
+        operating = OperatingChoice(coverages=(args.coverage,), expected_value=(False,))
+    costs = BacktestConfig(
+        fee=args.fee,
+        maker=args.maker,
+        slippage_bps=args.slippage_bps,
+        funding_rate=args.funding_rate,
+    )
     cfg = EvaluationConfig(
         markets=markets,
         test_markets=test_markets,
@@ -71,10 +112,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         test_start=args.test_start,
         test_end=args.test_end,
         folds=args.folds,
-        threshold=args.threshold,
-        coverage=args.coverage,
+        label=_label_rule(args.label, costs.round_trip) if args.label else None,
+        operating=operating,
+        random_draws=args.random_draws,
         train=train,
-        backtest=BacktestConfig(fee=args.fee, slippage_bps=args.slippage_bps),
+        backtest=costs,
     )
     quiet = args.json == "-"
     report = evaluate(candles, cfg, log=lambda m: print(m, file=sys.stderr) if not quiet else None)
@@ -93,7 +135,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         Path(args.json).write_text(text)
+    print(f"label rule (exits): {report['label_rule']}")
     print(summary_table(report))
+    print()
+    print(random_line(report))
     print()
     print(claims_table(report))
     print(
@@ -101,3 +146,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         + (f"; JSON: {args.json}" if args.json else "")
     )
     return 0
+
+
+def _label_rule(text: str, cost: float):
+    """`T,K,MARGIN` → a LabelRule (K 'none': time exits only)."""
+    from pipeline.features.labels import LabelRule
+
+    try:
+        horizon, k, margin = text.split(",")
+        return LabelRule(
+            horizon=int(horizon),
+            barrier_k=None if k.strip().lower() == "none" else float(k),
+            margin=float(margin),
+            cost=cost,
+        )
+    except ValueError as err:
+        raise CliError(f"--label {text!r}: expected T,K,MARGIN such as 12,1.5,0 ({err})") from err

@@ -1,14 +1,17 @@
-"""Baselines that share the LSTM's features, training rows and confidence filter.
+"""Baselines that share the LSTM's features, training rows, labels, filter, exits and costs.
 
 They see one row of features (the window's last), not the window: if the LSTM cannot beat a
 logistic regression or gradient boosting on the same inputs, its sequence modelling is not
-earning its keep. Class balance is handled as for the LSTM, from training labels only.
+earning its keep. Class balance is handled as for the LSTM, from training labels only. The
+momentum rule fits nothing: its side is the sign of the last 24 h return.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
+from pipeline.model.contract import window_values
 from pipeline.model.dataset import WindowSet
 
 # scikit-learn is imported where it is used: every Dagster run process imports this module
@@ -65,3 +68,14 @@ def baseline_probabilities(
         name: probability_up(fit(_last_rows(train), train.y, seed), rows)
         for name, fit in BASELINES.items()
     }
+
+
+def momentum_probability(data: pd.DataFrame, windows: WindowSet) -> np.ndarray:
+    """The momentum rule as a P(up): long after a rising 24 h, short after a falling one.
+
+    P(up) = logistic(ret_24 / scale): its side is the sign of the 24 h log return, and its
+    confidence grows with that move measured in the label's scale σ × √T, so the same
+    rank and expected-value filters apply to it as to the models.
+    """
+    move = window_values(data, windows, "ret_24") / window_values(data, windows, "scale")
+    return 1.0 / (1.0 + np.exp(-np.nan_to_num(move, nan=0.0)))

@@ -17,21 +17,26 @@ from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.engine import BacktestResult
 from pipeline.evaluation.baselines import baseline_probabilities
 from pipeline.evaluation.comparison import compare_strategies
-from pipeline.features.labels import DEFAULT_HORIZON
+from pipeline.evaluation.operating_choice import (
+    OperatingChoice,
+    Segment,
+    choose_operating_point,
+)
+from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.model.checkpoint import checkpoint_bytes
 from pipeline.model.contract import (
-    DEFAULT_THRESHOLD,
     MODEL_NAME,
     LoadedModel,
     fit_model,
     segment_windows,
+    window_scale,
 )
 from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.operating import OperatingPoint, fit_edge
 from pipeline.model.scaler import Scaler
 from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.model.training import TrainConfig, TrainResult
 from pipeline.signals.calibration import accuracy, expected_calibration_error
-from pipeline.signals.inference import sides
 from pipeline.store.models import ModelRecord
 
 
@@ -41,9 +46,10 @@ class CandidateConfig:
     train_end: str
     val_end: str
     timeframe: str = "1h"
-    horizon: int = DEFAULT_HORIZON
-    threshold: float = DEFAULT_THRESHOLD
+    label: LabelRule = field(default_factory=LabelRule)
+    operating: OperatingChoice = field(default_factory=OperatingChoice)
     train: TrainConfig = field(default_factory=TrainConfig)
+    costs: BacktestConfig = field(default_factory=BacktestConfig)
 
     def split(self) -> SplitConfig:
         return SplitConfig(
@@ -51,8 +57,17 @@ class CandidateConfig:
             train_end=self.train_end,
             val_end=self.val_end,
             window=self.train.window,
-            horizon=self.horizon,
+            horizon=self.label.horizon,
             timeframe=self.timeframe,
+        )
+
+    def exits(self) -> BacktestConfig:
+        """The costs, with the label's exits: how this model's trades are replayed."""
+        return replace(
+            self.costs,
+            timeframe=self.timeframe,
+            horizon=self.label.horizon,
+            barrier_k=self.label.barrier_k,
         )
 
 
@@ -65,6 +80,8 @@ class Candidate:
     boundaries: dict[str, object]
     validation: dict[str, float]
     config: CandidateConfig
+    operating: OperatingPoint
+    operating_options: list[dict[str, object]]
 
     def record(self) -> ModelRecord:
         best = self.result.best
@@ -73,8 +90,11 @@ class Candidate:
             timeframe=self.config.timeframe,
             config={
                 **self.result.config,
-                "threshold": self.config.threshold,
-                "horizon": self.config.horizon,
+                "threshold": self.operating.threshold,
+                "horizon": self.config.label.horizon,
+                "label": self.config.label.to_json(),
+                "operating": self.operating.to_json(),
+                "operating_options": self.operating_options,
             },
             features=self.features,
             scaler=self.scaler.to_dict(),
@@ -94,33 +114,67 @@ class Candidate:
         )
 
 
-def fit_candidate(data: pd.DataFrame, features: list[str], cfg: CandidateConfig) -> Candidate:
-    """Train on the training split, early-stop and judge on validation; nothing later is read."""
-    windows = make_windows(data, features, cfg.train.window, cfg.timeframe)
+def fit_candidate(
+    features: pd.DataFrame,
+    candles: dict[str, pd.DataFrame],
+    selected: list[str],
+    cfg: CandidateConfig,
+) -> Candidate:
+    """Label by the configured rule, train on the training split, early-stop on validation,
+    fit the expected-value edge on training rows and choose the operating point on
+    validation (`pipeline.evaluation.operating_choice`); nothing later is read."""
+    data = attach_labels(features, candles, cfg.timeframe, cfg.label)
+    windows = make_windows(data, selected, cfg.train.window, cfg.timeframe)
     splits = chronological_split(windows, cfg.split())
     fitted = fit_model(splits.train, splits.validation, cfg.train)
     p_val = fitted.validation_probabilities(splits.validation)
     y_val = splits.validation.y
     majority = float(splits.train.y.mean() >= 0.5)
+    bounds = splits.record()
+    first = pd.Timestamp(bounds["train"]["first_decision"])
+    last = pd.Timestamp(bounds["train"]["last_decision"])
+    rows = data[(data["timestamp"] >= first) & (data["timestamp"] <= last)]
+    edge = fit_edge(
+        rows["forward_return"].to_numpy(), rows["outcome"].to_numpy(), rows["scale"].to_numpy()
+    )
+    decided = segment_windows(
+        data,
+        selected,
+        cfg.train.window,
+        cfg.timeframe,
+        pd.Timestamp(bounds["validation"]["first_decision"]),
+        pd.Timestamp(bounds["validation"]["last_decision"]),
+    )
+    segment = Segment(
+        market=np.asarray(decided.market),
+        timestamp=pd.DatetimeIndex(decided.timestamp),
+        scale=window_scale(data, decided),
+        p_up=fitted.validation_probabilities(decided),
+        label=np.asarray(decided.y, dtype=np.float64),
+    )
+    chosen = choose_operating_point(candles, segment, edge, cfg.exits(), cfg.operating)
     return Candidate(
         result=fitted.result,
         scaler=fitted.scaler,
-        features=list(features),
+        features=list(selected),
         markets=sorted(set(data["market"])),
-        boundaries=splits.record(),
+        boundaries=bounds,
         validation={
             "val_accuracy": accuracy(p_val, y_val),
             "val_majority_accuracy": float(np.mean(y_val == majority)),
             "val_ece": expected_calibration_error(p_val, y_val),
             "val_windows": len(y_val),
+            "val_enough_trades": float(chosen.enough_trades),
         },
         config=cfg,
+        operating=chosen.point,
+        operating_options=chosen.table.to_dict("records"),
     )
 
 
 def validation_backtests(
     loaded: LoadedModel,
-    data: pd.DataFrame,
+    features: pd.DataFrame,
     candles: dict[str, pd.DataFrame],
     start: pd.Timestamp,
     end: pd.Timestamp,
@@ -128,16 +182,25 @@ def validation_backtests(
     baselines_from: ModelRecord | None = None,
     costs: BacktestConfig | None = None,
 ) -> dict[str, dict[str, BacktestResult]]:
-    """Strategy → market → backtest over [start, end]: the model, and with `baselines_from`
-    (the stored record: its training windows and seed) the logistic and boosting baselines on
-    the same filter, plus always-long and buy-and-hold."""
-    cfg = replace(costs or BacktestConfig(), timeframe=timeframe, horizon=loaded.horizon)
+    """Strategy → market → backtest over [start, end]: the model, through its own label rule
+    (exits) and operating point, and with `baselines_from` (the stored record: its training
+    windows and seed) the logistic and boosting baselines through the same operating point,
+    plus always-long and buy-and-hold."""
+    rule = loaded.label
+    cfg = replace(
+        costs or BacktestConfig(),
+        timeframe=timeframe,
+        horizon=rule.horizon,
+        barrier_k=rule.barrier_k,
+    )
+    data = attach_labels(features, candles, timeframe, rule)
     windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
+    scale = window_scale(data, windows)
     probabilities = {"lstm": loaded.predict(windows)}
     if baselines_from is not None:
         train = _training_windows(data, baselines_from)
         probabilities |= baseline_probabilities(train, windows, baselines_from.seed)
-    decided = {name: sides(p, loaded.threshold) for name, p in probabilities.items()}
+    decided = {name: loaded.operating.sides(p, scale) for name, p in probabilities.items()}
     return compare_strategies(
         candles,
         start,

@@ -21,38 +21,67 @@ def _ci(figure: object) -> str:
     return f"{_pct(figure['value'])} [{_pct(low)}, {_pct(high)}]"
 
 
+def _num(value: object, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
 def summary_table(report: dict, scope: str = "pooled") -> str:
-    """Markdown: one row per strategy, classification and trading figures side by side."""
+    """Markdown: one row per strategy, classification and net trading figures side by side,
+    then net return at each fee of the cost sensitivity (pooled only: decisions unchanged)."""
     rows = report["pooled"] if scope == "pooled" else report["markets"][scope]
+    fees = list(report.get("cost_sensitivity", {}).get("lstm", {})) if scope == "pooled" else []
     header = [
         "strategy",
-        "accuracy %",
+        "trades",
         "coverage %",
         "precision % [95% CI]",
         "net win rate % [95% CI]",
-        "trades",
         "net return %",
         "Sharpe",
+        "Sortino",
         "max DD %",
+        "profit factor",
+        *(f"net % at {100 * float(fee):.2f} %/side" for fee in fees),
     ]
     table = []
     for name in STRATEGIES:
         figures = rows[name]
         bt = figures.get("backtest", {})
+        sensitivity = report["cost_sensitivity"][name] if fees else {}
         table.append(
             [
-                name,
-                _pct(figures.get("accuracy")),
-                _pct(figures.get("coverage")),
+                "buy_and_hold (pooled: equal-weight basket)"
+                if name == "buy_and_hold" and scope == "pooled"
+                else name,
+                bt.get("trades", "–"),
+                _pct(figures.get("coverage", bt.get("coverage"))),
                 _ci(figures.get("precision")),
                 _ci(figures.get("net_win_rate")),
-                bt.get("trades", "–"),
                 _pct(bt.get("total_return")),
-                f"{bt.get('sharpe', float('nan')):.2f}",
+                _num(bt.get("sharpe")),
+                _num(bt.get("sortino")),
                 _pct(bt.get("max_drawdown")),
+                _num(bt.get("profit_factor")),
+                *(_pct(sensitivity[fee]["total_return"]) for fee in fees),
             ]
         )
     return markdown_table(header, table)
+
+
+def random_line(report: dict) -> str:
+    """Where the LSTM stands among random entries at its coverage, with its exits and costs."""
+    r = report.get("random_entries")
+    if not r:
+        return ""
+    return (
+        f"Random entries ({r['draws']} draws, the LSTM's coverage per market, same exits and "
+        f"costs): pooled Sharpe median {r['sharpe']['median']:.2f} "
+        f"[{r['sharpe']['p2_5']:.2f}, {r['sharpe']['p97_5']:.2f}]; the LSTM's Sharpe is at "
+        f"percentile {r['sharpe_percentile']:.1f}, its net return at "
+        f"{r['total_return_percentile']:.1f}."
+    )
 
 
 def claims_table(report: dict) -> str:
@@ -62,7 +91,7 @@ def claims_table(report: dict) -> str:
     measured = {
         "validation accuracy": ", ".join(_pct(v) + " %" for v in lstm["validation_accuracy"]),
         "win rate of filtered signals (net)": _ci(lstm.get("net_win_rate")) + " %",
-        "coverage at the threshold": _pct(lstm.get("coverage")) + " %",
+        "coverage at the operating point": _pct(lstm.get("coverage")) + " %",
         "train − validation gap": ", ".join(
             f"{100 * g:+.1f} pts" for g in lstm["train_validation_gap"]
         ),
@@ -75,7 +104,7 @@ def claims_table(report: dict) -> str:
     claims = {
         "validation accuracy": "53 %",
         "win rate of filtered signals (net)": "56–58 %",
-        "coverage at the threshold": "≈ 35 % (at 0.65)",
+        "coverage at the operating point": "≈ 35 % (at 0.65)",
         "train − validation gap": "< 14 %",
         "parameters": "24,962",
         "selection uplift (accuracy)": "+0.5–1 %",

@@ -1,12 +1,17 @@
 """Walk-forward evaluation: the whole chain, refitted before each test period, on unseen data.
 
-Per fold (a consecutive slice of the test range), everything is fitted on candles before that
-slice only, and only on the training markets: feature selection, the scaler, the LSTM (early
-stopping on the last share of the fit period), the confidence threshold (or the one fitted to
-a coverage target on validation), and the baselines. The fold's models then decide on its
-test slice for the test markets. Features are computed once on the whole history: they are
-prefix-invariant (tests/test_features_prefix.py), so a feature at t is the same whether or
-not later candles exist. Decisions of all folds are stitched per market and backtested once.
+The label rule (barrier width, time limit, margin) is chosen once, on the first fold's fit
+window (`pipeline.evaluation.label_choice`), unless the configuration fixes it. Per fold (a
+consecutive slice of the test range), everything else is fitted on candles before that slice
+only, and only on the training markets: feature selection, the scaler, the LSTM (early
+stopping on the last share of the fit period), the expected-value edge (training rows), each
+model's operating point (`pipeline.evaluation.operating_choice`, on validation), and the
+baselines. The fold's models then decide on its test slice for the test markets. Features are
+computed once on the whole history: they are prefix-invariant (tests/test_features_prefix.py),
+so a feature at t is the same whether or not later candles exist. Decisions of all folds are
+stitched per market and backtested once, with the label's exits, beside random entries at the
+same coverage and the same exits, always-long and buy-and-hold (pooled: the equal-weight
+basket), and again at each fee of `FEE_SENSITIVITY`.
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.backtest.config import BacktestConfig
+from pipeline.backtest.config import FEE_SENSITIVITY, BacktestConfig
 from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.pool import pool_metrics
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.evaluation.baselines import BASELINES, baseline_probabilities
+from pipeline.evaluation.baselines import BASELINES, baseline_probabilities, momentum_probability
 from pipeline.evaluation.comparison import REFERENCES, compare_strategies
+from pipeline.evaluation.label_choice import HORIZONS, choose_label_rule
+from pipeline.evaluation.operating_choice import OperatingChoice, Segment, choose_operating_point
+from pipeline.evaluation.random_entries import random_entries
 from pipeline.features.compute import compute_features
-from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
+from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
-from pipeline.model.contract import DEFAULT_THRESHOLD, fit_model, segment_windows
-from pipeline.model.dataset import make_windows
+from pipeline.model.contract import fit_model, segment_windows, window_scale
+from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.operating import fit_edge
 from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.model.training import TrainConfig
 from pipeline.signals.calibration import (
@@ -37,12 +46,11 @@ from pipeline.signals.calibration import (
     expected_calibration_error,
     precision_coverage,
     reliability_table,
-    threshold_for_coverage,
 )
-from pipeline.signals.inference import sides
 from pipeline.stats import day_block_bootstrap
 
-MODELS = ("lstm", *BASELINES)  # strategies that decide from P(up): scored and backtested
+# Strategies that decide from P(up): scored, filtered by their own operating point, replayed.
+MODELS = ("lstm", *BASELINES, "momentum")
 STRATEGIES = (*MODELS, *REFERENCES)
 SEED_CLAIMS = {
     "validation_accuracy": 0.53,
@@ -65,12 +73,20 @@ class EvaluationConfig:
     timeframe: str = "1h"
     folds: int = 1
     validation_share: float = 0.2  # last share of each fit period: early stopping, threshold
-    horizon: int = DEFAULT_HORIZON
-    threshold: float = DEFAULT_THRESHOLD
-    coverage: float | None = None  # when set, the threshold is fitted on validation to it
+    label: LabelRule | None = None  # None: chosen on the first fold's fit window
+    label_candidates: tuple[LabelRule, ...] | None = None  # None: label_choice's grid
+    operating: OperatingChoice = field(default_factory=OperatingChoice)
     n_select: int = 50
+    random_draws: int = 1000
     train: TrainConfig = field(default_factory=TrainConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+
+    @property
+    def horizon(self) -> int:
+        """The longest time limit the label may get: what the embargo must cover."""
+        if self.label is not None:
+            return self.label.horizon
+        return max(r.horizon for r in self.label_candidates or ()) or max(HORIZONS)
 
     @property
     def evaluated_markets(self) -> tuple[str, ...]:
@@ -117,12 +133,29 @@ def fold_plan(cfg: EvaluationConfig) -> list[dict[str, pd.Timestamp]]:
     return plan
 
 
+def _segment(data: pd.DataFrame, windows: WindowSet, p_up: np.ndarray) -> Segment:
+    return Segment(
+        market=np.asarray(windows.market),
+        timestamp=pd.DatetimeIndex(windows.timestamp),
+        scale=window_scale(data, windows),
+        p_up=p_up,
+        label=np.asarray(windows.y, dtype=np.float64),
+    )
+
+
 def _fit_fold(
-    data: pd.DataFrame, names: list[str], cfg: EvaluationConfig, plan: dict, log: Callable
+    data: pd.DataFrame,
+    candles: dict[str, pd.DataFrame],
+    names: list[str],
+    cfg: EvaluationConfig,
+    rule: LabelRule,
+    plan: dict,
+    log: Callable,
 ) -> tuple[dict, pd.DataFrame]:
     """Fit one fold on its past; return its record and its test decisions per strategy."""
     fit = data[(data["timestamp"] >= plan["fit_start"]) & (data["timestamp"] <= plan["test_end"])]
     train_rows = fit[fit["market"].isin(cfg.markets)]
+    step = pd.Timedelta(milliseconds=timeframe_ms(cfg.timeframe))
     started = time.perf_counter()
     selection = select_features(
         train_rows[train_rows["timestamp"] <= plan["fit_end"]],
@@ -131,7 +164,7 @@ def _fit_fold(
             train_end=plan["train_end"].isoformat(),
             validation_end=plan["fit_end"].isoformat(),
             timeframe=cfg.timeframe,
-            horizon=cfg.horizon,
+            horizon=rule.horizon,
             n_select=cfg.n_select,
             seed=cfg.train.seed,
         ),
@@ -141,21 +174,28 @@ def _fit_fold(
         train_start=plan["fit_start"].isoformat(),
         train_end=plan["train_end"].isoformat(),
         val_end=plan["fit_end"].isoformat(),
-        test_end=(
-            plan["test_end"] + cfg.horizon * pd.Timedelta(milliseconds=timeframe_ms(cfg.timeframe))
-        ).isoformat(),
+        test_end=(plan["test_end"] + rule.horizon * step).isoformat(),
         window=cfg.train.window,
-        horizon=cfg.horizon,
+        horizon=rule.horizon,
         timeframe=cfg.timeframe,
     )
     windows = make_windows(fit, selection.selected, cfg.train.window, cfg.timeframe)
     splits = chronological_split(windows, split_cfg)
-    fitting = np.isin(splits.train.market, cfg.markets)
-    train = splits.train.take(fitting)
+    train = splits.train.take(np.isin(splits.train.market, cfg.markets))
     val = splits.validation.take(np.isin(splits.validation.market, cfg.markets))
-    # Decisions are made on every test window, labelled or not: a window whose next candle
-    # closes exactly flat has no label, and dropping its decision would let the future
-    # choose which candles trade. Classification figures use the labelled ones.
+    # Decisions are made on every window, labelled or not: a window whose outcome is "no
+    # trade" has no label, and dropping its decision would let the future choose which
+    # candles trade. Classification figures use the labelled ones.
+    bounds = splits.record()["validation"]
+    val_all = segment_windows(
+        fit,
+        selection.selected,
+        cfg.train.window,
+        cfg.timeframe,
+        pd.Timestamp(bounds["first_decision"]),
+        pd.Timestamp(bounds["last_decision"]),
+        markets=cfg.markets,
+    )
     test = segment_windows(
         fit,
         selection.selected,
@@ -178,18 +218,50 @@ def _fit_fold(
     result = fitted.result
     log(f"trained in {time.perf_counter() - started:.0f} s ({result.stopped})")
     p_val = fitted.validation_probabilities(val)
-    threshold = threshold_for_coverage(p_val, cfg.coverage) if cfg.coverage else cfg.threshold
-    probabilities = {
+    edge_rows = train_rows[train_rows["timestamp"] <= plan["train_end"] - (rule.horizon + 1) * step]
+    edge = fit_edge(
+        edge_rows["forward_return"].to_numpy(),
+        edge_rows["outcome"].to_numpy(),
+        edge_rows["scale"].to_numpy(),
+    )
+    on_validation = {
+        "lstm": fitted.validation_probabilities(val_all),
+        **baseline_probabilities(train, val_all, cfg.train.seed),
+        "momentum": momentum_probability(fit, val_all),
+    }
+    on_test = {
         "lstm": fitted.predict(test),
         **baseline_probabilities(train, test, cfg.train.seed),
+        "momentum": momentum_probability(fit, test),
     }
+    costs = replace(
+        cfg.backtest, timeframe=cfg.timeframe, horizon=rule.horizon, barrier_k=rule.barrier_k
+    )
+    fitted_candles = {m: candles[m] for m in cfg.markets}
+    points, choices = {}, {}
+    test_scale = window_scale(fit, test)
+    for name, p in on_validation.items():
+        chosen = choose_operating_point(
+            fitted_candles, _segment(fit, val_all, p), edge, costs, cfg.operating
+        )
+        points[name] = chosen.point
+        choices[name] = {
+            "point": chosen.point.to_json(),
+            "enough_trades": chosen.enough_trades,
+            "options": chosen.table.to_dict("records"),
+        }
+        log(
+            f"{name}: operating point coverage {chosen.point.coverage} threshold "
+            f"{chosen.point.threshold:.4f} EV filter {chosen.point.edge is not None}"
+        )
     decisions = pd.DataFrame(
         {
             "market": test.market,
             "timestamp": test.timestamp,
             "label": test.y,
-            **{f"p_{name}": p for name, p in probabilities.items()},
-            **{f"side_{name}": sides(p, threshold) for name, p in probabilities.items()},
+            "scale": test_scale,
+            **{f"p_{name}": p for name, p in on_test.items()},
+            **{f"side_{name}": points[name].sides(p, test_scale) for name, p in on_test.items()},
         }
     )
     record = {
@@ -197,7 +269,8 @@ def _fit_fold(
         "boundaries": splits.record(),
         "selected": selection.selected,
         "selection_uplift": selection.uplift,
-        "threshold": threshold,
+        "edge": {"win": edge.win, "loss": edge.loss},
+        "operating_points": choices,
         "stopped": result.stopped,
         "gap_flagged": result.gap_flagged,
         "best_epoch": result.best_epoch,
@@ -253,6 +326,67 @@ def _plain(value: object) -> object:
     return value
 
 
+def _choose_rule(
+    features: pd.DataFrame,
+    candles: dict[str, pd.DataFrame],
+    names: list[str],
+    cfg: EvaluationConfig,
+    plan: dict,
+    log: Callable,
+) -> tuple[LabelRule, dict[str, object] | None]:
+    if cfg.label is not None:
+        return cfg.label, None
+    started = time.perf_counter()
+    fitted = features[features["market"].isin(cfg.markets)]
+    choice = choose_label_rule(
+        fitted,
+        {m: candles[m] for m in cfg.markets},
+        names,
+        timeframe=cfg.timeframe,
+        fit_start=plan["fit_start"],
+        train_end=plan["train_end"],
+        fit_end=plan["fit_end"],
+        costs=cfg.backtest,
+        seed=cfg.train.seed,
+        rules=list(cfg.label_candidates) if cfg.label_candidates else None,
+        log=log,
+    )
+    log(f"label rule {choice.rule} chosen in {time.perf_counter() - started:.0f} s")
+    return choice.rule, {
+        "chosen_on": {k: plan[k].isoformat() for k in ("fit_start", "train_end", "fit_end")},
+        "enough_trades": choice.enough_trades,
+        "options": choice.table.to_dict("records"),
+    }
+
+
+def _cost_sensitivity(
+    candles: dict[str, pd.DataFrame],
+    cfg: EvaluationConfig,
+    costs: BacktestConfig,
+    rows: pd.DataFrame,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Strategy → fee a side → pooled net return and Sharpe, the decisions unchanged."""
+    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in STRATEGIES}
+    for fee in FEE_SENSITIVITY:
+        runs = compare_strategies(
+            candles,
+            _utc(cfg.test_start),
+            _utc(cfg.test_end),
+            rows["market"].to_numpy(),
+            rows["timestamp"],
+            {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
+            replace(costs, fee=fee),
+        )
+        for name, by_market in runs.items():
+            pooled = pool_metrics(by_market)
+            out[name][f"{fee:.4f}"] = {
+                "total_return": float(pooled["total_return"]),
+                "sharpe": float(pooled["sharpe"]),
+                "profit_factor": float(pooled["profit_factor"]),
+            }
+    return out
+
+
 def evaluate(
     candles: dict[str, pd.DataFrame],
     cfg: EvaluationConfig,
@@ -265,28 +399,33 @@ def evaluate(
         raise ValueError(f"no candles for {sorted(missing)}")
     started = time.perf_counter()
     names = feature_names()
-    data = attach_labels(
-        compute_features(candles, cfg.timeframe), candles, cfg.timeframe, cfg.horizon
-    )
-    log(f"features and labels: {len(data)} rows in {time.perf_counter() - started:.1f} s")
+    features = compute_features(candles, cfg.timeframe)
+    log(f"features: {len(features)} rows in {time.perf_counter() - started:.1f} s")
+    plans = fold_plan(cfg)
+    rule, label_choice = _choose_rule(features, candles, names, cfg, plans[0], log)
+    data = attach_labels(features, candles, cfg.timeframe, rule)
     folds, decisions = [], []
-    for k, plan in enumerate(fold_plan(cfg), 1):
+    for k, plan in enumerate(plans, 1):
         log(
             f"fold {k}/{cfg.folds}: fit {plan['fit_start']:%Y-%m-%d}…{plan['fit_end']:%Y-%m-%d}, "
             f"test {plan['test_start']:%Y-%m-%d}…{plan['test_end']:%Y-%m-%d}"
         )
-        record, rows = _fit_fold(data, names, cfg, plan, log)
+        record, rows = _fit_fold(data, candles, names, cfg, rule, plan, log)
         folds.append(record)
         decisions.append(rows)
     rows = pd.concat(decisions, ignore_index=True)
+    costs = replace(
+        cfg.backtest, timeframe=cfg.timeframe, horizon=rule.horizon, barrier_k=rule.barrier_k
+    )
+    tested = {market: candles[market] for market in cfg.evaluated_markets}
     backtests = compare_strategies(
-        {market: candles[market] for market in cfg.evaluated_markets},
+        tested,
         _utc(cfg.test_start),
         _utc(cfg.test_end),
         rows["market"].to_numpy(),
         rows["timestamp"],
         {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
-        replace(cfg.backtest, timeframe=cfg.timeframe, horizon=cfg.horizon),
+        costs,
     )
     seed = cfg.train.seed
     report: dict[str, object] = {"markets": {}, "pooled": {}}
@@ -311,6 +450,17 @@ def evaluate(
     lstm["test_precision_coverage"] = precision_coverage(
         rows["p_lstm"], rows["label"], rows["timestamp"], draws=200, seed=seed
     ).to_dict("records")
+    started_random = time.perf_counter()
+    report["random_entries"] = random_entries(
+        tested, backtests["lstm"], costs, draws=cfg.random_draws, seed=seed
+    )
+    log(
+        f"{cfg.random_draws} random-entry draws in {time.perf_counter() - started_random:.0f} s: "
+        f"the LSTM's Sharpe is at percentile {report['random_entries']['sharpe_percentile']:.1f}"
+    )
+    report["cost_sensitivity"] = _cost_sensitivity(tested, cfg, costs, rows)
+    report["label_rule"] = rule.to_json()
+    report["label_choice"] = label_choice
     report["folds"] = folds
     report["config"] = _config_json(cfg)
     report["seed_claims"] = SEED_CLAIMS

@@ -1,50 +1,95 @@
-"""Labels: direction of the forward log return over H candles."""
+"""Labels: which side a trade entered at the next open would have won, after its costs.
+
+One rule for the labels and the backtest's exits (`pipeline.features.barriers`): barriers at
+k × σ × √T, a time limit of T candles, a dead zone of the round trip + a margin. Rows whose
+outcome pays neither side (NO_TRADE) are left out of training (label NaN), like rows whose
+outcome is not known yet; their decisions are still made and traded.
+"""
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
+from pipeline.features.barriers import (
+    NO_TRADE,
+    VOL_WINDOW,
+    barrier_outcomes,
+    barrier_widths,
+)
 
-# Chosen on the training window only (five sample markets, 1h, to 2022-06-30) by
-# bench/label_horizon.py: among horizons whose median move clears twice the round-trip cost,
-# H = 1 had the best walk-forward log-loss skill (and AUC, 0.543 against 0.520–0.538).
-DEFAULT_HORIZON = 1
+# The default rule (time limit, barrier width, margin): chosen on the first walk-forward
+# fold's training window (before 2022) by `pipeline.evaluation.label_choice`; see its rule.
+DEFAULT_HORIZON = 12
+DEFAULT_BARRIER_K = 1.0
+DEFAULT_MARGIN = 0.0
+ROUND_TRIP = 0.001  # taker 0.05 % a side, in and out
 
 
-def forward_log_return(candles: pd.DataFrame, horizon: int, timeframe: str) -> np.ndarray:
-    """log(close[t+H] / close[t]) by time; NaN where the candle at t+H is missing (end, gap)."""
-    if horizon < 1:
-        raise ValueError("the label horizon must be at least one candle")
+@dataclass(frozen=True)
+class LabelRule:
+    """How a candle is labelled, and (the same settings) how the backtest exits."""
+
+    horizon: int = DEFAULT_HORIZON  # time limit T, candles
+    barrier_k: float | None = DEFAULT_BARRIER_K  # None: no barriers, time exits only
+    margin: float = DEFAULT_MARGIN  # dead zone beyond the round trip
+    cost: float = ROUND_TRIP
+    vol_window: int = VOL_WINDOW
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError("the label horizon must be at least one candle")
+        if self.barrier_k is not None and self.barrier_k <= 0:
+            raise ValueError(f"barrier_k must be positive or None, got {self.barrier_k}")
+        if self.margin < 0 or self.cost < 0:
+            raise ValueError("the margin and the cost must be non-negative")
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object] | None) -> LabelRule:
+        """A stored rule; models stored before barriers carry only a horizon (time exits)."""
+        data = dict(data or {})
+        if "barrier_k" not in data:
+            return cls(horizon=int(data.get("horizon", 1)), barrier_k=None, cost=0.0)
+        return cls(**{k: data[k] for k in asdict(cls()) if k in data})  # type: ignore[arg-type]
+
+
+def market_scale(candles: pd.DataFrame, timeframe: str, rule: LabelRule) -> np.ndarray:
+    """Per candle, σ_t × √T: the move a trade decided at t can expect, known at t's close."""
+    return barrier_widths(
+        candles["timestamp"].to_numpy(dtype="int64"),
+        candles["close"].to_numpy(dtype="float64"),
+        step_ms=timeframe_ms(timeframe),
+        k=1.0,
+        horizon=rule.horizon,
+        vol_window=rule.vol_window,
+    )
+
+
+def market_outcomes(candles: pd.DataFrame, timeframe: str, rule: LabelRule):
+    """The barrier outcomes of one market's candles under `rule`."""
+    step = timeframe_ms(timeframe)
     ts = candles["timestamp"].to_numpy(dtype="int64")
-    close = candles["close"].to_numpy(dtype="float64")
-    target = ts + horizon * timeframe_ms(timeframe)
-    where = np.minimum(np.searchsorted(ts, target), len(ts) - 1)
-    found = ts[where] == target if len(ts) else np.zeros(0, dtype=bool)
-    out = np.full(len(close), np.nan)
-    out[found] = np.log(close[where[found]] / close[found])
-    return out
-
-
-def direction_labels(
-    candles: pd.DataFrame, horizon: int, timeframe: str, dead_zone: float = 0.0
-) -> np.ndarray:
-    """1.0 up, 0.0 down, NaN when unknown (last H rows, gaps) or inside the dead zone.
-
-    The dead zone (in log-return units) drops moves too small to trade after costs.
-    """
-    if dead_zone < 0:
-        raise ValueError("the dead zone must be non-negative")
-    forward = forward_log_return(candles, horizon, timeframe)
-    return _direction(forward, dead_zone)
-
-
-def _direction(forward: np.ndarray, dead_zone: float) -> np.ndarray:
-    labels = np.full(len(forward), np.nan)
-    labels[forward > dead_zone] = 1.0
-    labels[forward < -dead_zone] = 0.0
-    return labels
+    o, h, lo, c = (candles[x].to_numpy(dtype="float64") for x in ("open", "high", "low", "close"))
+    scale = market_scale(candles, timeframe, rule)
+    width = np.full(len(ts), np.inf) if rule.barrier_k is None else rule.barrier_k * scale
+    return barrier_outcomes(
+        ts,
+        o,
+        h,
+        lo,
+        c,
+        step_ms=step,
+        width=width,
+        horizon=rule.horizon,
+        cost=rule.cost,
+        margin=rule.margin,
+    )
 
 
 def class_balance(labels: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -64,21 +109,26 @@ def attach_labels(
     features: pd.DataFrame,
     candles: dict[str, pd.DataFrame],
     timeframe: str,
-    horizon: int = DEFAULT_HORIZON,
-    dead_zone: float = 0.0,
+    rule: LabelRule,
 ) -> pd.DataFrame:
-    """The long feature frame (market, timestamp, …) with `forward_return` and `label` added."""
+    """The long feature frame with `forward_return`, `outcome`, `label` and `scale` added.
+
+    `forward_return` is a long's gross return to its barrier exit; `outcome` is 1 (up),
+    0 (down), −1 (no trade) or NaN (unknown); `label` is `outcome` without the no-trades;
+    `scale` is σ_t × √T (`market_scale`), known at t, for the expected-value filter.
+    """
     parts = []
     for symbol, frame in candles.items():
-        forward = forward_log_return(frame, horizon, timeframe)
-        label = _direction(forward, dead_zone)
+        out = market_outcomes(frame, timeframe, rule)
         parts.append(
             pd.DataFrame(
                 {
                     "market": symbol,
                     "timestamp": pd.to_datetime(frame["timestamp"], unit="ms", utc=True),
-                    "forward_return": forward,
-                    "label": label,
+                    "forward_return": out.long_return,
+                    "outcome": out.label,
+                    "label": np.where(out.label == NO_TRADE, np.nan, out.label),
+                    "scale": market_scale(frame, timeframe, rule),
                 }
             )
         )

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.features.labels import DEFAULT_HORIZON
+from pipeline.features.labels import LabelRule
 from pipeline.model.checkpoint import read_checkpoint
 from pipeline.model.dataset import WindowSet, make_windows
 from pipeline.model.lstm import LSTMClassifier
+from pipeline.model.operating import OperatingPoint
 from pipeline.model.scaler import Scaler
 from pipeline.model.training import TrainConfig, TrainResult, predict_proba, train_model
 
@@ -82,18 +83,49 @@ class StoredModel(Protocol):
 
 @dataclass
 class LoadedModel:
-    """A stored model ready to decide: network, scaler, features, threshold and id."""
+    """A stored model ready to decide: network, scaler, features, its label rule (which is
+    also how its trades exit), its operating point and id."""
 
     model_id: int | None
     network: LSTMClassifier
     scaler: Scaler
     features: list[str]
-    threshold: float
     window: int
-    horizon: int
+    label: LabelRule
+    operating: OperatingPoint
+
+    @property
+    def threshold(self) -> float:
+        return self.operating.threshold
+
+    @property
+    def horizon(self) -> int:
+        return self.label.horizon
 
     def predict(self, windows: WindowSet) -> np.ndarray:
         return predict(self.network, self.scaler, windows)
+
+    def decide(self, data: pd.DataFrame, windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+        """(P(up), side) per window, through the operating point (`data`: labelled frame)."""
+        p_up = self.predict(windows)
+        return p_up, self.operating.sides(p_up, window_scale(data, windows))
+
+
+def window_scale(data: pd.DataFrame, windows: WindowSet) -> np.ndarray:
+    """Each window's scale σ × √T at its last candle, from the labelled frame's `scale`."""
+    return window_values(data, windows, "scale")
+
+
+def window_values(data: pd.DataFrame, windows: WindowSet, column: str) -> np.ndarray:
+    """`data[column]` at each window's last candle (NaN where the frame has no such row)."""
+    values = pd.Series(
+        data[column].to_numpy(dtype=np.float64),
+        index=pd.MultiIndex.from_arrays([data["market"], data["timestamp"]]),
+    )
+    at = pd.MultiIndex.from_arrays(
+        [np.asarray(windows.market), pd.DatetimeIndex(windows.timestamp)]
+    )
+    return values.reindex(at).to_numpy()
 
 
 def load_for_inference(record: StoredModel, available: list[str]) -> LoadedModel:
@@ -121,10 +153,22 @@ def load_for_inference(record: StoredModel, available: list[str]) -> LoadedModel
         network=network.eval(),
         scaler=scaler,
         features=list(record.features),
-        threshold=float(cfg.get("threshold", DEFAULT_THRESHOLD)),
         window=int(cfg["window"]),
-        horizon=int(cfg.get("horizon", DEFAULT_HORIZON)),
+        label=stored_label(cfg),
+        operating=stored_operating(cfg),
     )
+
+
+def stored_label(config: dict[str, Any]) -> LabelRule:
+    """The label rule a record was trained with (older records: a horizon, time exits)."""
+    return LabelRule.from_json(config.get("label") or {"horizon": config.get("horizon", 1)})
+
+
+def stored_operating(config: dict[str, Any]) -> OperatingPoint:
+    """The operating point a record decides with (older records: a bare threshold)."""
+    if "operating" in config:
+        return OperatingPoint.from_json(config["operating"])
+    return OperatingPoint(threshold=float(config.get("threshold", DEFAULT_THRESHOLD)))
 
 
 # -- predict -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import psycopg
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.compute import compute_market_features, market_factor_frame
+from pipeline.features.labels import LabelRule, market_scale
 from pipeline.features.registry import HIGHER_TIMEFRAMES
 from pipeline.model.contract import LoadedModel
 from pipeline.signals.inference import Decision, decide
@@ -88,10 +89,25 @@ def window_at(
     return values
 
 
+def candle_scale(base: pd.DataFrame, candle_ms: int, timeframe: str, rule: LabelRule) -> float:
+    """σ × √T at the close of `candle_ms` (NaN while the volatility window warms up)."""
+    stamps = base["timestamp"].to_numpy(dtype="int64")
+    at = int(np.searchsorted(stamps, candle_ms))
+    if at >= len(stamps) or stamps[at] != candle_ms:
+        raise LiveWindowError(f"candle {pd.Timestamp(candle_ms, unit='ms', tz='UTC')} not stored")
+    return float(market_scale(base.iloc[: at + 1], timeframe, rule)[-1])
+
+
 def decide_candle(
-    loaded: LoadedModel, features: pd.DataFrame, market: str, candle_ms: int, timeframe: str
+    loaded: LoadedModel,
+    features: pd.DataFrame,
+    base: pd.DataFrame,
+    market: str,
+    candle_ms: int,
+    timeframe: str,
 ) -> Decision:
-    """The explained decision at the close of `candle_ms` (the backtest's `decide` path)."""
+    """The explained decision at the close of `candle_ms` (the backtest's `decide` path);
+    `base` holds the market's candles, for the expected-value filter's scale."""
     window = window_at(features, loaded.features, loaded.window, candle_ms, timeframe_ms(timeframe))
     return decide(
         loaded.network,
@@ -101,5 +117,6 @@ def decide_candle(
         model_id=loaded.model_id,
         market=market,
         timestamp=pd.Timestamp(candle_ms, unit="ms", tz="UTC"),
-        threshold=loaded.threshold,
+        operating=loaded.operating,
+        ev_scale=candle_scale(base, candle_ms, timeframe, loaded.label),
     )

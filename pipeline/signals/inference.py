@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.model.contract import DEFAULT_THRESHOLD, probabilities, torch_threads
+from pipeline.model.operating import OperatingPoint, sides
 
 LONG, FLAT, SHORT = 1, 0, -1
 
@@ -66,15 +67,6 @@ def input_hash(window: np.ndarray, features: list[str], model_id: int | None) ->
     return digest.hexdigest()
 
 
-def sides(p_up: np.ndarray, threshold: float) -> np.ndarray:
-    """LONG where P(up) ≥ threshold, SHORT where P(down) ≥ threshold, else FLAT."""
-    p_up = np.asarray(p_up, dtype="float64")
-    out = np.full(p_up.shape, FLAT, dtype=np.int8)
-    out[p_up >= threshold] = LONG
-    out[1.0 - p_up >= threshold] = SHORT
-    return out
-
-
 def attributions(model: torch.nn.Module, scaled: np.ndarray) -> np.ndarray:
     """Gradient × input of the logit, summed over the window: [n, F].
 
@@ -110,10 +102,15 @@ def decide(
     model_id: int | None,
     market: str,
     timestamp: object,
-    threshold: float = DEFAULT_THRESHOLD,
+    operating: OperatingPoint | None = None,
+    ev_scale: float | None = None,
     top_k: int = 5,
 ) -> Decision:
-    """One explained decision for one raw window [L, F] (features in `features` order)."""
+    """One explained decision for one raw window [L, F] (features in `features` order).
+
+    `ev_scale` is the candle's σ × √T, needed when the operating point filters by expected
+    value."""
+    operating = operating or OperatingPoint(threshold=DEFAULT_THRESHOLD)
     if window.ndim != 2 or window.shape[1] != len(features):
         raise ValueError(
             f"window has shape {window.shape}; expected (window, {len(features)}) for the "
@@ -123,7 +120,8 @@ def decide(
         raise ValueError(f"{market} {timestamp}: the feature window holds NaN or infinity")
     scaled = scale(window[None, ...]).astype(np.float32)
     p_up = float(probabilities(model, scaled, batch_size=1)[0])
-    side = int(sides(np.array([p_up]), threshold)[0])
+    scale_row = None if ev_scale is None else np.array([ev_scale], dtype=np.float64)
+    side = int(operating.sides(np.array([p_up]), scale_row)[0])
     with torch_threads(1):
         push = attributions(model, scaled)[0]
     towards = push if p_up >= 0.5 else -push  # towards the side it leans to, even when flat
@@ -135,7 +133,7 @@ def decide(
         probability_up=p_up,
         confidence=max(p_up, 1.0 - p_up),
         side=side,
-        threshold=threshold,
+        threshold=operating.threshold,
         input_hash=input_hash(window, features, model_id),
         explanation=tuple(Explanation(features[i], float(towards[i])) for i in order),
     )

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate, fold_plan
 from pipeline.exchange.markets import symbol_from_id
+from pipeline.features.labels import LabelRule
 from pipeline.model.training import TrainConfig
 
 CFG = EvaluationConfig(
@@ -16,8 +17,10 @@ CFG = EvaluationConfig(
     train_end="2021-10-31",
     test_start="2021-11-01",
     test_end="2021-12-31",
-    coverage=0.35,
+    # Two label rules to choose between, on the fit window (the full grid takes minutes).
+    label_candidates=(LabelRule(horizon=6, barrier_k=1.0), LabelRule(horizon=12, barrier_k=1.5)),
     n_select=20,
+    random_draws=40,
     train=TrainConfig(window=8, max_epochs=1, hidden=16),
 )
 END = 1640995200000  # 2022-01-01
@@ -56,21 +59,33 @@ def reports(sample_frames):
 def test_report_has_every_strategy_and_the_calibration(reports) -> None:
     report, _ = reports
     pooled = report["pooled"]
-    assert set(pooled) == {"lstm", "logistic", "gbm", "always_long", "buy_and_hold"}
+    assert set(pooled) == {"lstm", "logistic", "gbm", "momentum", "always_long", "buy_and_hold"}
     lstm = pooled["lstm"]
     assert lstm["samples"] > 0 and 0 <= lstm["accuracy"] <= 1
     assert len(lstm["test_reliability"]) == 10
     assert lstm["test_precision_coverage"][0]["coverage"] == 1.0
     assert set(report["markets"]) == set(CFG.markets)
     assert report["folds"][0]["validation_precision_coverage"]
+    # Every model's operating point was chosen among the options, each option shown.
+    for name in ("lstm", "logistic", "gbm", "momentum"):
+        options = report["folds"][0]["operating_points"][name]["options"]
+        assert len(options) == 12 and sum(o["chosen"] for o in options) == 1
+    assert len(report["label_choice"]["options"]) == 2
+    assert report["random_entries"]["draws"] == 40
+    assert 0 <= report["random_entries"]["sharpe_percentile"] <= 100
+    assert set(report["cost_sensitivity"]["lstm"]) == {"0.0002", "0.0005", "0.0007"}
 
 
 def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports) -> None:
-    """Changing every candle of the test period leaves everything fitted unchanged."""
+    """Changing every candle of the test period leaves everything fitted unchanged: the
+    label rule, the selection, the edge, every operating point (threshold) and training."""
     first, second = reports
+    assert first["label_rule"] == second["label_rule"]
+    assert first["label_choice"] == second["label_choice"]
     a, b = first["folds"][0], second["folds"][0]
     assert a["selected"] == b["selected"]
-    assert a["threshold"] == b["threshold"]
+    assert a["edge"] == b["edge"]
+    assert a["operating_points"] == b["operating_points"]
     assert len(a["epochs"]) == len(b["epochs"])
     for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
         for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap"):
