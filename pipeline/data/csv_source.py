@@ -1,4 +1,5 @@
-"""Candle folders: one `MARKETID.csv[.gz]` of 1h candles per market (see shared/data/README.md)."""
+"""Candle folders: one `MARKETID.csv[.gz]` of 1h candles per market (see shared/data/README.md),
+and optionally `MARKETID_funding.csv[.gz]` beside it (columns funding_ms, rate)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pipeline.data.schema import validate_candles
 from pipeline.exchange.markets import UnknownMarketError, market_id, symbol_from_id
 
 BASE_TIMEFRAME = "1h"
+FUNDING_SUFFIX = "_funding"
 
 
 class CandleFolder:
@@ -24,7 +26,7 @@ class CandleFolder:
 
     def market_ids(self) -> list[str]:
         names = {p.name.split(".")[0] for p in self.path.glob("*.csv*")}
-        return sorted(names)
+        return sorted(n for n in names if not n.endswith(FUNDING_SUFFIX))
 
     def symbols(self) -> list[str]:
         return [symbol_from_id(m) for m in self.market_ids()]
@@ -39,6 +41,14 @@ class CandleFolder:
         raise UnknownMarketError(
             f"unknown market {symbol}: no {mid}.csv[.gz] in {self.path} (markets there: {known})"
         )
+
+    def funding_file(self, mid: str) -> Path | None:
+        """The market's recorded funding history (`MARKETID_funding.csv[.gz]`), if there is one."""
+        for suffix in (".csv.gz", ".csv"):
+            candidate = self.path / f"{mid}{FUNDING_SUFFIX}{suffix}"
+            if candidate.exists():
+                return candidate
+        return None
 
     def read(self, symbol: str, timeframe: str = BASE_TIMEFRAME) -> pd.DataFrame:
         """Candles as stored, parsed but not validated (validation is the caller's gate)."""

@@ -2,8 +2,8 @@
 real HTTP so that the real ccxt client is tested against it.
 
 `ReplayExchange` routes each request to its endpoint (public market data in `market_data.py`,
-the signed account in `account.py`), counts requests and draws faults; `ReplayServer` serves
-it on 127.0.0.1 from a background thread.
+funding history in `funding.py`, the signed account in `account.py`), counts requests and
+draws faults; `ReplayServer` serves it on 127.0.0.1 from a background thread.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pipeline.replay.clock import ReplayClock
 from pipeline.replay.control import CONTROL_PREFIX, control
 from pipeline.replay.errors import BinanceError
 from pipeline.replay.faults import FAULT_ANSWERS, FaultPlan
+from pipeline.replay.funding import ReplayFunding
 from pipeline.replay.market_data import ReplayMarket, ReplayMarketData
 from pipeline.replay.signing import DEFAULT_API_KEY, DEFAULT_API_SECRET, RequestSigning
 
@@ -49,6 +50,7 @@ class ReplayExchange:
         self._lock = threading.Lock()
         self._signing = RequestSigning(api_key, api_secret)
         self.market = ReplayMarket(self.data, self.clock)
+        self.funding = ReplayFunding(self.data, self.clock)
         self.account = ReplayAccount(
             self.market.rules, self.market.price, self.clock.now_ms, balance
         )
@@ -96,6 +98,7 @@ class ReplayExchange:
             ("GET", "/fapi/v1/klines"): (False, market.klines),
             ("GET", "/fapi/v1/ticker/24hr"): (False, market.ticker_24hr),
             ("GET", "/fapi/v1/ticker/price"): (False, market.ticker_price),
+            ("GET", "/fapi/v1/fundingRate"): (False, self.funding.funding_rate),
             ("GET", "/fapi/v3/account"): (True, lambda q: acc.account(3)),
             ("GET", "/fapi/v2/account"): (True, lambda q: acc.account(2)),
             ("GET", "/fapi/v3/positionRisk"): (True, lambda q: acc.position_risk(q, 3)),
