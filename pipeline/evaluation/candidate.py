@@ -75,6 +75,7 @@ class Candidate:
                 **self.result.config,
                 "threshold": self.config.threshold,
                 "horizon": self.config.horizon,
+                "factor_basket": sorted(self.markets),  # live features use this factor
             },
             features=self.features,
             scaler=self.scaler.to_dict(),

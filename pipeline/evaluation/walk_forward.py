@@ -266,7 +266,10 @@ def evaluate(
     started = time.perf_counter()
     names = feature_names()
     data = attach_labels(
-        compute_features(candles, cfg.timeframe), candles, cfg.timeframe, cfg.horizon
+        compute_features(candles, cfg.timeframe, basket=cfg.markets),
+        candles,
+        cfg.timeframe,
+        cfg.horizon,
     )
     log(f"features and labels: {len(data)} rows in {time.perf_counter() - started:.1f} s")
     folds, decisions = [], []
