@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
+from pipeline.exchange.markets import market_id
 from pipeline.features.compute import compute_market_features, market_factor_frame
 from pipeline.features.labels import LabelRule, attach_labels, class_balance
 from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
@@ -14,6 +15,7 @@ from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.partitions import (
     BASE_FEATURE_PARTITIONS,
     BASE_TIMEFRAME,
+    FACTOR_BASKET,
     SYMBOLS_BY_MARKET_ID,
     ohlcv_partitions,
     symbol_for,
@@ -60,19 +62,26 @@ def market_factor(
     database: PostgresResource,
     candle_source: CandleSourceResource,
 ) -> pd.DataFrame:
-    """Equal-weight mean 1-candle log return of the configured markets, per candle.
+    """Equal-weight mean 1-candle log return of the factor basket, per candle.
 
-    Its own asset so that every market's features depend on all markets' candles of one
-    timeframe, and on nothing else of theirs, in the lineage.
+    The basket is the markets `lstm_model` fits on (every configured one); the model
+    records it, and live inference computes the factor over it unchanged. Its own asset so
+    that every market's features depend on all markets' candles of one timeframe, and on
+    nothing else of theirs, in the lineage.
     """
     timeframe = context.partition_key
-    universe = {
-        symbol: stored_candles(database, candle_source, market, timeframe)
-        for market, symbol in SYMBOLS_BY_MARKET_ID.items()
+    basket = {
+        symbol: stored_candles(database, candle_source, market_id(symbol), timeframe)
+        for symbol in FACTOR_BASKET
     }
-    factor = market_factor_frame(universe, timeframe)
+    factor = market_factor_frame(basket, timeframe, basket=FACTOR_BASKET)
     context.add_output_metadata(
-        {"rows": len(factor), "markets": len(universe), "timeframe": timeframe}
+        {
+            "rows": len(factor),
+            "markets": len(basket),
+            "basket": ", ".join(FACTOR_BASKET),
+            "timeframe": timeframe,
+        }
     )
     return factor
 

@@ -4,10 +4,11 @@ Launched by `new_candle_sensor` (pipeline/sensors.py) once per market × timefra
 Two steps in one process (the in-process executor: a run is already a new process, and a
 process per step would add seconds to every candle):
 
-- `live_signal`: upsert the newest candles, compute the features with the assets' code,
-  load the production model and decide with `decide` (the backtest's path); record the
-  signal once per model, market, timeframe and candle. No production model: nothing is
-  recorded, and the log says so.
+- `live_signal`: upsert the newest candles (this market's, every configured market's and
+  those of the production model's factor basket), compute the features with the assets'
+  code against the model's basket, load the production model and decide with `decide` (the
+  backtest's path); record the signal once per model, market, timeframe and candle. No
+  production model: nothing is recorded, and the log says so.
 - `execute_signal`: hand the recorded row to the position manager (kill switch,
   reconciliation, limits).
 """
@@ -25,7 +26,13 @@ from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
-from pipeline.signals.candle import LiveWindowError, decide_candle, live_features, load_inputs
+from pipeline.signals.candle import (
+    LiveWindowError,
+    decide_candle,
+    factor_basket,
+    live_features,
+    load_inputs,
+)
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store.signals import SignalRow, record_signal, update_timings
@@ -104,8 +111,12 @@ def live_signal(
     db = database.database()
     since_ms = parse_date_ms(candle_source.since)
     timeframes = list(timeframe_partitions.get_partition_keys())
+    with db.connection() as conn:
+        record = model_store.production_model(conn, MODEL_NAME, config.timeframe)
+    # The model's factor basket may hold markets not traded here: they are kept fresh too.
+    basket = factor_basket(record) if record is not None else []
     added = 0
-    for other in SYMBOLS_BY_MARKET_ID.values():  # every market: the market factor reads them
+    for other in dict.fromkeys([*SYMBOLS_BY_MARKET_ID.values(), *basket]):
         added += _refresh(db, source, other, config.timeframe, close_ms, since_ms)
     for tf in timeframes:
         if timeframe_ms(tf) > step:
@@ -113,8 +124,6 @@ def live_signal(
     timings["refresh_ms"] = _ms_since(started)
 
     mark = time.perf_counter()
-    with db.connection() as conn:
-        record = model_store.production_model(conn, MODEL_NAME, config.timeframe)
     if record is None:
         context.log.info(
             f"no production {MODEL_NAME} model for {config.timeframe}: nothing recorded for "
@@ -132,7 +141,7 @@ def live_signal(
             source.exchange_id,
             symbol,
             config.timeframe,
-            list(SYMBOLS_BY_MARKET_ID.values()),
+            basket,
             timeframes,
             config.candle_ms,
         )

@@ -10,6 +10,9 @@ from pipeline.location import SETTINGS
 # Keys are exchange market ids (BTCUSDT): Dagster keys may not contain '/', ':' is allowed but
 # '|' and ',' are not, and the id is what a trader types anyway.
 SYMBOLS_BY_MARKET_ID: dict[str, str] = {market_id(s): s for s in SETTINGS.markets}
+# The markets `lstm_model` is fitted on (every configured one), so the market factor's basket:
+# the features asset computes the factor over them, and the model record keeps them.
+FACTOR_BASKET: tuple[str, ...] = tuple(sorted(SYMBOLS_BY_MARKET_ID.values()))
 TIMEFRAMES: tuple[str, ...] = SETTINGS.timeframes
 # The timeframe features, labels, models and live decisions work on: the finest configured.
 BASE_TIMEFRAME: str = SETTINGS.base_timeframe

@@ -37,7 +37,7 @@ from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
-from pipeline.signals.candle import live_features, load_inputs
+from pipeline.signals.candle import factor_basket, live_features, load_inputs
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store import trading
@@ -316,7 +316,6 @@ def parity(
     exchange_id: str,
     symbol: str,
     timeframe: str,
-    symbols: list[str],
     timeframes: list[str],
     candles: list[int],
     costs: BacktestConfig,
@@ -332,16 +331,22 @@ def parity(
             for s in load_signals(conn, exchange_id, symbol, timeframe)
             if candles[0] <= s["candle_ms"] <= candles[-1]
         ]
-        record = model_store.load_model(conn, live[0]["model_id"]) if live else None
+        if not live:
+            raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
+        record = model_store.load_model(conn, live[0]["model_id"])
         inputs = load_inputs(
-            conn, exchange_id, symbol, timeframe, symbols, timeframes, candles[-1] + step
+            conn,
+            exchange_id,
+            symbol,
+            timeframe,
+            factor_basket(record),  # the live job's basket: the model's
+            timeframes,
+            candles[-1] + step,
         )
         fills = pd.DataFrame(
             trading.fills(conn, account, symbol),
             columns=["side", "quantity", "price", "fee", "filled_at_ms"],
         )
-    if record is None:
-        raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
     loaded = load_for_inference(record, feature_names())
     # The backtest path: the features frame with labels → windows → predict → replay.
     frame = live_features(inputs, timeframe)
@@ -489,12 +494,19 @@ def replay_live(
 
     record, why = pick_model(open_database(settings), timeframe, model_id)
     log(f"replaying model {record.id}, {why}")
+    # The model's factor basket is seeded too, even markets not traded here.
+    seeded = list(dict.fromkeys([*symbols, *factor_basket(record)]))
+    missing = [s for s in seeded if s not in folder.symbols()]
+    if missing:
+        raise ValueError(
+            f"{data_dir} has no candles for {', '.join(missing)} (model {record.id}'s basket)"
+        )
 
     url = fresh_database(resolve_url(settings), "signals_replay")
     db = Database(url)
     timeframes = list(settings.timeframes)
     log(f"seeding candles before {start} into database signals_replay …")
-    seed_candles(db, folder, settings.exchange, symbols, timeframes, start_ms)
+    seed_candles(db, folder, settings.exchange, seeded, timeframes, start_ms)
     note: dict[str, Any] = {"reason": "signals live --replay", "source_model": record.id}
     if threshold is not None:  # the replay database's copy only; the store is untouched
         fixed = OperatingPoint(threshold=threshold)
@@ -520,7 +532,7 @@ def replay_live(
             outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
     failures = [key for o in outcomes for key in o.failures]
     # The candle after the last decided one: the backtest acts on the last decision at its open.
-    seed_candles(db, folder, settings.exchange, symbols, timeframes, closes[-1] + step)
+    seed_candles(db, folder, settings.exchange, seeded, timeframes, closes[-1] + step)
     costs = BacktestConfig(timeframe=timeframe, fee=fee, position_size=risk_fraction)
     decided = [c - step for c in closes]
     reports = {}
@@ -530,7 +542,6 @@ def replay_live(
             settings.exchange,
             symbol,
             timeframe,
-            symbols,
             timeframes,
             decided,
             costs,

@@ -95,6 +95,7 @@ class Candidate:
                 "label": self.config.label.to_json(),
                 "operating": self.operating.to_json(),
                 "operating_options": self.operating_options,
+                "factor_basket": sorted(self.markets),  # live features use this factor
             },
             features=self.features,
             scaler=self.scaler.to_dict(),

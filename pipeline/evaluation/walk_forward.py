@@ -399,7 +399,7 @@ def evaluate(
         raise ValueError(f"no candles for {sorted(missing)}")
     started = time.perf_counter()
     names = feature_names()
-    features = compute_features(candles, cfg.timeframe)
+    features = compute_features(candles, cfg.timeframe, basket=cfg.markets)
     log(f"features: {len(features)} rows in {time.perf_counter() - started:.1f} s")
     plans = fold_plan(cfg)
     rule, label_choice = _choose_rule(features, candles, names, cfg, plans[0], log)

@@ -5,9 +5,14 @@ are computed per contiguous run of candles (a gap restarts every window and recu
 the first `warmup` rows of each run are NaN); higher-timeframe values join on the higher
 candle's close time; cross-market values use the other markets' candles at the same open
 time and before. `pipeline.features.leakage` checks all of this by prefix invariance.
+
+The market factor's basket is explicit: a model's features must not change with whichever
+other markets happen to be loaded beside its own (`basket`: the markets it was fitted on).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,13 +35,40 @@ from pipeline.features.registry import (
 )
 from pipeline.features.segments import run_bounds, usable_rows
 
-__all__ = ["compute_features", "compute_market_features", "feature_names", "market_factor_frame"]
+__all__ = [
+    "basket_frames",
+    "compute_features",
+    "compute_market_features",
+    "feature_names",
+    "market_factor_frame",
+]
 
 NAMES = feature_names()
 _COLUMN = {name: j for j, name in enumerate(NAMES)}
 _BASE = [s.name for s in REGISTRY if s.timeframe == "base"]
 _CROSS_COLS = [_COLUMN[n] for n in CROSS_NAMES]
 _BASE_COLS = [_COLUMN[n] for n in _BASE]
+
+
+def basket_frames(
+    candles: Mapping[str, pd.DataFrame], basket: Sequence[str] | None = None
+) -> list[pd.DataFrame]:
+    """The base candles the market factor averages: `basket`'s markets (None: every one in
+    `candles`), in sorted order so that the factor is the same bit for bit whatever order
+    the markets were loaded in. A basket market without candles is an error, not a smaller
+    basket."""
+    if isinstance(basket, str):
+        raise TypeError("basket is a sequence of markets, not one market's name")
+    names = sorted(candles) if basket is None else sorted(set(basket))
+    if basket is not None and not names:
+        raise ValueError("the market factor's basket is empty")
+    missing = [m for m in names if m not in candles]
+    if missing:
+        raise ValueError(
+            f"the market factor's basket needs candles of {', '.join(missing)}; "
+            f"loaded: {', '.join(sorted(candles)) or 'none'}"
+        )
+    return [candles[m] for m in names]
 
 
 def compute_market_features(
@@ -46,18 +78,20 @@ def compute_market_features(
     universe: dict[str, pd.DataFrame] | None = None,
     *,
     factor: pd.DataFrame | None = None,
+    basket: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One market's features: a row per row of `base`, `timestamp` (int64 ms) then the 79.
 
     `higher` holds this market's higher-timeframe candles (a missing one is aggregated from
-    `base`). The market factor comes from `universe` (the base candles of every configured
-    market, this one included) or, already computed, from `factor` (`market_factor_frame`).
+    `base`). The market factor comes from `universe` (base candles holding every `basket`
+    market; basket None: all of them) or, already computed, from `factor`
+    (`market_factor_frame`). The market itself need not be in the basket.
     """
     step = timeframe_ms(base_timeframe)
     if factor is not None:
         market = _factor_from_frame(factor, step)
     elif universe is not None:
-        market = market_factor(universe.values(), step)
+        market = market_factor(basket_frames(universe, basket), step)
     else:
         raise ValueError("compute_market_features needs the universe's candles or a factor")
     values = np.empty((len(base), len(NAMES)), order="F")
@@ -67,14 +101,20 @@ def compute_market_features(
     return frame
 
 
-def market_factor_frame(universe: dict[str, pd.DataFrame], base_timeframe: str) -> pd.DataFrame:
-    """The market factor as a table: `timestamp` (int64 ms open time), `factor`, `markets`.
+def market_factor_frame(
+    universe: dict[str, pd.DataFrame],
+    base_timeframe: str,
+    basket: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The market factor of `basket` (None: every market of `universe`) as a table:
+    `timestamp` (int64 ms open time), `factor`, `markets`.
 
-    One row per base candle from the first to the last of any market; `markets` counts
-    those with a 1-candle return there (the factor is their mean; NaN where none has one).
+    One row per base candle from the first to the last of any basket market; `markets`
+    counts those with a 1-candle return there (the factor is their mean; NaN where none has
+    one).
     """
     step = timeframe_ms(base_timeframe)
-    market = market_factor(universe.values(), step)
+    market = market_factor(basket_frames(universe, basket), step)
     return pd.DataFrame(
         {
             "timestamp": market.t0 + np.arange(len(market.values), dtype="int64") * step,
@@ -103,14 +143,19 @@ def compute_features(
     candles: dict[str, pd.DataFrame],
     base_timeframe: str = "1h",
     higher: dict[str, dict[str, pd.DataFrame]] | None = None,
+    *,
+    basket: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """All markets, long: `market`, `timestamp` (UTC open time), then the 79 features.
 
     Markets keep the order given; rows keep each market's (ascending) order. With `higher`
     None, the 4h and 1d candles are aggregated from the base ones (complete buckets only).
+    The market factor averages `basket` (a model's fitted markets; each must be in
+    `candles`), or every market given when None; markets outside the basket get features
+    against it all the same.
     """
     step = timeframe_ms(base_timeframe)
-    factor = market_factor(candles.values(), step)
+    factor = market_factor(basket_frames(candles, basket), step)
     windows = factor.windows()
     lengths = [len(frame) for frame in candles.values()]
     values = np.empty((sum(lengths), len(NAMES)), order="F")

@@ -8,6 +8,7 @@ and backtest decide bit for bit alike. It costs tens of milliseconds per candle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from pipeline.features.registry import HIGHER_TIMEFRAMES
 from pipeline.model.contract import LoadedModel
 from pipeline.signals.inference import Decision, decide
 from pipeline.store.candles import load_candles
+from pipeline.store.models import ModelRecord
 
 
 class LiveWindowError(ValueError):
@@ -30,11 +32,20 @@ class LiveWindowError(ValueError):
 @dataclass(frozen=True)
 class LiveInputs:
     """What one market's features read: its candles of every timeframe it joins, and the
-    base candles of every configured market (for the market factor)."""
+    base candles of the model's factor basket (for the market factor)."""
 
     base: pd.DataFrame
     higher: dict[str, pd.DataFrame]
-    universe: dict[str, pd.DataFrame]
+    basket: dict[str, pd.DataFrame]
+
+
+def factor_basket(record: ModelRecord) -> list[str]:
+    """The markets whose factor a model's features were computed against: its recorded
+    `factor_basket`, or for records older than that key the markets it was fitted on."""
+    basket = record.config.get("factor_basket") or record.data_window.get("markets")
+    if not basket:
+        raise ValueError(f"model {record.id} records neither a factor basket nor its markets")
+    return sorted(basket)
 
 
 def load_inputs(
@@ -42,27 +53,31 @@ def load_inputs(
     exchange: str,
     symbol: str,
     timeframe: str,
-    symbols: list[str],
+    basket: Sequence[str],
     timeframes: list[str],
     until_ms: int,
 ) -> LiveInputs:
-    """Stored candles opened at or before `until_ms` (later ones, if any, are not read)."""
+    """Stored candles opened at or before `until_ms` (later ones, if any, are not read).
+
+    `basket` is the model's (`factor_basket`): its markets are read whether or not they
+    are among the markets traded here.
+    """
     step = timeframe_ms(timeframe)
-    universe = {s: load_candles(conn, exchange, s, timeframe, end_ms=until_ms) for s in symbols}
+    candles = {s: load_candles(conn, exchange, s, timeframe, end_ms=until_ms) for s in basket}
     higher = {
         tf: load_candles(conn, exchange, symbol, tf, end_ms=until_ms)
         for tf in HIGHER_TIMEFRAMES
         if tf in timeframes and timeframe_ms(tf) >= step
     }
-    base = universe.get(symbol)
+    base = candles.get(symbol)
     if base is None:
         base = load_candles(conn, exchange, symbol, timeframe, end_ms=until_ms)
-    return LiveInputs(base=base, higher=higher, universe=universe)
+    return LiveInputs(base=base, higher=higher, basket=candles)
 
 
 def live_features(inputs: LiveInputs, timeframe: str) -> pd.DataFrame:
     """The features asset's computation (factor first, then the market), same inputs."""
-    factor = market_factor_frame(inputs.universe, timeframe)
+    factor = market_factor_frame(inputs.basket, timeframe)
     return compute_market_features(inputs.base, timeframe, inputs.higher, factor=factor)
 
 

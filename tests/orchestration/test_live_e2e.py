@@ -137,7 +137,6 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
             "binanceusdm",
             symbol,
             "1h",
-            symbols,
             TIMEFRAMES,
             [c - HOUR for c in closes],
             BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),

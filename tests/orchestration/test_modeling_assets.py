@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from assets.modeling import GAP_CHECK, MAJORITY_CHECK, backtest_report
-from pipeline.partitions import market_partitions
+from pipeline.partitions import FACTOR_BASKET, market_partitions
 from pipeline.store import models as model_store
 from pipeline.store.database import Database
 
@@ -57,6 +57,8 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     database.close()
     assert record.status == "candidate"
     assert len(record.features) == 50
+    # the factor basket live inference will use: the markets fitted on, as the asset used
+    assert record.config["factor_basket"] == list(FACTOR_BASKET) == record.data_window["markets"]
     assert (
         record.data_window["validation"]["first_decision"]
         > record.data_window["train"]["last_decision"]
