@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.data.timeframes import DAY_MS, HOUR_MS, timeframe_ms
+from pipeline.backtest.funding import DEFAULT_RATE, SETTLEMENT_INTERVAL_MS
+from pipeline.data.timeframes import DAY_MS, timeframe_ms
 from pipeline.features.barriers import VOL_WINDOW
 
 YEAR_MS = 365 * DAY_MS
-FUNDING_INTERVAL_MS = 8 * HOUR_MS  # Binance USDⓈ-M settles at 00, 08 and 16 UTC
-# Charged where the exchange's history is not ingested: the usual rate, stated, not measured.
-DEFAULT_FUNDING_RATE = 0.0001
 TAKER_FEE, MAKER_FEE = 0.0005, 0.0002
 # The fee levels every headline table is also shown at (a side).
 FEE_SENSITIVITY = (0.0002, 0.0005, 0.0007)
@@ -29,7 +27,8 @@ class BacktestConfig:
     maker: bool = False  # entries as limits at the next open (fill rule in engine.py)
     maker_fee: float = MAKER_FEE
     slippage_bps: float = 0.0  # per taker fill, always adverse
-    funding_rate: float = DEFAULT_FUNDING_RATE  # per settlement where no history is given
+    # Per settlement (00/08/16 UTC) where no history is given: the usual rate, stated.
+    funding_rate: float = DEFAULT_RATE
     position_size: float = 1.0  # fraction of equity committed per trade (margin)
     leverage: float = 1.0
 
@@ -71,7 +70,7 @@ class BacktestConfig:
 
     @property
     def funding_interval_ms(self) -> int:
-        return FUNDING_INTERVAL_MS
+        return SETTLEMENT_INTERVAL_MS
 
     @property
     def periods_per_year(self) -> float:

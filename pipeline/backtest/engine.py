@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
+from pipeline.backtest.funding import settlement_rates
 from pipeline.backtest.kernel import EXIT_NAMES, replay
 from pipeline.backtest.metrics import equity_metrics, trade_metrics
 from pipeline.features.barriers import barrier_widths
@@ -89,22 +90,6 @@ def _decision_array(decisions: np.ndarray, n: int) -> np.ndarray:
     return d.astype(np.int8, copy=False)
 
 
-def settlement_funding(
-    timestamps: np.ndarray, cfg: BacktestConfig, rates: np.ndarray | None = None
-) -> np.ndarray:
-    """Per candle, the funding rate settled at its open (0 where its open is no settlement).
-
-    `rates` (per candle, from the exchange's history) wins where given and finite; the
-    configured constant covers the rest.
-    """
-    at_settlement = timestamps % cfg.funding_interval_ms == 0
-    out = np.where(at_settlement, cfg.funding_rate, 0.0)
-    if rates is not None:
-        known = at_settlement & np.isfinite(rates)
-        out[known] = rates[known]
-    return out
-
-
 def _result(
     ts: np.ndarray,
     position: np.ndarray,
@@ -150,6 +135,9 @@ def _result(
     )
 
 
+FundingHistory = list[tuple[int, float]]  # (settlement ms, rate), ascending
+
+
 @dataclass(frozen=True)
 class MarketArrays:
     """One market's candles as the replay reads them, with its exits' widths and funding."""
@@ -171,7 +159,7 @@ class Replayed:
 
 
 def market_arrays(
-    candles: pd.DataFrame, cfg: BacktestConfig, funding_rates: np.ndarray | None = None
+    candles: pd.DataFrame, cfg: BacktestConfig, funding: FundingHistory | None = None
 ) -> MarketArrays:
     """What a replay of `candles` under `cfg` reads, computed once (many replays reuse it)."""
     a = _arrays(candles)
@@ -191,8 +179,16 @@ def market_arrays(
         low=a["low"],
         close=a["close"],
         width=width,
-        funding=settlement_funding(ts, cfg, funding_rates),
+        funding=_funding(ts, cfg, funding),
     )
+
+
+def _funding(ts: np.ndarray, cfg: BacktestConfig, funding: FundingHistory | None) -> np.ndarray:
+    """The rate settled at each candle's open: the history's where it has one, else the
+    configured constant (none charged at all when both are absent or zero)."""
+    if funding is None and cfg.funding_rate == 0:
+        return np.zeros(len(ts))
+    return settlement_rates(ts, funding, cfg.funding_rate, cfg.funding_interval_ms).rates
 
 
 def replay_arrays(arrays: MarketArrays, decisions: np.ndarray, cfg: BacktestConfig) -> Replayed:
@@ -221,14 +217,15 @@ def run_backtest(
     candles: pd.DataFrame,
     decisions: np.ndarray,
     cfg: BacktestConfig | None = None,
-    funding_rates: np.ndarray | None = None,
+    funding: FundingHistory | None = None,
 ) -> BacktestResult:
     """Replay one market's decisions under the rules in this module's docstring.
 
-    `funding_rates`, per candle, are the exchange's settled rates where known (NaN where not).
+    `funding` is the market's stored funding history, (settlement ms, rate) ascending, where
+    ingested; settlements it does not cover are charged the configured constant.
     """
     cfg = cfg or BacktestConfig()
-    arrays = market_arrays(candles, cfg, funding_rates)
+    arrays = market_arrays(candles, cfg, funding)
     d = _decision_array(decisions, len(arrays.timestamp))
     done = replay_arrays(arrays, d, cfg)
     coverage = float(np.count_nonzero(d)) / len(d)
@@ -238,7 +235,7 @@ def run_backtest(
 def buy_and_hold(
     candles: pd.DataFrame,
     cfg: BacktestConfig | None = None,
-    funding_rates: np.ndarray | None = None,
+    funding: FundingHistory | None = None,
 ) -> BacktestResult:
     """One long trade from the first open to the last close; fees and slippage once a side."""
     cfg = cfg or BacktestConfig()
@@ -246,7 +243,7 @@ def buy_and_hold(
     ts, opens, closes = a["timestamp"], a["open"], a["close"]
     f, fee = cfg.exposure, cfg.fee
     entry_fill = opens[0] * (1.0 + cfg.slippage)
-    rates = settlement_funding(ts, cfg, funding_rates)
+    rates = _funding(ts, cfg, funding).copy()
     rates[0] = 0.0  # entered at that open: not yet open at its settlement
     paid = np.cumsum(rates * opens / opens[0])
     mark = 1.0 + f * (closes / entry_fill - 1.0) - fee * f - f * paid

@@ -78,9 +78,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.backtest.report import write_report
     from pipeline.data.csv_source import CandleFolder
     from pipeline.evaluation.operating_choice import OperatingChoice
-    from pipeline.evaluation.summary import claims_table, random_line, summary_table
+    from pipeline.evaluation.summary import claims_table, random_line, summary_table, trials_line
     from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate
     from pipeline.model.training import TrainConfig
+    from pipeline.settings import Settings
+    from pipeline.store.database import open_database
 
     timeframe_ms(args.timeframe)
     markets = tuple(normalise_symbol(m) for m in args.markets)
@@ -119,7 +121,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         backtest=costs,
     )
     quiet = args.json == "-"
-    report = evaluate(candles, cfg, log=lambda m: print(m, file=sys.stderr) if not quiet else None)
+    db = open_database(Settings.from_env())  # every look is recorded in the trials ledger
+    report = evaluate(
+        candles, cfg, log=lambda m: print(m, file=sys.stderr) if not quiet else None, ledger=db
+    )
     backtests = report.pop("_backtests")
     out_dir = Path(args.report_dir)
     written = write_report(
@@ -139,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(summary_table(report))
     print()
     print(random_line(report))
+    print(trials_line(report))
     print()
     print(claims_table(report))
     print(

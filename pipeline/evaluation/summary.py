@@ -113,3 +113,17 @@ def claims_table(report: dict) -> str:
         ["figure", "seed claims", "measured (test unless noted)"],
         ([key, claim, measured[key]] for key, claim in claims.items()),
     )
+
+
+def trials_line(report: dict) -> str:
+    """How many looks at this test period the ledger holds, and the deflated Sharpe."""
+    t = report.get("trials") or {}
+    if t.get("trials") is None:
+        return "Trials: this look was not recorded in the ledger."
+    d = t["deflated_sharpe"]
+    return (
+        f"Trials: {t['trials']} look(s) at an overlapping test period in the ledger (this one "
+        f"is #{t['trial_id']}); deflated Sharpe ratio {d['dsr']:.3f} (annualised Sharpe "
+        f"{t['annualised_sharpe']:.2f} against the best-of-{t['trials']} benchmark "
+        f"{d['expected_max_sharpe']:.2e} per candle, {d['observations']} candles)."
+    )

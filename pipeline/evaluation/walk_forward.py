@@ -32,6 +32,7 @@ from pipeline.evaluation.comparison import REFERENCES, compare_strategies
 from pipeline.evaluation.label_choice import HORIZONS, choose_label_rule
 from pipeline.evaluation.operating_choice import OperatingChoice, Segment, choose_operating_point
 from pipeline.evaluation.random_entries import random_entries
+from pipeline.evaluation.verdict import record_look
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.features.registry import feature_names
@@ -48,6 +49,7 @@ from pipeline.signals.calibration import (
     reliability_table,
 )
 from pipeline.stats import day_block_bootstrap
+from pipeline.store.database import Database
 
 # Strategies that decide from P(up): scored, filtered by their own operating point, replayed.
 MODELS = ("lstm", *BASELINES, "momentum")
@@ -391,8 +393,14 @@ def evaluate(
     candles: dict[str, pd.DataFrame],
     cfg: EvaluationConfig,
     log: Callable[[str], None] = lambda message: None,
+    ledger: Database | None = None,
 ) -> dict[str, object]:
-    """Run the walk-forward evaluation; returns the JSON-ready report."""
+    """Run the walk-forward evaluation; returns the JSON-ready report.
+
+    With `ledger` (the project's database) the look is appended to the trials ledger and the
+    report carries the trial count and the deflated Sharpe; without it the report says the
+    look went unrecorded (tests of the machinery, never a figure to quote).
+    """
     missing = set(cfg.markets) | set(cfg.evaluated_markets)
     missing -= set(candles)
     if missing:
@@ -463,6 +471,11 @@ def evaluate(
     report["label_choice"] = label_choice
     report["folds"] = folds
     report["config"] = _config_json(cfg)
+    report["trials"] = (
+        record_look(ledger, report, backtests, costs.periods_per_year)
+        if ledger is not None
+        else {"trials": None, "note": "not recorded: no ledger given"}
+    )
     report["seed_claims"] = SEED_CLAIMS
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["_backtests"] = backtests  # for the report plot; dropped before JSON

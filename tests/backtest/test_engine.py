@@ -140,9 +140,8 @@ def test_funding_is_charged_at_each_settlement_crossed_and_only_then() -> None:
     short = run_backtest(frame, d, cfg(horizon=2, fee=0.0, funding_rate=0.0001))
     assert short.trades["funding"].iloc[0] == pytest.approx(-0.0001 * o[4] / o[3], abs=1e-15)
     # The exchange's rate wins where known; the constant fills the rest.
-    rates = np.full(14, np.nan)
-    rates[4] = 0.0003
-    known = run_backtest(frame, d, cfg(horizon=2, fee=0.0), funding_rates=rates)
+    history = [(int(frame["timestamp"].iloc[4]), 0.0003)]
+    known = run_backtest(frame, d, cfg(horizon=2, fee=0.0), funding=history)
     assert known.trades["funding"].iloc[0] == pytest.approx(-0.0003 * o[4] / o[3], abs=1e-15)
 
 

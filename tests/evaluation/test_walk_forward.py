@@ -49,11 +49,36 @@ def _shake_test_period(candles: dict[str, pd.DataFrame]) -> dict[str, pd.DataFra
 
 
 @pytest.fixture(scope="module")
-def reports(sample_frames):
+def ledger(pg_server):
+    from pipeline.store.database import Database, fresh_database
+
+    database = Database(fresh_database(pg_server, "walk_forward_ledger"))
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def reports(sample_frames, ledger):
     candles = _candles(sample_frames)
-    first = evaluate(candles, CFG)
-    second = evaluate(_shake_test_period(candles), CFG)
+    first = evaluate(candles, CFG, ledger=ledger)
+    second = evaluate(_shake_test_period(candles), CFG, ledger=ledger)
     return first, second
+
+
+def test_every_evaluation_appends_to_the_trials_ledger(reports, ledger) -> None:
+    from pipeline.store.trials import list_trials
+
+    first, second = reports
+    assert (first["trials"]["trials"], second["trials"]["trials"]) == (1, 2)
+    with ledger.connection() as conn:
+        rows = list_trials(conn)
+    assert [r["id"] for r in rows] == [second["trials"]["trial_id"], first["trials"]["trial_id"]]
+    assert rows[1]["figures"]["sharpe"] == pytest.approx(
+        first["pooled"]["lstm"]["backtest"]["sharpe"]
+    )
+    # One look: the benchmark is 0 (the probabilistic Sharpe); two: a positive benchmark.
+    assert first["trials"]["deflated_sharpe"]["expected_max_sharpe"] == 0.0
+    assert second["trials"]["deflated_sharpe"]["expected_max_sharpe"] > 0.0
 
 
 def test_report_has_every_strategy_and_the_calibration(reports) -> None:
