@@ -188,7 +188,9 @@ def _funding(ts: np.ndarray, cfg: BacktestConfig, funding: FundingHistory | None
     configured constant (none charged at all when both are absent or zero)."""
     if funding is None and cfg.funding_rate == 0:
         return np.zeros(len(ts))
-    return settlement_rates(ts, funding, cfg.funding_rate, cfg.funding_interval_ms).rates
+    return settlement_rates(
+        ts, funding, cfg.funding_rate, cfg.funding_interval_ms, step_ms=cfg.step_ms
+    ).rates
 
 
 def replay_arrays(arrays: MarketArrays, decisions: np.ndarray, cfg: BacktestConfig) -> Replayed:

@@ -37,11 +37,13 @@ def settlement_rates(
     funding: list[tuple[int, float]] | None,
     constant: float = DEFAULT_RATE,
     interval_ms: int = SETTLEMENT_INTERVAL_MS,
+    step_ms: int | None = None,
 ) -> SettlementRates:
     """The funding rate settled at each candle's open time; see `SettlementRates`.
 
-    Candles must be ascending and open at every settlement (1h, 2h, 4h, 8h): others
-    (6h, 12h, 1d) would skip settlements in silence, so they are refused.
+    Candles must be ascending and their timeframe (`step_ms`) must open at every settlement
+    (1h, 2h, 4h, 8h): others (6h, 12h, 1d) would skip settlements in silence, so they are
+    refused.
     """
     opens = np.asarray(candle_ms, dtype=np.int64)
     if opens.ndim != 1:
@@ -51,9 +53,11 @@ def settlement_rates(
     steps = np.diff(opens)
     if (steps <= 0).any():
         raise ValueError("candle open times must be strictly ascending")
-    if len(steps) and interval_ms % int(steps.min()):
+    # The candles' grid: the timeframe when known, else the finest step seen (gaps are wider).
+    step = step_ms or (int(np.gcd.reduce(steps)) if len(steps) else 0)
+    if step and interval_ms % step:
         raise ValueError(
-            f"candles {int(steps.min())} ms apart do not open at every settlement "
+            f"candles {step} ms apart do not open at every settlement "
             f"({interval_ms} ms apart): funding would be missed"
         )
     at_settlement = opens % interval_ms == 0

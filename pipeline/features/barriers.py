@@ -65,7 +65,8 @@ def barrier_outcomes(
     cost: float,
     margin: float = 0.0,
 ) -> BarrierOutcomes:
-    """Outcomes for every candle; `width` is per decision candle (fractions, > 0 or NaN)."""
+    """Outcomes for every candle; `width` is per decision candle (a fraction > 0; +inf: no
+    barriers, the time limit only; NaN: unknown, no outcome)."""
     if horizon < 1:
         raise ValueError("the time limit must be at least one candle")
     if cost < 0 or margin < 0:
@@ -83,7 +84,7 @@ def barrier_outcomes(
     long_return = np.full(n, np.nan)
     # Vectorised over decision candles, one pass per candle of the holding period.
     entry_at = np.arange(n) + 1
-    open_now = np.isfinite(width) & (width > 0) & (entry_at < n)
+    open_now = ~np.isnan(width) & (width > 0) & (entry_at < n)  # +inf: time exits only
     safe_entry = np.minimum(entry_at, n - 1)
     entry = np.where(open_now, open_[safe_entry], np.nan)
     open_now &= ts[safe_entry] == ts + step_ms  # the entry candle itself is there
