@@ -10,7 +10,7 @@ from pipeline.evaluation.candidate import CandidateConfig, fit_candidate
 from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.compute import compute_features, market_factor_frame
 from pipeline.features.cross_market import CROSS_NAMES
-from pipeline.features.labels import attach_labels
+from pipeline.features.labels import LabelRule
 from pipeline.features.registry import feature_names, warmups
 from pipeline.model.training import TrainConfig
 
@@ -105,13 +105,12 @@ def test_a_fit_is_identical_whatever_else_is_loaded(candles, alone, beside) -> N
         train_start="2021-01-15",
         train_end="2021-09-30",
         val_end="2021-12-31",
-        horizon=1,
+        label=LabelRule(horizon=1),
         train=TrainConfig(window=8, hidden=8, max_epochs=2, train_eval_max=2000),
     )
     fits = []
     for frame in (alone, beside):
-        data = attach_labels(_rows(frame, FITTED), candles, "1h", 1)
-        fits.append(fit_candidate(data, names, cfg))
+        fits.append(fit_candidate(_rows(frame, FITTED), candles, names, cfg))
     a, b = fits
     assert a.markets == b.markets == FITTED
     assert a.record().config["factor_basket"] == FITTED

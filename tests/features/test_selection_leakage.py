@@ -5,7 +5,7 @@ import pandas as pd
 
 from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.compute import compute_features
-from pipeline.features.labels import attach_labels
+from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
 
@@ -14,7 +14,9 @@ CFG = SelectionConfig(train_end="2021-08-31", n_select=20, folds=2, repeats=1, m
 
 
 def _select(candles: dict[str, pd.DataFrame]):
-    data = attach_labels(compute_features(candles, "1h"), candles, "1h", CFG.horizon)
+    data = attach_labels(
+        compute_features(candles, "1h"), candles, "1h", LabelRule(horizon=CFG.horizon)
+    )
     return select_features(data, feature_names(), CFG)
 
 
