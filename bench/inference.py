@@ -20,8 +20,9 @@ import torch
 
 from pipeline.model.contract import probabilities
 from pipeline.model.lstm import LSTMClassifier, count_parameters
+from pipeline.model.operating import sides
 from pipeline.model.training import TrainConfig
-from pipeline.signals.inference import decide, decide_many, sides
+from pipeline.signals.inference import decide, decide_many
 
 FEATURES = [f"f{i}" for i in range(50)]
 

@@ -67,7 +67,8 @@ def model_reference_ms(record, repeats: int = 500) -> float:
             model_id=loaded.model_id,
             market="x",
             timestamp=0,
-            threshold=loaded.threshold,
+            operating=loaded.operating,
+            ev_scale=0.01,
         )
         times.append((time.perf_counter() - t) * 1000)
     return pct(times, 50)

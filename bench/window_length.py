@@ -26,7 +26,7 @@ from sklearn.metrics import log_loss
 from pipeline.data.csv_source import CandleFolder
 from pipeline.evaluation.candidate import CandidateConfig, fit_candidate
 from pipeline.features.compute import compute_features
-from pipeline.features.labels import DEFAULT_HORIZON, attach_labels
+from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.model.dataset import make_windows
 from pipeline.model.splits import chronological_split
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = CandleFolder(args.data_dir)
     candles = {s: folder.read(s) for s in folder.symbols()}
-    data = attach_labels(compute_features(candles, "1h"), candles, "1h", DEFAULT_HORIZON)
+    data = attach_labels(compute_features(candles, "1h"), candles, "1h", LabelRule())
     if Path(args.selection).exists():
         table = pd.read_parquet(args.selection)
         features = table.loc[table["selected"], "feature"].tolist()

@@ -88,7 +88,11 @@ class EvaluationConfig:
         """The longest time limit the label may get: what the embargo must cover."""
         if self.label is not None:
             return self.label.horizon
-        return max(r.horizon for r in self.label_candidates or ()) or max(HORIZONS)
+        return (
+            max(r.horizon for r in self.label_candidates or ())
+            if self.label_candidates
+            else max(HORIZONS)
+        )
 
     @property
     def evaluated_markets(self) -> tuple[str, ...]:

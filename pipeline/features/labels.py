@@ -21,9 +21,10 @@ from pipeline.features.barriers import (
     barrier_widths,
 )
 
-# The default rule (time limit, barrier width, margin): chosen on the first walk-forward
-# fold's training window (before 2022) by `pipeline.evaluation.label_choice`; see its rule.
-DEFAULT_HORIZON = 12
+# The default rule (time limit, barrier width, margin): what `pipeline.evaluation.label_choice`
+# chose on the first walk-forward fit window (five sample markets, to 2021-12-31, nothing of
+# 2022–2023 read): `bench/label_choice.py` prints every rule's validation figures.
+DEFAULT_HORIZON = 24
 DEFAULT_BARRIER_K = 1.0
 DEFAULT_MARGIN = 0.0
 ROUND_TRIP = 0.001  # taker 0.05 % a side, in and out
