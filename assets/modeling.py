@@ -12,6 +12,7 @@ from assets.features import stored_candles
 from pipeline.backtest.pool import pool_metrics
 from pipeline.backtest.report import write_report
 from pipeline.evaluation.candidate import CandidateConfig, fit_candidate, validation_backtests
+from pipeline.evaluation.curves import operating_curve_png, options_table
 from pipeline.evaluation.gates import GateConfig, check_gate
 from pipeline.evaluation.operating_choice import COVERAGES, MIN_TRADES, OperatingChoice
 from pipeline.features.labels import (
@@ -97,37 +98,6 @@ def _base_candles(database, candle_source) -> dict[str, pd.DataFrame]:
     }
 
 
-def _options_table(options: list[dict]) -> str:
-    """The validation curve of the operating point: every option tried, the chosen marked."""
-    return markdown_table(
-        [
-            "coverage %",
-            "EV filter",
-            "threshold",
-            "trades",
-            "precision %",
-            "net win %",
-            "net return %",
-            "Sharpe",
-            "chosen",
-        ],
-        (
-            [
-                f"{100 * o['coverage']:.0f}" if o["coverage"] == o["coverage"] else "fixed",
-                "yes" if o["ev_filter"] else "no",
-                f"{o['threshold']:.4f}",
-                o["trades"],
-                f"{100 * o['precision']:.1f}",
-                f"{100 * o['net_win_rate']:.1f}" if o["trades"] else "–",
-                f"{100 * o['total_return']:+.2f}",
-                f"{o['sharpe']:.2f}",
-                "◀" if o.get("chosen") else "",
-            ]
-            for o in options
-        ),
-    )
-
-
 def _curve(epochs: list[dict]) -> str:
     return markdown_table(
         ["epoch", "train loss", "val loss", "train acc", "val acc", "gap"],
@@ -207,7 +177,7 @@ def lstm_model(
             "seed": result.seed,
             "label_rule": dg.MetadataValue.json(cfg.label.to_json()),
             "operating_point": dg.MetadataValue.json(candidate.operating.to_json()),
-            "operating_options": dg.MetadataValue.md(_options_table(candidate.operating_options)),
+            "operating_options": dg.MetadataValue.md(options_table(candidate.operating_options)),
         },
         check_results=[
             # The stored weights are the best epoch's, so the check judges that epoch's gap
@@ -289,12 +259,23 @@ def backtest_report(
         f"{symbol} validation {start:%Y-%m-%d} … {end:%Y-%m-%d}, model {record.id}",
     )
     lstm = report.metrics["lstm"]
+    options = record.config.get("operating_options", [])
+    curve = operating_curve_png(
+        options,
+        out_dir / "operating_curve.png",
+        f"model {record.id}: validation, every market pooled (the operating point's choice)",
+    )
     return dg.MaterializeResult(
         metadata={
             "model_id": record.id,
             "report": dg.MetadataValue.path(str(report.markdown_path)),
             "table": dg.MetadataValue.md(report.table),
             "equity": dg.MetadataValue.md(_png_markdown(report.png_path)),
+            "label_rule": dg.MetadataValue.json(record.config.get("label", {})),
+            "operating_point": dg.MetadataValue.json(record.config.get("operating", {})),
+            "operating_curve": dg.MetadataValue.md(
+                options_table(options) + "\n\n" + _png_markdown(curve)
+            ),
             "lstm_total_return": float(lstm["total_return"]),
             "lstm_win_rate": float(lstm["win_rate"]) if lstm["trades"] else -1.0,
             "lstm_trades": int(lstm["trades"]),
@@ -306,6 +287,7 @@ class GateRunConfig(dg.Config):
     """The gate's bounds, overridable per run; defaults are GateConfig's (one source)."""
 
     min_total_return: float = GateConfig.min_total_return
+    min_profit_factor: float = GateConfig.min_profit_factor
     min_win_rate: float = GateConfig.min_win_rate
     max_drawdown: float = GateConfig.max_drawdown
     min_trades: int = GateConfig.min_trades

@@ -1,5 +1,11 @@
 """The promotion gate: a candidate goes live only if its validation backtest clears every bound
-and it is no worse than the production model on the same candles."""
+and it is no worse than the production model on the same candles.
+
+The bounds suit barrier exits: a win and a loss are of similar size (k × σ × √T either way),
+so the profit factor carries the edge and the win rate is a sanity floor. The validation
+period also chose the operating point (the best of its options), so these figures lean
+optimistic: the walk-forward test (`signals evaluate`) is where a model's figure is honest.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class GateConfig:
     min_total_return: float = 0.0  # net of costs, over the validation period
-    min_win_rate: float = 0.5  # share of trades with net return > 0
+    min_profit_factor: float = 1.1  # net winners / net losers
+    min_win_rate: float = 0.45  # share of trades with net return > 0
     max_drawdown: float = 0.25  # as a positive fraction of equity
-    min_trades: int = 30  # fewer trades say nothing either way
+    min_trades: int = 30  # fewer trades say nothing either way (the operating choice's floor)
 
 
 @dataclass
@@ -27,7 +34,7 @@ class GateVerdict:
 
 
 def _figures(metrics: dict[str, float]) -> dict[str, float]:
-    keys = ("total_return", "win_rate", "max_drawdown", "trades", "sharpe")
+    keys = ("total_return", "win_rate", "profit_factor", "max_drawdown", "trades", "sharpe")
     return {k: float(metrics[k]) for k in keys if k in metrics}
 
 
@@ -44,6 +51,9 @@ def check_gate(
         reasons.append(f"{int(trades)} trades < {cfg.min_trades}")
     if candidate["total_return"] <= cfg.min_total_return:
         reasons.append(f"net return {candidate['total_return']:+.2%} ≤ {cfg.min_total_return:+.2%}")
+    profit_factor = candidate.get("profit_factor", float("nan"))
+    if not profit_factor >= cfg.min_profit_factor:  # NaN (no trade) fails too
+        reasons.append(f"profit factor {profit_factor:.2f} < {cfg.min_profit_factor:.2f}")
     if candidate["win_rate"] < cfg.min_win_rate:
         reasons.append(f"win rate {candidate['win_rate']:.1%} < {cfg.min_win_rate:.1%}")
     if candidate["max_drawdown"] > cfg.max_drawdown:

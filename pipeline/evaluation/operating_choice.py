@@ -21,6 +21,7 @@ from pipeline.backtest.pool import pool_metrics
 from pipeline.evaluation.comparison import compare_strategies
 from pipeline.model.operating import Edge, OperatingPoint
 from pipeline.signals.calibration import threshold_for_coverage
+from pipeline.stats import day_block_bootstrap
 
 COVERAGES = (0.05, 0.10, 0.15, 0.20, 0.25, 0.35)
 MIN_TRADES = 30
@@ -77,11 +78,15 @@ def replay_figures(
     pooled = pool_metrics(runs) if len(runs) > 1 else next(iter(runs.values())).metrics
     signal = (side != 0) & np.isfinite(segment.label)
     right = (side[signal] == 1) == (segment.label[signal] == 1.0)
+    trades = pd.concat([r.trades for r in runs.values()], ignore_index=True)
+    wins = (trades["net_return"] > 0).to_numpy(dtype=float)
     return {
         "signals": int(np.count_nonzero(side)),
         "precision": float(right.mean()) if right.size else float("nan"),
+        "precision_ci95": list(day_block_bootstrap(segment.timestamp[signal], right.astype(float))),
         "trades": int(pooled["trades"]),
         "net_win_rate": float(pooled["win_rate"]),
+        "net_win_rate_ci95": list(day_block_bootstrap(trades["entry_time"], wins)),
         "total_return": float(pooled["total_return"]),
         "sharpe": float(pooled["sharpe"]),
         "max_drawdown": float(pooled["max_drawdown"]),

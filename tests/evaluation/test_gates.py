@@ -2,7 +2,13 @@
 
 from pipeline.evaluation.gates import GateConfig, check_gate
 
-GOOD = {"total_return": 0.08, "win_rate": 0.55, "max_drawdown": 0.10, "trades": 120}
+GOOD = {
+    "total_return": 0.08,
+    "win_rate": 0.55,
+    "profit_factor": 1.3,
+    "max_drawdown": 0.10,
+    "trades": 120,
+}
 
 
 def test_a_good_candidate_passes() -> None:
@@ -11,13 +17,22 @@ def test_a_good_candidate_passes() -> None:
 
 
 def test_each_bound_is_named_when_it_fails() -> None:
-    bad = {"total_return": -0.02, "win_rate": 0.45, "max_drawdown": 0.4, "trades": 10}
+    bad = {
+        "total_return": -0.02,
+        "win_rate": 0.40,
+        "profit_factor": 0.9,
+        "max_drawdown": 0.4,
+        "trades": 10,
+    }
     verdict = check_gate(bad, None)
     assert not verdict.passed
     text = " ".join(verdict.reasons)
-    for word in ("trades", "net return", "win rate", "drawdown"):
+    for word in ("trades", "net return", "profit factor", "win rate", "drawdown"):
         assert word in text
-    assert len(verdict.reasons) == 4
+    assert len(verdict.reasons) == 5
+    # No trade at all has no profit factor: refused for it, not waved through.
+    none = check_gate({**GOOD, "profit_factor": float("nan"), "trades": 0}, None)
+    assert any("profit factor nan" in r for r in none.reasons)
 
 
 def test_worse_than_production_is_refused() -> None:

@@ -11,7 +11,13 @@ from pipeline.store import models as model_store
 from pipeline.store.database import Database
 
 REFUSING = {"min_trades": 1_000_000}
-PERMISSIVE = {"min_total_return": -1.0, "min_win_rate": 0.0, "max_drawdown": 1.0, "min_trades": 0}
+PERMISSIVE = {
+    "min_total_return": -1.0,
+    "min_profit_factor": 0.0,
+    "min_win_rate": 0.0,
+    "max_drawdown": 1.0,
+    "min_trades": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +76,10 @@ def test_backtest_report_has_the_table_and_plot(modeled) -> None:
     for strategy in ("lstm", "always_long", "buy_and_hold", "logistic", "gbm"):
         assert strategy in meta["table"]
     assert meta["equity"].startswith("![equity](data:image/png;base64,")
+    # The operating point's curve: every option tried on validation, one chosen, plotted.
+    curve = meta["operating_curve"]
+    assert curve.count("◀") == 1 and "![equity](data:image/png;base64," in curve
+    assert meta["label_rule"]["horizon"] >= 1 and "threshold" in meta["operating_point"]
 
 
 def test_backtest_report_judges_the_model_lstm_model_produced(modeled) -> None:
