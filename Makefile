@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup lock run test lint ui bench db-stop clean
+.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation db-stop clean
 
 # uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
 UV_VERSION := uv>=0.13,<0.14
@@ -42,8 +42,19 @@ ui: setup  ## Dagster webserver + daemon on http://127.0.0.1:3000
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipeline/dagster_dev.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-bench: setup
+# Benchmarks need the `bench` extra (vectorbt); the tests never do. `make setup`/`make test`
+# sync without it (uv removes it again), so every bench target syncs it first.
+bench-deps: setup
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --extra bench --quiet
+
+bench: bench-deps
 	$(BIN)/python bench/ingest.py
+
+bench-backtest: bench-deps  ## our replay against vectorbt: speed and same final equity
+	$(BIN)/python bench/backtest.py --repeat 7
+
+bench-evaluation: bench-deps  ## walk-forward wall time for 1, 2 and 4 folds, and its phases
+	$(BIN)/python bench/evaluation_folds.py
 
 db-stop:
 	$(BIN)/signals db stop
