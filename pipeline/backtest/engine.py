@@ -34,6 +34,7 @@ each side, held through any gaps, funding at every settlement in between.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,19 +47,59 @@ from pipeline.backtest.metrics import equity_metrics, trade_metrics
 from pipeline.features.barriers import barrier_widths
 
 
-@dataclass(frozen=True)
+@dataclass
 class BacktestResult:
     """One market's replay: its trades, equity and position per candle, and its figures.
 
     Trade prices are the quoted candle prices (open or close); slippage lives in `costs`.
-    Returns are fractions of the equity at the trade's entry.
+    Returns are fractions of the equity at the trade's entry. The tables are built when first
+    read: most replays (operating-point options, random entries) need only the metrics.
     """
 
-    trades: pd.DataFrame
-    equity: pd.Series
-    position: pd.Series
+    timestamps: np.ndarray  # candle open times, ms
+    rows: np.ndarray  # one row per trade (`pipeline.backtest.kernel.replay`)
+    equity_values: np.ndarray
+    positions: np.ndarray
     metrics: dict[str, Any]
     config: BacktestConfig
+
+    @cached_property
+    def index(self) -> pd.DatetimeIndex:
+        return _utc(self.timestamps).rename("timestamp")
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        return pd.Series(self.equity_values, index=self.index, name="equity")
+
+    @cached_property
+    def position(self) -> pd.Series:
+        return pd.Series(self.positions, index=self.index, name="position")
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        rows, ts = self.rows, self.timestamps
+        starts = rows[:, 0].astype(np.int64)
+        ends = rows[:, 1].astype(np.int64)
+        gross, net = rows[:, 6], rows[:, 7]
+        return pd.DataFrame(
+            {
+                "entry_time": _utc(ts[starts]),
+                # The close of the last candle held: where a trade leaves at the next open,
+                # inside its last candle at a barrier, or at that candle's close before a gap.
+                "exit_time": _utc(ts[ends] + self.config.step_ms),
+                "side": rows[:, 2].astype(np.int8),
+                "entry_price": rows[:, 3],
+                "exit_price": rows[:, 4],
+                "exit_kind": pd.Categorical.from_codes(
+                    rows[:, 5].astype(np.int64) - 1, list(EXIT_NAMES.values())
+                ),
+                "candles": ends - starts + 1,
+                "gross_return": gross,
+                "costs": gross - net,
+                "funding": rows[:, 8],
+                "net_return": net,
+            }
+        )
 
 
 def _arrays(candles: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -98,41 +139,12 @@ def _result(
     coverage: float,
     cfg: BacktestConfig,
 ) -> BacktestResult:
-    step = cfg.step_ms
-    index = _utc(ts).rename("timestamp")
-    starts = rows[:, 0].astype(np.int64)
-    ends = rows[:, 1].astype(np.int64)
-    gross, net = rows[:, 6], rows[:, 7]
-    trades = pd.DataFrame(
-        {
-            "entry_time": _utc(ts[starts]),
-            # The close of the last candle held: where a trade leaves at the next open, inside
-            # its last candle at a barrier, or at that candle's close before a gap.
-            "exit_time": _utc(ts[ends] + step),
-            "side": rows[:, 2].astype(np.int8),
-            "entry_price": rows[:, 3],
-            "exit_price": rows[:, 4],
-            "exit_kind": pd.Categorical.from_codes(
-                rows[:, 5].astype(np.int64) - 1, list(EXIT_NAMES.values())
-            ),
-            "candles": ends - starts + 1,
-            "gross_return": gross,
-            "costs": gross - net,
-            "funding": rows[:, 8],
-            "net_return": net,
-        }
-    )
+    net = rows[:, 7]
     metrics: dict[str, Any] = trade_metrics(net)
     metrics["coverage"] = coverage
-    metrics.update(equity_metrics(equity, int(ts[-1] + step - ts[0]), cfg.periods_per_year))
+    metrics.update(equity_metrics(equity, int(ts[-1] + cfg.step_ms - ts[0]), cfg.periods_per_year))
     metrics["exposure"] = float(np.count_nonzero(position)) / len(position)
-    return BacktestResult(
-        trades=trades,
-        equity=pd.Series(equity, index=index, name="equity"),
-        position=pd.Series(position, index=index, name="position"),
-        metrics=metrics,
-        config=cfg,
-    )
+    return BacktestResult(ts, rows, equity, position, metrics, cfg)
 
 
 FundingHistory = list[tuple[int, float]]  # (settlement ms, rate), ascending

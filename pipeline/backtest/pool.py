@@ -41,7 +41,7 @@ def pool_metrics(results: Mapping[str, BacktestResult]) -> dict[str, Any]:
     ms = equity.index.asi8 // 1_000_000
     span = int(ms[-1] - ms[0]) + cfg.step_ms
     candles = np.array([len(r.position) for r in results.values()], dtype=np.float64)
-    net = np.concatenate([r.trades["net_return"].to_numpy() for r in results.values()])
+    net = np.concatenate([r.rows[:, 7] for r in results.values()])
     metrics: dict[str, Any] = {"markets": len(results)}
     metrics.update(trade_metrics(net))
     metrics["coverage"] = float(
