@@ -48,8 +48,11 @@ def quick_features(max_warmup: int = 800) -> list[str]:
     return [n for n in feature_names() if limits[n] <= max_warmup][:24]
 
 
-def install_random_model(db, symbols: list[str], timeframes: list[str], seed: int = 7):
-    """Seeded random LSTM with a scaler fitted on the seeded history; promoted."""
+def install_random_model(
+    db, symbols: list[str], timeframes: list[str], seed: int = 7, label: dict | None = None
+):
+    """Seeded random LSTM with a scaler fitted on the seeded history; promoted. `label`: a
+    stored label rule (a barrier model); by default the model exits by time after 1 candle."""
     from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.contract import MODEL_NAME, probabilities
     from pipeline.model.lstm import LSTMClassifier
@@ -83,6 +86,7 @@ def install_random_model(db, symbols: list[str], timeframes: list[str], seed: in
             "window": WINDOW,
             "threshold": threshold,
             "horizon": 1,
+            **({"label": label} if label else {}),
         },
         features=names,
         scaler=scaler.to_dict(),

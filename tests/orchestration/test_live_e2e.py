@@ -203,3 +203,49 @@ def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
         assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
         conn.commit()
+
+
+def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames, db, database_url):
+    """Live execution cannot exit at barriers yet: the signal is recorded, no order is sent,
+    and the run says why (instead of trading a rule nobody validated)."""
+    folder = live_folder(tmp_path, sample_frames, 2)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    rule = {"horizon": 24, "barrier_k": 1.0, "margin": 0.0, "cost": 0.001, "vol_window": 48}
+    install_random_model(db, symbols, TIMEFRAMES, label=rule)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START + HOUR + 60_000, speed=1.0))
+    with ReplayServer(exchange) as server:
+        resources = replay_resources(
+            database_url,
+            server.url,
+            str(tmp_path),
+            since="2020-10-01",
+            fee=FEE,
+            balance=BALANCE,
+            risk_fraction=RISK,
+            retry_attempts=2,
+            retry_backoff_s=0.05,
+        )
+        replay = LiveReplay(resources, exchange)
+        result = replay.job.execute_in_process(
+            run_config={
+                "ops": {
+                    "live_signal": {
+                        "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
+                    }
+                }
+            },
+            instance=replay.instance,
+        )
+    assert result.success
+    executed = [
+        e.event_specific_data.metadata
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "execute_signal"
+    ]
+    assert [m["action"].value for m in executed] == ["not executed"]
+    assert "barriers" in executed[0]["reason"].value
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        conn.commit()
