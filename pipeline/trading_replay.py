@@ -386,9 +386,7 @@ def parity(
     by_candle = {s["candle_ms"]: s["side"] for s in live}
     decisions = np.array([by_candle.get(int(t), 0) for t in period["timestamp"]], dtype=np.int8)
     # The model's exits; funding off, as the replay exchange charges none.
-    exits = replace(
-        costs, horizon=loaded.horizon, barrier_k=loaded.label.barrier_k, funding_rate=0.0
-    )
+    exits = replace(costs.exiting_by(loaded.label), funding_rate=0.0)
     executable = loaded.label.barrier_k is None
     result = run_backtest(period, decisions, exits)
     bt = result.trades

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.backtest.funding import DEFAULT_RATE, SETTLEMENT_INTERVAL_MS
 from pipeline.data.timeframes import DAY_MS, timeframe_ms
 from pipeline.features.barriers import VOL_WINDOW
+from pipeline.features.labels import LabelRule
 
 YEAR_MS = 365 * DAY_MS
 TAKER_FEE, MAKER_FEE = 0.0005, 0.0002
@@ -57,6 +58,15 @@ class BacktestConfig:
     @property
     def slippage(self) -> float:
         return self.slippage_bps / 10_000.0
+
+    def exiting_by(self, rule: LabelRule, timeframe: str | None = None) -> BacktestConfig:
+        """These costs, with `rule`'s exits (its time limit and barrier width)."""
+        return replace(
+            self,
+            timeframe=timeframe or self.timeframe,
+            horizon=rule.horizon,
+            barrier_k=rule.barrier_k,
+        )
 
     @property
     def entry_fee(self) -> float:

@@ -8,7 +8,7 @@ evaluation and live inference do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -63,12 +63,7 @@ class CandidateConfig:
 
     def exits(self) -> BacktestConfig:
         """The costs, with the label's exits: how this model's trades are replayed."""
-        return replace(
-            self.costs,
-            timeframe=self.timeframe,
-            horizon=self.label.horizon,
-            barrier_k=self.label.barrier_k,
-        )
+        return self.costs.exiting_by(self.label, self.timeframe)
 
 
 @dataclass
@@ -188,12 +183,7 @@ def validation_backtests(
     windows and seed) the logistic and boosting baselines through the same operating point,
     plus always-long and buy-and-hold."""
     rule = loaded.label
-    cfg = replace(
-        costs or BacktestConfig(),
-        timeframe=timeframe,
-        horizon=rule.horizon,
-        barrier_k=rule.barrier_k,
-    )
+    cfg = (costs or BacktestConfig()).exiting_by(rule, timeframe)
     data = attach_labels(features, candles, timeframe, rule)
     windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
     scale = window_scale(data, windows)

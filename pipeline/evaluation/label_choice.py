@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -89,7 +89,7 @@ def choose_label_rule(
             p_up=p_val,
             label=val["label"].to_numpy(),
         )
-        cfg = replace(costs, timeframe=timeframe, horizon=rule.horizon, barrier_k=rule.barrier_k)
+        cfg = costs.exiting_by(rule, timeframe)
         figures = replay_figures(candles, segment, point.sides(p_val), cfg)
         outcomes = data.loc[data["timestamp"] <= train_end - reach, "outcome"]
         rows.append(

@@ -240,9 +240,7 @@ def _fit_fold(
         **baseline_probabilities(train, test, cfg.train.seed),
         "momentum": momentum_probability(fit, test),
     }
-    costs = replace(
-        cfg.backtest, timeframe=cfg.timeframe, horizon=rule.horizon, barrier_k=rule.barrier_k
-    )
+    costs = cfg.backtest.exiting_by(rule, cfg.timeframe)
     fitted_candles = {m: candles[m] for m in cfg.markets}
     points, choices = {}, {}
     test_scale = window_scale(fit, test)
@@ -426,9 +424,7 @@ def evaluate(
         folds.append(record)
         decisions.append(rows)
     rows = pd.concat(decisions, ignore_index=True)
-    costs = replace(
-        cfg.backtest, timeframe=cfg.timeframe, horizon=rule.horizon, barrier_k=rule.barrier_k
-    )
+    costs = cfg.backtest.exiting_by(rule, cfg.timeframe)
     tested = {market: candles[market] for market in cfg.evaluated_markets}
     backtests = compare_strategies(
         tested,
