@@ -16,6 +16,8 @@ basket), and again at each fee of `FEE_SENSITIVITY`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -274,6 +276,9 @@ def _fit_fold(
         "selected": selection.selected,
         "selection_uplift": selection.uplift,
         "edge": {"win": edge.win, "loss": edge.loss},
+        "scaler_sha256": hashlib.sha256(
+            json.dumps(fitted.scaler.to_dict(), sort_keys=True).encode()
+        ).hexdigest(),
         "operating_points": choices,
         "stopped": result.stopped,
         "gap_flagged": result.gap_flagged,

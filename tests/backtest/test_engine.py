@@ -388,3 +388,30 @@ def test_barrier_exits_equal_the_labels_exits_on_a_sample_market(sample_frames, 
     )
     assert (t["gross_return"].to_numpy()[short_stop] <= expected[short_stop] + 1e-12).all()
     assert {"upper barrier", "lower barrier", "time limit"} <= set(t["exit_kind"].astype(str))
+
+
+def test_maker_entries_fill_only_when_the_candle_trades_through_the_limit() -> None:
+    # Candle 1 opens at 100 and never trades below it (low = open): a long limit at 100 is
+    # not filled, so no trade. Candle 4 dips below its open: the long fills at the open.
+    bars = [(100, 100, 100, 100), (100, 103, 100, 102), (102, 103, 101, 102)]
+    bars += [(102, 102, 102, 102), (102, 104, 101, 103), (103, 104, 102, 104), (104, 105, 103, 105)]
+    frame = pd.DataFrame(
+        {
+            "timestamp": np.array([T0 + i * HOUR for i in range(len(bars))], dtype=np.int64),
+            "open": [b[0] for b in bars],
+            "high": [b[1] for b in bars],
+            "low": [b[2] for b in bars],
+            "close": [b[3] for b in bars],
+            "volume": 1.0,
+        }
+    )
+    d = np.array([1, 0, 0, 1, 0, 0, 0], dtype=np.int8)
+    maker = cfg(horizon=2, maker=True, maker_fee=0.0002, fee=0.0005, slippage_bps=10)
+    r = run_backtest(frame, d, maker)
+    assert r.trades["entry_time"].tolist() == [pd.Timestamp(T0 + 4 * HOUR, unit="ms", tz="UTC")]
+    # In at the limit (no slippage, maker fee), out at open 6 = 104 (taker fee, slippage).
+    x_fill = 104 * (1 - 0.001)
+    expected = x_fill / 102 - 1 - 0.0002 - 0.0005 * x_fill / 102
+    assert r.trades["net_return"].iloc[0] == pytest.approx(expected, abs=1e-15)
+    # As a taker the first decision would have traded.
+    assert len(run_backtest(frame, d, cfg(horizon=2)).trades) == 2

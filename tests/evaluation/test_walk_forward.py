@@ -110,6 +110,7 @@ def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports)
     a, b = first["folds"][0], second["folds"][0]
     assert a["selected"] == b["selected"]
     assert a["edge"] == b["edge"]
+    assert a["scaler_sha256"] == b["scaler_sha256"]
     assert a["operating_points"] == b["operating_points"]
     assert len(a["epochs"]) == len(b["epochs"])
     for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
