@@ -291,6 +291,8 @@ class GateRunConfig(dg.Config):
     min_win_rate: float = GateConfig.min_win_rate
     max_drawdown: float = GateConfig.max_drawdown
     min_trades: int = GateConfig.min_trades
+    require_beats_majority: bool = GateConfig.require_beats_majority
+    max_gap: float = GateConfig.max_gap
 
 
 @dg.asset(
@@ -323,7 +325,10 @@ def production_model(
     with database.database().connection() as conn:
         current = model_store.production_model(conn, MODEL_NAME, BASE_TIMEFRAME)
     verdict = check_gate(
-        pooled(candidate), pooled(current) if current else None, GateConfig(**config.model_dump())
+        pooled(candidate),
+        pooled(current) if current else None,
+        GateConfig(**config.model_dump()),
+        fit=candidate.metrics,
     )
     promoted = None
     if verdict.passed:

@@ -83,9 +83,15 @@ class StepOutcome:
             return f"backtest_report {self.partition}: {meta['report']}\n{meta['table']}"
         if self.asset == "production_model":
             verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
+            figures = meta["verdict"]["candidate"]
             return (
                 f"production_model  candidate {meta['candidate']} {verdict_text}: "
-                f"{meta['reasons']}; "
+                f"{meta['reasons']}; validation (every market pooled, the operating point "
+                f"chosen on it): {int(figures.get('trades', 0))} trades, net "
+                f"{figures.get('total_return', float('nan')):+.1%}, profit factor "
+                f"{figures.get('profit_factor', float('nan')):.2f}, win rate "
+                f"{figures.get('win_rate', float('nan')):.1%}, drawdown "
+                f"{figures.get('max_drawdown', float('nan')):.1%}; "
                 + (
                     f"production is model {meta['production']}"
                     if meta["production"] != -1

@@ -19,6 +19,10 @@ class GateConfig:
     min_win_rate: float = 0.45  # share of trades with net return > 0
     max_drawdown: float = 0.25  # as a positive fraction of equity
     min_trades: int = 30  # fewer trades say nothing either way (the operating choice's floor)
+    # The fit itself, on validation: a model no better than the majority class, or one that
+    # learnt its training set by heart, has no edge for its backtest to show.
+    require_beats_majority: bool = True
+    max_gap: float = 0.15  # train − validation accuracy of the stored epoch
 
 
 @dataclass
@@ -42,10 +46,22 @@ def check_gate(
     candidate: dict[str, float],
     production: dict[str, float] | None,
     cfg: GateConfig | None = None,
+    fit: dict[str, float] | None = None,
 ) -> GateVerdict:
-    """Every failed bound is listed; the candidate passes only when the list is empty."""
+    """Every failed bound is listed; the candidate passes only when the list is empty.
+
+    `fit` holds the candidate's validation classification figures (`val_accuracy`,
+    `val_majority_accuracy`, `gap`), judged beside its backtest."""
     cfg = cfg or GateConfig()
     reasons = []
+    if fit is not None:
+        accuracy, majority = fit["val_accuracy"], fit["val_majority_accuracy"]
+        if cfg.require_beats_majority and not accuracy > majority:
+            reasons.append(
+                f"validation accuracy {accuracy:.2%} ≤ the majority class's {majority:.2%}"
+            )
+        if fit["gap"] > cfg.max_gap:
+            reasons.append(f"train − validation gap {fit['gap']:+.1%} > {cfg.max_gap:.0%}")
     trades = candidate.get("trades", 0)
     if trades < cfg.min_trades:
         reasons.append(f"{int(trades)} trades < {cfg.min_trades}")

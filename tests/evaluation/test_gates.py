@@ -45,3 +45,14 @@ def test_bounds_are_configurable() -> None:
     strict = GateConfig(min_win_rate=0.6)
     assert not check_gate(GOOD, None, strict).passed
     assert check_gate(GOOD, None, GateConfig(min_win_rate=0.5)).passed
+
+
+def test_a_fit_no_better_than_the_majority_or_past_the_gap_is_refused() -> None:
+    honest = {"val_accuracy": 0.53, "val_majority_accuracy": 0.51, "gap": 0.05}
+    assert check_gate(GOOD, None, fit=honest).passed
+    majority = check_gate(GOOD, None, fit={**honest, "val_accuracy": 0.51})
+    assert majority.reasons == ["validation accuracy 51.00% ≤ the majority class's 51.00%"]
+    gap = check_gate(GOOD, None, fit={**honest, "gap": 0.2})
+    assert gap.reasons == ["train − validation gap +20.0% > 15%"]
+    lenient = GateConfig(require_beats_majority=False, max_gap=0.3)
+    assert check_gate(GOOD, None, lenient, fit={**honest, "val_accuracy": 0.5, "gap": 0.2}).passed

@@ -17,6 +17,8 @@ PERMISSIVE = {
     "min_win_rate": 0.0,
     "max_drawdown": 1.0,
     "min_trades": 0,
+    "require_beats_majority": False,
+    "max_gap": 1.0,
 }
 
 
