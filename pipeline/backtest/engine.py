@@ -62,6 +62,7 @@ class BacktestResult:
     positions: np.ndarray
     metrics: dict[str, Any]
     config: BacktestConfig
+    decisions: np.ndarray  # int8 per candle: what was replayed
 
     @cached_property
     def index(self) -> pd.DatetimeIndex:
@@ -136,15 +137,15 @@ def _result(
     position: np.ndarray,
     equity: np.ndarray,
     rows: np.ndarray,
-    coverage: float,
+    decisions: np.ndarray,
     cfg: BacktestConfig,
 ) -> BacktestResult:
     net = rows[:, 7]
     metrics: dict[str, Any] = trade_metrics(net)
-    metrics["coverage"] = coverage
+    metrics["coverage"] = float(np.count_nonzero(decisions)) / len(decisions)
     metrics.update(equity_metrics(equity, int(ts[-1] + cfg.step_ms - ts[0]), cfg.periods_per_year))
     metrics["exposure"] = float(np.count_nonzero(position)) / len(position)
-    return BacktestResult(ts, rows, equity, position, metrics, cfg)
+    return BacktestResult(ts, rows, equity, position, metrics, cfg, decisions)
 
 
 FundingHistory = list[tuple[int, float]]  # (settlement ms, rate), ascending
@@ -242,8 +243,7 @@ def run_backtest(
     arrays = market_arrays(candles, cfg, funding)
     d = _decision_array(decisions, len(arrays.timestamp))
     done = replay_arrays(arrays, d, cfg)
-    coverage = float(np.count_nonzero(d)) / len(d)
-    return _result(arrays.timestamp, done.position, done.equity, done.rows, coverage, cfg)
+    return _result(arrays.timestamp, done.position, done.equity, done.rows, d, cfg)
 
 
 def buy_and_hold(
@@ -269,7 +269,8 @@ def buy_and_hold(
     equity[-1] = max(1.0 + net, 0.0)
     gross = f * (closes[-1] / opens[0] - 1.0)
     row = np.array([[0, len(ts) - 1, 1, opens[0], closes[-1], 6, gross, max(net, -1.0), paid[-1]]])
-    return _result(ts, np.ones(len(ts), dtype=np.int8), equity, row, 1.0, cfg)
+    held = np.ones(len(ts), dtype=np.int8)
+    return _result(ts, held, equity, row, held, cfg)
 
 
 def always_long_decisions(n: int) -> np.ndarray:

@@ -1,10 +1,17 @@
-"""Random entries at the same coverage and with the same exits: the null a strategy must beat.
+"""Random entries at the same coverage and with the same exits: the nulls a strategy must beat.
 
-Each draw makes, in every market, as many decisions as the strategy made there, at candles
-drawn uniformly without replacement, each long or short with equal odds, and replays them
-with the same label exits, costs and funding. The strategy's percentile among the draws (on
-pooled net Sharpe and net return) says how much of its figure timing and side explain, and
-how much any entry at that rate would have made (holding on a rising market, say).
+Two nulls, each replayed with the same label exits, costs and funding:
+
+- `uniform`: in every market, as many decisions as the strategy made there, at candles drawn
+  uniformly without replacement, each long or short with equal odds. Scattered decisions
+  re-arm and reverse more often than a model's clustered ones, so this null trades more and
+  pays more fees than the strategy: a strict floor, not a fair match.
+- `same_candles`: the strategy's own decision candles, each given a random side (one side per
+  run of consecutive decisions of the strategy, so runs stay runs): the same timing, coverage
+  and holding, only the direction drawn by chance. Beating it says the sides carry skill.
+
+The strategy's percentile among each null's draws (pooled net Sharpe and net return) is
+reported.
 """
 
 from __future__ import annotations
@@ -26,43 +33,60 @@ def random_entries(
     draws: int = 1000,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Pooled Sharpe and net return of `draws` random strategies, and `strategy`'s percentiles.
-
-    `candles` are the markets' candles; each is cut to the strategy's replayed span.
-    """
+    """Per null: pooled Sharpe, net return and trades of `draws` random strategies, and
+    `strategy`'s percentiles. `candles` are the markets' candles, cut to the replayed span."""
     rng = np.random.default_rng(seed)
-    inputs, counts = {}, {}
+    inputs, decided = {}, {}
     for market, run in strategy.items():
-        stamps = run.position.index.asi8 // 1_000_000
+        stamps = run.timestamps
         frame = candles[market]
         period = frame[frame["timestamp"].between(stamps[0], stamps[-1])].reset_index(drop=True)
         inputs[market] = market_arrays(period, cfg)
-        counts[market] = round(run.metrics["coverage"] * len(period))
+        decided[market] = run.decisions
     lengths = {len(a.timestamp) for a in inputs.values()}
     if len(lengths) != 1:
         raise ValueError("random entries need the markets' candles on one grid (same span)")
     (n,) = lengths
     first = next(iter(inputs.values())).timestamp
     span = int(first[-1] - first[0]) + cfg.step_ms
-    sharpe, total = np.empty(draws), np.empty(draws)
-    for i in range(draws):
-        curves = []
-        for market, arrays in inputs.items():
-            d = np.zeros(n, dtype=np.int8)
-            at = rng.choice(n, size=min(counts[market], n), replace=False)
-            d[at] = rng.choice(np.array([-1, 1], dtype=np.int8), size=len(at))
-            curves.append(replay_arrays(arrays, d, cfg).equity)
-        figures = equity_metrics(np.mean(curves, axis=0), span, cfg.periods_per_year)
-        sharpe[i], total[i] = figures["sharpe"], figures["total_return"]
     pooled = pool_metrics(strategy)
-    return {
-        "draws": draws,
-        "decisions_per_market": counts,
-        "sharpe": _spread(sharpe),
-        "total_return": _spread(total),
-        "sharpe_percentile": float(100 * np.mean(sharpe < pooled["sharpe"])),
-        "total_return_percentile": float(100 * np.mean(total < pooled["total_return"])),
-    }
+    out: dict[str, object] = {"draws": draws}
+    for null in ("uniform", "same_candles"):
+        sharpe, total, trades = np.empty(draws), np.empty(draws), np.empty(draws)
+        for i in range(draws):
+            curves, count = [], 0
+            for market, arrays in inputs.items():
+                d = _draw(null, decided[market], n, rng)
+                done = replay_arrays(arrays, d, cfg)
+                curves.append(done.equity)
+                count += len(done.rows)
+            figures = equity_metrics(np.mean(curves, axis=0), span, cfg.periods_per_year)
+            sharpe[i], total[i], trades[i] = figures["sharpe"], figures["total_return"], count
+        out[null] = {
+            "sharpe": _spread(sharpe),
+            "total_return": _spread(total),
+            "trades": _spread(trades),
+            "sharpe_percentile": float(100 * np.mean(sharpe < pooled["sharpe"])),
+            "total_return_percentile": float(100 * np.mean(total < pooled["total_return"])),
+        }
+    out["decisions_per_market"] = {m: int(np.count_nonzero(d)) for m, d in decided.items()}
+    return out
+
+
+def _draw(null: str, decisions: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    d = np.zeros(n, dtype=np.int8)
+    where = np.flatnonzero(decisions)
+    if null == "uniform":
+        at = rng.choice(n, size=len(where), replace=False)
+        d[at] = rng.choice(np.array([-1, 1], dtype=np.int8), size=len(at))
+        return d
+    # One random side per run of consecutive decision candles (a run re-arms one position).
+    starts = np.ones(len(where), dtype=bool)
+    starts[1:] = np.diff(where) > 1
+    run_id = np.cumsum(starts) - 1
+    sides = rng.choice(np.array([-1, 1], dtype=np.int8), size=int(starts.sum()))
+    d[where] = sides[run_id]
+    return d
 
 
 def _spread(values: np.ndarray) -> dict[str, float]:

@@ -71,17 +71,25 @@ def summary_table(report: dict, scope: str = "pooled") -> str:
 
 
 def random_line(report: dict) -> str:
-    """Where the LSTM stands among random entries at its coverage, with its exits and costs."""
+    """Where the LSTM stands among random entries with its coverage, exits and costs."""
     r = report.get("random_entries")
     if not r:
         return ""
-    return (
-        f"Random entries ({r['draws']} draws, the LSTM's coverage per market, same exits and "
-        f"costs): pooled Sharpe median {r['sharpe']['median']:.2f} "
-        f"[{r['sharpe']['p2_5']:.2f}, {r['sharpe']['p97_5']:.2f}]; the LSTM's Sharpe is at "
-        f"percentile {r['sharpe_percentile']:.1f}, its net return at "
-        f"{r['total_return_percentile']:.1f}."
-    )
+    lines = []
+    for null, words in (
+        ("uniform", "at uniformly random candles"),
+        ("same_candles", "at the LSTM's own decision candles, random sides"),
+    ):
+        x = r[null]
+        lines.append(
+            f"Random entries {words} ({r['draws']} draws, same exits and costs; median "
+            f"{x['trades']['median']:.0f} trades): pooled Sharpe median "
+            f"{x['sharpe']['median']:.2f} [{x['sharpe']['p2_5']:.2f}, "
+            f"{x['sharpe']['p97_5']:.2f}]; the LSTM's Sharpe is at percentile "
+            f"{x['sharpe_percentile']:.1f}, its net return at "
+            f"{x['total_return_percentile']:.1f}."
+        )
+    return "\n".join(lines)
 
 
 def claims_table(report: dict) -> str:

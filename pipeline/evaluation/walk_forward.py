@@ -469,7 +469,9 @@ def evaluate(
     )
     log(
         f"{cfg.random_draws} random-entry draws in {time.perf_counter() - started_random:.0f} s: "
-        f"the LSTM's Sharpe is at percentile {report['random_entries']['sharpe_percentile']:.1f}"
+        "the LSTM's Sharpe is at percentile "
+        f"{report['random_entries']['uniform']['sharpe_percentile']:.1f} (uniform) and "
+        f"{report['random_entries']['same_candles']['sharpe_percentile']:.1f} (its own candles)"
     )
     report["cost_sensitivity"] = _cost_sensitivity(tested, cfg, costs, rows)
     report["label_rule"] = rule.to_json()

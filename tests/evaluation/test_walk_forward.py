@@ -97,7 +97,8 @@ def test_report_has_every_strategy_and_the_calibration(reports) -> None:
         assert len(options) == 12 and sum(o["chosen"] for o in options) == 1
     assert len(report["label_choice"]["options"]) == 2
     assert report["random_entries"]["draws"] == 40
-    assert 0 <= report["random_entries"]["sharpe_percentile"] <= 100
+    for null in ("uniform", "same_candles"):
+        assert 0 <= report["random_entries"][null]["sharpe_percentile"] <= 100
     assert set(report["cost_sensitivity"]["lstm"]) == {"0.0002", "0.0005", "0.0007"}
 
 
