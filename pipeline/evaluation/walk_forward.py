@@ -368,6 +368,24 @@ def _choose_rule(
     }
 
 
+def _replay_test(
+    candles: dict[str, pd.DataFrame],
+    cfg: EvaluationConfig,
+    rows: pd.DataFrame,
+    costs: BacktestConfig,
+) -> dict[str, dict[str, BacktestResult]]:
+    """Every strategy's stitched test decisions replayed over the test period."""
+    return compare_strategies(
+        candles,
+        _utc(cfg.test_start),
+        _utc(cfg.test_end),
+        rows["market"].to_numpy(),
+        rows["timestamp"],
+        {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
+        costs,
+    )
+
+
 def _cost_sensitivity(
     candles: dict[str, pd.DataFrame],
     cfg: EvaluationConfig,
@@ -377,15 +395,7 @@ def _cost_sensitivity(
     """Strategy → fee a side → pooled net return and Sharpe, the decisions unchanged."""
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in STRATEGIES}
     for fee in FEE_SENSITIVITY:
-        runs = compare_strategies(
-            candles,
-            _utc(cfg.test_start),
-            _utc(cfg.test_end),
-            rows["market"].to_numpy(),
-            rows["timestamp"],
-            {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
-            replace(costs, fee=fee),
-        )
+        runs = _replay_test(candles, cfg, rows, replace(costs, fee=fee))
         for name, by_market in runs.items():
             pooled = pool_metrics(by_market)
             out[name][f"{fee:.4f}"] = {
@@ -431,15 +441,7 @@ def evaluate(
     rows = pd.concat(decisions, ignore_index=True)
     costs = cfg.backtest.exiting_by(rule, cfg.timeframe)
     tested = {market: candles[market] for market in cfg.evaluated_markets}
-    backtests = compare_strategies(
-        tested,
-        _utc(cfg.test_start),
-        _utc(cfg.test_end),
-        rows["market"].to_numpy(),
-        rows["timestamp"],
-        {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
-        costs,
-    )
+    backtests = _replay_test(tested, cfg, rows, costs)
     seed = cfg.train.seed
     report: dict[str, object] = {"markets": {}, "pooled": {}}
     for strategy in STRATEGIES:

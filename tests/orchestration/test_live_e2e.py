@@ -179,16 +179,7 @@ def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
             "broker": BrokerResource(kind="paper", api_url=server.url, home=str(tmp_path)),
         }
         replay = LiveReplay(resources, exchange)
-        result = replay.job.execute_in_process(
-            run_config={
-                "ops": {
-                    "live_signal": {
-                        "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
-                    }
-                }
-            },
-            instance=replay.instance,
-        )
+        result = _run_first_candle(replay)
     assert result.success
     assert result.output_for_node("live_signal") is None
     outputs = [
@@ -227,16 +218,7 @@ def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames
             retry_backoff_s=0.05,
         )
         replay = LiveReplay(resources, exchange)
-        result = replay.job.execute_in_process(
-            run_config={
-                "ops": {
-                    "live_signal": {
-                        "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
-                    }
-                }
-            },
-            instance=replay.instance,
-        )
+        result = _run_first_candle(replay)
     assert result.success
     executed = [
         e.event_specific_data.metadata
@@ -249,3 +231,17 @@ def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames
         assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
         conn.commit()
+
+
+def _run_first_candle(replay: LiveReplay):
+    """One live job run for BTCUSDT's first live candle, in process."""
+    return replay.job.execute_in_process(
+        run_config={
+            "ops": {
+                "live_signal": {
+                    "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
+                }
+            }
+        },
+        instance=replay.instance,
+    )
