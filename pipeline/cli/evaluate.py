@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--random-draws", type=int, default=1000, help="random-entry strategies to rank against"
     )
+    ev.add_argument(
+        "--seeds",
+        type=csv_list,
+        default=[],
+        help="more LSTM seeds (e.g. 1,2), refitted in every fold beside --seed: the per-seed "
+        "spread of the headline figures",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--max-epochs", type=int, help="cap training epochs (quick looks)")
     ev.add_argument(
@@ -78,7 +85,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.backtest.report import write_report
     from pipeline.data.csv_source import CandleFolder
     from pipeline.evaluation.operating_choice import OperatingChoice
-    from pipeline.evaluation.summary import claims_table, random_line, summary_table, trials_line
+    from pipeline.evaluation.summary import (
+        claims_table,
+        random_line,
+        seed_line,
+        summary_table,
+        trials_line,
+    )
     from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate
     from pipeline.model.training import TrainConfig
     from pipeline.settings import Settings
@@ -117,6 +130,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         label=_label_rule(args.label, costs.round_trip) if args.label else None,
         operating=operating,
         random_draws=args.random_draws,
+        seeds=tuple(int(x) for x in args.seeds),
         train=train,
         backtest=costs,
     )
@@ -145,6 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print()
     print(random_line(report))
     print(trials_line(report))
+    print(seed_line(report))
     print()
     print(claims_table(report))
     print(

@@ -135,3 +135,19 @@ def trials_line(report: dict) -> str:
         f"{t['annualised_sharpe']:.2f} against the best-of-{t['trials']} benchmark "
         f"{d['expected_max_sharpe']:.2e} per candle, {d['observations']} candles)."
     )
+
+
+def seed_line(report: dict) -> str:
+    """The LSTM's pooled figures across seeds: one seed's figure is not a result."""
+    spread = report.get("seed_spread") or {}
+    if len(spread.get("seeds", [])) < 2:
+        return "Seeds: one LSTM seed only (--seeds adds more); no per-seed spread measured."
+    s = spread["spread"]
+    net = s["total_return"]
+    return (
+        f"Seeds {spread['seeds']}: net return {100 * net['min']:+.1f} … "
+        f"{100 * net['max']:+.1f} % (median {100 * net['median']:+.1f}), "
+        f"Sharpe {s['sharpe']['min']:.2f} … {s['sharpe']['max']:.2f}, profit factor "
+        f"{s['profit_factor']['min']:.2f} … {s['profit_factor']['max']:.2f}, trades "
+        f"{s['trades']['min']:.0f} … {s['trades']['max']:.0f}."
+    )

@@ -82,6 +82,7 @@ class EvaluationConfig:
     operating: OperatingChoice = field(default_factory=OperatingChoice)
     n_select: int = 50
     random_draws: int = 1000
+    seeds: tuple[int, ...] = ()  # more LSTM seeds, same everything else: the per-seed spread
     train: TrainConfig = field(default_factory=TrainConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
 
@@ -260,6 +261,25 @@ def _fit_fold(
             f"{name}: operating point coverage {chosen.point.coverage} threshold "
             f"{chosen.point.threshold:.4f} EV filter {chosen.point.edge is not None}"
         )
+    seed_sides, seed_records = {}, {}
+    for seed in cfg.seeds:  # the same fold, selection, edge and rule; only the LSTM's seed
+        other = fit_model(train, val, replace(cfg.train, seed=seed))
+        chosen = choose_operating_point(
+            fitted_candles,
+            _segment(fit, val_all, other.validation_probabilities(val_all)),
+            edge,
+            costs,
+            cfg.operating,
+        )
+        seed_sides[f"side_lstm_seed{seed}"] = chosen.point.sides(other.predict(test), test_scale)
+        seed_records[seed] = {
+            "best_epoch": other.result.best_epoch,
+            "gap": float(other.result.best["gap"]),
+            "validation_accuracy": accuracy(other.validation_probabilities(val), val.y),
+            "point": chosen.point.to_json(),
+        }
+        gap = seed_records[seed]["gap"]
+        log(f"lstm seed {seed}: coverage {chosen.point.coverage}, gap {gap:+.4f}")
     decisions = pd.DataFrame(
         {
             "market": test.market,
@@ -268,6 +288,7 @@ def _fit_fold(
             "scale": test_scale,
             **{f"p_{name}": p for name, p in on_test.items()},
             **{f"side_{name}": points[name].sides(p, test_scale) for name, p in on_test.items()},
+            **seed_sides,
         }
     )
     record = {
@@ -294,6 +315,7 @@ def _fit_fold(
             p_val, val.y, val.timestamp, draws=200, seed=cfg.train.seed
         ).to_dict("records"),
         "gap": float(result.best["gap"]),
+        "other_seeds": seed_records,
     }
     return record, decisions
 
@@ -386,6 +408,42 @@ def _replay_test(
     )
 
 
+SPREAD_FIGURES = ("trades", "win_rate", "total_return", "sharpe", "profit_factor", "max_drawdown")
+
+
+def _seed_spread(
+    candles: dict[str, pd.DataFrame],
+    cfg: EvaluationConfig,
+    costs: BacktestConfig,
+    rows: pd.DataFrame,
+    lstm: dict,
+) -> dict[str, object]:
+    """The LSTM's pooled test figures per seed (the configured one first) and their range."""
+    per_seed = {cfg.train.seed: {k: float(lstm["backtest"][k]) for k in SPREAD_FIGURES}}
+    for seed in cfg.seeds:
+        runs = compare_strategies(
+            candles,
+            _utc(cfg.test_start),
+            _utc(cfg.test_end),
+            rows["market"].to_numpy(),
+            rows["timestamp"],
+            {"x": rows[f"side_lstm_seed{seed}"].to_numpy()},
+            costs,
+            references=False,
+        )["x"]
+        pooled = pool_metrics(runs)
+        per_seed[seed] = {k: float(pooled[k]) for k in SPREAD_FIGURES}
+    spread = {
+        k: {
+            "min": min(f[k] for f in per_seed.values()),
+            "median": float(np.median([f[k] for f in per_seed.values()])),
+            "max": max(f[k] for f in per_seed.values()),
+        }
+        for k in SPREAD_FIGURES
+    }
+    return {"seeds": list(per_seed), "per_seed": per_seed, "spread": spread}
+
+
 def _cost_sensitivity(
     candles: dict[str, pd.DataFrame],
     cfg: EvaluationConfig,
@@ -476,6 +534,7 @@ def evaluate(
         f"{report['random_entries']['same_candles']['sharpe_percentile']:.1f} (its own candles)"
     )
     report["cost_sensitivity"] = _cost_sensitivity(tested, cfg, costs, rows)
+    report["seed_spread"] = _seed_spread(tested, cfg, costs, rows, report["pooled"]["lstm"])
     report["label_rule"] = rule.to_json()
     report["label_choice"] = label_choice
     report["folds"] = folds

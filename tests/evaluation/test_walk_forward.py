@@ -21,6 +21,7 @@ CFG = EvaluationConfig(
     label_candidates=(LabelRule(horizon=6, barrier_k=1.0), LabelRule(horizon=12, barrier_k=1.5)),
     n_select=20,
     random_draws=40,
+    seeds=(1,),
     train=TrainConfig(window=8, max_epochs=1, hidden=16),
 )
 END = 1640995200000  # 2022-01-01
@@ -100,6 +101,13 @@ def test_report_has_every_strategy_and_the_calibration(reports) -> None:
     for null in ("uniform", "same_candles"):
         assert 0 <= report["random_entries"][null]["sharpe_percentile"] <= 100
     assert set(report["cost_sensitivity"]["lstm"]) == {"0.0002", "0.0005", "0.0007"}
+    # Per-seed spread: seed 0 is the reported LSTM; seed 1 is refitted on the same fold.
+    spread = report["seed_spread"]
+    assert spread["seeds"] == [0, 1]
+    assert spread["per_seed"][0]["sharpe"] == report["pooled"]["lstm"]["backtest"]["sharpe"]
+    low, high = spread["spread"]["sharpe"]["min"], spread["spread"]["sharpe"]["max"]
+    assert low <= spread["per_seed"][1]["sharpe"] <= high
+    assert report["folds"][0]["other_seeds"][1]["point"]["threshold"] >= 0.5
 
 
 def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports) -> None:
