@@ -1,0 +1,82 @@
+"""Hyperparameter studies shared through PostgreSQL: one study, N worker processes, an exact
+trial budget (issue 11's search engine; what the trials fit is the objective handed in).
+
+Each worker opens the same Optuna study (TPE sampler, median pruner) in the studies'
+database (`pipeline.store.studies`) and runs trials until the study holds `budget` of them.
+Counting the trials and creating the next happen under one advisory lock, so the budget is
+finished once: no trial is lost or run twice, however many workers or machines join.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import optuna
+
+from pipeline.store.studies import budget_lock, sqlalchemy_url
+
+Objective = Callable[[optuna.Trial], float]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    storage_url: str  # libpq URL of the studies' database (`study_database_url`)
+    budget: int  # trials the study holds when every worker stops
+    seed: int = 0  # the sampler's seed for worker 0; worker i samples with seed + i
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise ValueError(f"a study needs a budget of at least one trial, got {self.budget}")
+
+
+def open_study(spec: StudySpec) -> optuna.Study:
+    """The study named `spec.name`, created on first use; maximises the objective."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(
+        sqlalchemy_url(spec.storage_url), engine_kwargs={"pool_pre_ping": True}
+    )
+    return optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+        pruner=optuna.pruners.MedianPruner(),
+        direction="maximize",
+        load_if_exists=True,
+    )
+
+
+def work(spec: StudySpec, objective: Objective) -> int:
+    """Run trials until the study holds `spec.budget`; return how many this worker ran."""
+    study = open_study(spec)
+    ran = 0
+    while True:
+        with budget_lock(spec.storage_url):
+            if len(study.get_trials(deepcopy=False)) >= spec.budget:
+                return ran
+            trial = study.ask()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+        ran += 1
+
+
+def run_workers(spec: StudySpec, objective: Objective, workers: int = 1) -> list[int]:
+    """`workers` processes on one study (the objective must be importable: spawned workers
+    pickle it); returns the trials each ran."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    open_study(spec)  # created once here, so workers only ever load it
+    if workers == 1:
+        return [work(spec, objective)]
+    specs = [replace(spec, seed=spec.seed + i) for i in range(workers)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.starmap(work, [(s, objective) for s in specs])
