@@ -86,6 +86,11 @@ def cmd_live(args: argparse.Namespace) -> int:
         for symbol, r in reports.items()
     ]
     print(markdown_table(PARITY_HEADER, rows))
+    if any(not r.executable for r in reports.values()):
+        print(
+            "the model exits at barriers: live execution cannot place those exits yet, so its "
+            "signals were recorded and compared, and nothing was traded"
+        )
     if args.json:
         payload = {s: r.to_json() for s, r in reports.items()}
         Path(args.json).write_text(json.dumps(payload, indent=2, default=json_default))
