@@ -156,4 +156,5 @@ def barrier_widths(
         step = np.diff(ts) == step_ms
         returns[1:] = np.where(step, np.diff(np.log(close)), np.nan)
     sigma = pd.Series(returns).rolling(vol_window, min_periods=vol_window).std().to_numpy()
-    return k * sigma * np.sqrt(horizon)
+    # k × (σ√T), in that order: the labels' k × scale is then bit-equal to the exits' width.
+    return k * (sigma * np.sqrt(horizon))

@@ -72,12 +72,16 @@ def market_scale(candles: pd.DataFrame, timeframe: str, rule: LabelRule) -> np.n
     )
 
 
-def market_outcomes(candles: pd.DataFrame, timeframe: str, rule: LabelRule):
-    """The barrier outcomes of one market's candles under `rule`."""
+def market_outcomes(
+    candles: pd.DataFrame, timeframe: str, rule: LabelRule, scale: np.ndarray | None = None
+):
+    """The barrier outcomes of one market's candles under `rule` (`scale`: its
+    `market_scale`, when the caller has it already)."""
     step = timeframe_ms(timeframe)
     ts = candles["timestamp"].to_numpy(dtype="int64")
     o, h, lo, c = (candles[x].to_numpy(dtype="float64") for x in ("open", "high", "low", "close"))
-    scale = market_scale(candles, timeframe, rule)
+    if scale is None:
+        scale = market_scale(candles, timeframe, rule)
     width = np.full(len(ts), np.inf) if rule.barrier_k is None else rule.barrier_k * scale
     return barrier_outcomes(
         ts,
@@ -120,7 +124,8 @@ def attach_labels(
     """
     parts = []
     for symbol, frame in candles.items():
-        out = market_outcomes(frame, timeframe, rule)
+        scale = market_scale(frame, timeframe, rule)
+        out = market_outcomes(frame, timeframe, rule, scale)
         parts.append(
             pd.DataFrame(
                 {
@@ -129,7 +134,7 @@ def attach_labels(
                     "forward_return": out.long_return,
                     "outcome": out.label,
                     "label": np.where(out.label == NO_TRADE, np.nan, out.label),
-                    "scale": market_scale(frame, timeframe, rule),
+                    "scale": scale,
                 }
             )
         )

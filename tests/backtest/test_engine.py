@@ -12,9 +12,8 @@ from pipeline.features.barriers import (
     EXIT_LOWER,
     EXIT_TIME,
     EXIT_UPPER,
-    barrier_outcomes,
-    barrier_widths,
 )
+from pipeline.features.labels import LabelRule, market_outcomes
 
 HOUR = 3_600_000
 T0 = 1_600_000_000 // 3600 * 3600 * 1000  # on the hour grid
@@ -359,12 +358,8 @@ def test_barrier_exits_equal_the_labels_exits_on_a_sample_market(sample_frames, 
     """Decisions far enough apart not to meet: each trade leaves when and where its label says."""
     frame = sample_frames["SOLUSDT"].iloc[:6000].reset_index(drop=True)
     horizon, spacing = 12, 30
-    ts = frame["timestamp"].to_numpy()
-    o, h, lo, c = (frame[x].to_numpy() for x in ("open", "high", "low", "close"))
-    width = barrier_widths(ts, c, step_ms=HOUR, k=k, horizon=horizon)
-    label = barrier_outcomes(
-        ts, o, h, lo, c, step_ms=HOUR, width=width, horizon=horizon, cost=0.001
-    )
+    # The labels' own path (features.labels), not a re-derivation of its widths.
+    label = market_outcomes(frame, "1h", LabelRule(horizon=horizon, barrier_k=k, cost=0.001))
     decided = np.flatnonzero(np.isfinite(label.label))[::spacing]
     d = np.zeros(len(frame), dtype=np.int8)
     d[decided] = np.where(np.arange(len(decided)) % 2 == 0, 1, -1)
