@@ -107,7 +107,7 @@ def test_report_has_every_strategy_and_the_calibration(reports) -> None:
     assert spread["per_seed"][0]["sharpe"] == report["pooled"]["lstm"]["backtest"]["sharpe"]
     low, high = spread["spread"]["sharpe"]["min"], spread["spread"]["sharpe"]["max"]
     assert low <= spread["per_seed"][1]["sharpe"] <= high
-    assert report["folds"][0]["other_seeds"][1]["point"]["threshold"] >= 0.5
+    assert spread["per_seed"][1] != spread["per_seed"][0]  # the other seed was really used
 
 
 def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports) -> None:

@@ -34,6 +34,21 @@ TIMEFRAMES = ["1h", "4h", "1d"]
 RISK, FEE, BALANCE = 0.5, 0.0005, 10_000.0
 
 
+def _resources(database_url: str, api_url: str, home) -> dict:
+    """The live job's resources on the replay exchange: paper broker, fast bounded retries."""
+    return replay_resources(
+        database_url,
+        api_url,
+        str(home),
+        since="2020-10-01",
+        fee=FEE,
+        balance=BALANCE,
+        risk_fraction=RISK,
+        retry_attempts=2,
+        retry_backoff_s=0.05,
+    )
+
+
 @pytest.fixture()
 def live(tmp_path, sample_frames, db, database_url):
     folder = live_folder(tmp_path, sample_frames, CANDLES)
@@ -42,17 +57,7 @@ def live(tmp_path, sample_frames, db, database_url):
     model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES)
     exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
     with ReplayServer(exchange) as server:
-        resources = replay_resources(
-            database_url,
-            server.url,
-            str(tmp_path),
-            since="2020-10-01",
-            fee=FEE,
-            balance=BALANCE,
-            risk_fraction=RISK,
-            retry_attempts=2,
-            retry_backoff_s=0.05,
-        )
+        resources = _resources(database_url, server.url, tmp_path)
         yield LiveReplay(resources, exchange), db, symbols, model_id, folder
 
 
@@ -206,17 +211,7 @@ def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames
     install_random_model(db, symbols, TIMEFRAMES, label=rule)
     exchange = ReplayExchange(folder, ReplayClock(LIVE_START + HOUR + 60_000, speed=1.0))
     with ReplayServer(exchange) as server:
-        resources = replay_resources(
-            database_url,
-            server.url,
-            str(tmp_path),
-            since="2020-10-01",
-            fee=FEE,
-            balance=BALANCE,
-            risk_fraction=RISK,
-            retry_attempts=2,
-            retry_backoff_s=0.05,
-        )
+        resources = _resources(database_url, server.url, tmp_path)
         replay = LiveReplay(resources, exchange)
         result = _run_first_candle(replay)
     assert result.success
