@@ -161,6 +161,7 @@ class MarketArrays:
     low: np.ndarray
     close: np.ndarray
     width: np.ndarray  # barrier distance per decision candle (inf: time exits only)
+    time_limit: np.ndarray  # candles a trade entered after each decision candle may last
     funding: np.ndarray  # rate settled at each candle's open (0: no settlement)
 
 
@@ -171,20 +172,47 @@ class Replayed:
     rows: np.ndarray  # one row per trade (see `pipeline.backtest.kernel.replay`)
 
 
+# Exits that change over time: (first decision ms, time limit T, barrier k or None), ascending.
+# A walk-forward whose refits chose their own label rules replays each decision with the rule
+# of the refit that made it.
+ExitSchedule = tuple[tuple[int, int, float | None], ...]
+
+
+def _exits(
+    ts: np.ndarray, close: np.ndarray, cfg: BacktestConfig, schedule: ExitSchedule | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Barrier width and time limit per decision candle (`cfg`'s, or the schedule's)."""
+    rules = schedule or ((int(ts[0]), cfg.horizon, cfg.barrier_k),)
+    width = np.full(len(ts), np.inf)
+    limit = np.full(len(ts), cfg.horizon, dtype=np.int64)
+    for k, (since, horizon, barrier_k) in enumerate(rules):
+        until = rules[k + 1][0] if k + 1 < len(rules) else np.iinfo(np.int64).max
+        here = (ts >= since) & (ts < until)
+        if not here.any():
+            continue
+        width[here] = barrier_widths(
+            ts,
+            close,
+            step_ms=cfg.step_ms,
+            k=barrier_k,
+            horizon=horizon,
+            vol_window=cfg.vol_window,
+        )[here]
+        limit[here] = horizon
+    return width, limit
+
+
 def market_arrays(
-    candles: pd.DataFrame, cfg: BacktestConfig, funding: FundingHistory | None = None
+    candles: pd.DataFrame,
+    cfg: BacktestConfig,
+    funding: FundingHistory | None = None,
+    schedule: ExitSchedule | None = None,
 ) -> MarketArrays:
-    """What a replay of `candles` under `cfg` reads, computed once (many replays reuse it)."""
+    """What a replay of `candles` under `cfg` reads, computed once (many replays reuse it);
+    with `schedule`, each decision exits by the rule in force at its candle."""
     a = _arrays(candles)
     ts = a["timestamp"]
-    width = barrier_widths(
-        ts,
-        a["close"],
-        step_ms=cfg.step_ms,
-        k=cfg.barrier_k,
-        horizon=cfg.horizon,
-        vol_window=cfg.vol_window,
-    )
+    width, limit = _exits(ts, a["close"], cfg, schedule)
     return MarketArrays(
         timestamp=ts,
         open=a["open"],
@@ -192,6 +220,7 @@ def market_arrays(
         low=a["low"],
         close=a["close"],
         width=width,
+        time_limit=limit,
         funding=_funding(ts, cfg, funding),
     )
 
@@ -218,7 +247,7 @@ def replay_arrays(arrays: MarketArrays, decisions: np.ndarray, cfg: BacktestConf
         arrays.width,
         arrays.funding,
         cfg.step_ms,
-        cfg.horizon,
+        arrays.time_limit,
         cfg.entry_fee,
         cfg.fee,
         cfg.slippage,
@@ -233,14 +262,16 @@ def run_backtest(
     decisions: np.ndarray,
     cfg: BacktestConfig | None = None,
     funding: FundingHistory | None = None,
+    schedule: ExitSchedule | None = None,
 ) -> BacktestResult:
     """Replay one market's decisions under the rules in this module's docstring.
 
     `funding` is the market's stored funding history, (settlement ms, rate) ascending, where
-    ingested; settlements it does not cover are charged the configured constant.
+    ingested; settlements it does not cover are charged the configured constant. `schedule`
+    replaces `cfg`'s exits by rules that change over time.
     """
     cfg = cfg or BacktestConfig()
-    arrays = market_arrays(candles, cfg, funding)
+    arrays = market_arrays(candles, cfg, funding, schedule)
     d = _decision_array(decisions, len(arrays.timestamp))
     done = replay_arrays(arrays, d, cfg)
     return _result(arrays.timestamp, done.position, done.equity, done.rows, d, cfg)

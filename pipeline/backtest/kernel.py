@@ -84,6 +84,9 @@ def replay(
 ):
     """Replay `decisions` (int8, known at each close) over one market's candles.
 
+    `width` and `time_limit` are per decision candle (a walk-forward whose refits chose
+    different exits replays them in one pass).
+
     Returns (position, equity, trades, count, ruined_after): `trades` is a float64 array with
     one row per trade — start, end (last candle held), side, entry price, exit price,
     exit kind, gross, net, funding paid (fraction of entry notional) — of which the first
@@ -119,7 +122,7 @@ def replay(
                     lower = open_[k] * (1.0 - width[k - 1])
                 else:
                     upper, lower = np.inf, -np.inf
-                expiry = k + time_limit - 1
+                expiry = k + time_limit[k - 1] - 1
                 pending = 0
             elif pending == -side:
                 exit_price, exit_kind = open_[k], EXIT_REVERSE
@@ -162,7 +165,7 @@ def replay(
                     lower = entry * (1.0 - width[k - 1])
                 else:
                     upper, lower = np.inf, -np.inf
-                expiry = k + time_limit - 1
+                expiry = k + time_limit[k - 1] - 1
                 paid = 0.0
                 base = settled
         if side != 0:

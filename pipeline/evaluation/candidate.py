@@ -32,7 +32,7 @@ from pipeline.model.contract import (
     window_scale,
 )
 from pipeline.model.dataset import WindowSet, make_windows
-from pipeline.model.operating import OperatingPoint, fit_edge
+from pipeline.model.operating import Edge, OperatingPoint, fit_edge
 from pipeline.model.scaler import Scaler
 from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.model.training import TrainConfig, TrainResult
@@ -77,6 +77,13 @@ class Candidate:
     config: CandidateConfig
     operating: OperatingPoint
     operating_options: list[dict[str, object]]
+    segment: Segment | None = None  # the validation decisions the point was chosen on
+    edge: Edge | None = None  # the expected-value edge, from training rows
+
+    @property
+    def chosen_option(self) -> dict[str, object]:
+        """The operating option kept: its validation figures (coverage, trades, Sharpe…)."""
+        return next(o for o in self.operating_options if o.get("chosen", True))
 
     def record(self) -> ModelRecord:
         best = self.result.best
@@ -165,6 +172,8 @@ def fit_candidate(
         config=cfg,
         operating=chosen.point,
         operating_options=chosen.table.to_dict("records"),
+        segment=segment,
+        edge=edge,
     )
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.engine import (
     BacktestResult,
+    ExitSchedule,
     always_long_decisions,
     buy_and_hold,
     run_backtest,
@@ -44,9 +45,12 @@ def compare_strategies(
     sides: dict[str, np.ndarray],
     cfg: BacktestConfig,
     references: bool = True,
+    schedules: dict[str, ExitSchedule] | None = None,
 ) -> dict[str, dict[str, BacktestResult]]:
     """Strategy → market → backtest over [start, end]: each strategy's decided sides (one per
-    (market, timestamp) decision), then with `references` always-long and buy-and-hold."""
+    (market, timestamp) decision), then with `references` always-long and buy-and-hold.
+    A strategy in `schedules` exits by its own rules over time instead of `cfg`'s."""
+    schedules = schedules or {}
     market = np.asarray(market)
     timestamp = pd.DatetimeIndex(timestamp)
     names = [*sides, *(REFERENCES if references else ())]
@@ -56,7 +60,7 @@ def compare_strategies(
         mine = market == symbol
         for name, side in sides.items():
             series = decision_series(period, timestamp[mine], np.asarray(side)[mine])
-            out[name][symbol] = run_backtest(period, series, cfg)
+            out[name][symbol] = run_backtest(period, series, cfg, schedule=schedules.get(name))
         if references:
             out["always_long"][symbol] = run_backtest(
                 period, always_long_decisions(len(period)), cfg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from pipeline.evaluation.tuned import TUNED_MODELS
 from pipeline.evaluation.walk_forward import STRATEGIES
 from pipeline.tables import markdown_table
 
@@ -46,7 +47,9 @@ def summary_table(report: dict, scope: str = "pooled") -> str:
         *(f"net % at {100 * float(fee):.2f} %/side" for fee in fees),
     ]
     table = []
-    for name in STRATEGIES:
+    order = [name for name in ("lstm", *TUNED_MODELS) if name in rows]
+    order += [name for name in STRATEGIES if name != "lstm"]
+    for name in order:
         figures = rows[name]
         bt = figures.get("backtest", {})
         sensitivity = report["cost_sensitivity"][name] if fees else {}
@@ -128,24 +131,29 @@ def trials_line(report: dict) -> str:
     t = report.get("trials") or {}
     if t.get("trials") is None:
         return "Trials: this look was not recorded in the ledger."
-    d = t["deflated_sharpe"]
-    return (
-        f"Trials: {t['trials']} look(s) at an overlapping test period in the ledger (this one "
-        f"is #{t['trial_id']}); deflated Sharpe ratio {d['dsr']:.3f} (annualised Sharpe "
-        f"{t['annualised_sharpe']:.2f} against the best-of-{t['trials']} benchmark "
-        f"{d['expected_max_sharpe']:.2e} per candle, {d['observations']} candles)."
-    )
+    tuning = t.get("tuning_trials", 0)
+    lines = [
+        f"Trials: {t['looks']} look(s) at an overlapping test period in the ledger (this one "
+        f"is #{t['trial_id']}) and {tuning} tuning trial(s): {t['trials']} in all."
+    ]
+    for name, d in t.get("deflated", {}).items():
+        lines.append(
+            f"- {name}: deflated Sharpe ratio {d['dsr']:.3f} (annualised Sharpe "
+            f"{d['annualised_sharpe']:.2f} against the best-of-{t['trials']} benchmark "
+            f"{d['expected_max_sharpe']:.2e} per candle, {d['observations']} candles)."
+        )
+    return "\n".join(lines)
 
 
-def seed_line(report: dict) -> str:
-    """The LSTM's pooled figures across seeds: one seed's figure is not a result."""
-    spread = report.get("seed_spread") or {}
+def seed_line(report: dict, key: str = "seed_spread", model: str = "LSTM") -> str:
+    """A model's pooled figures across seeds: one seed's figure is not a result."""
+    spread = report.get(key) or {}
     if len(spread.get("seeds", [])) < 2:
-        return "Seeds: one LSTM seed only (--seeds adds more); no per-seed spread measured."
+        return f"Seeds: one {model} seed only; no per-seed spread measured."
     s = spread["spread"]
     net = s["total_return"]
     return (
-        f"Seeds {spread['seeds']}: net return {100 * net['min']:+.1f} … "
+        f"{model} seeds {spread['seeds']}: net return {100 * net['min']:+.1f} … "
         f"{100 * net['max']:+.1f} % (median {100 * net['median']:+.1f}), "
         f"Sharpe {s['sharpe']['min']:.2f} … {s['sharpe']['max']:.2f}, profit factor "
         f"{s['profit_factor']['min']:.2f} … {s['profit_factor']['max']:.2f}, trades "

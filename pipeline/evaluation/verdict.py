@@ -17,6 +17,8 @@ import pandas as pd
 from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.metrics import candle_returns
 from pipeline.backtest.pool import pool_equity
+from pipeline.evaluation.tuned import TUNED_MODELS
+from pipeline.evaluation.window_search import TUNING_KIND
 from pipeline.stats import deflated_sharpe_from_returns, trials_sharpe_variance
 from pipeline.store import trials as ledger
 from pipeline.store.database import Database
@@ -35,7 +37,13 @@ def record_look(
     backtests: dict[str, dict[str, BacktestResult]],
     periods_per_year: float,
 ) -> dict[str, Any]:
-    """Append this evaluation to the ledger; return the trial count and the deflated Sharpe."""
+    """Append this evaluation to the ledger; return the trial count and the deflated Sharpe
+    of each LSTM variant in the report.
+
+    The count is every look at an overlapping test period plus every tuning trial the ledger
+    holds (each searched configuration was a try, wherever its validation lay); the spread
+    of their recorded Sharpe ratios sets the benchmark.
+    """
     config = {**report["config"], "label_rule": report["label_rule"]}
     start = pd.Timestamp(config["test_start"], tz="UTC")
     end = pd.Timestamp(config["test_end"], tz="UTC")
@@ -55,19 +63,30 @@ def record_look(
             figures=figures,
         )
         looks = ledger.count_trials(conn, kind=KIND, period_start=start, period_end=end)
+        tuning = ledger.count_trials(conn, kind=TUNING_KIND)
         sharpes = ledger.trial_sharpes(conn, kind=KIND, period_start=start, period_end=end)
-    returns = candle_returns(pool_equity(backtests["lstm"]).to_numpy())
+        sharpes += ledger.trial_sharpes(conn, kind=TUNING_KIND)
+    trials = looks + tuning
     variance = trials_sharpe_variance(sharpes, periods_per_year)
-    deflated = deflated_sharpe_from_returns(returns, looks, variance)
+    deflated = {}
+    for name in ("lstm", *TUNED_MODELS):
+        if name not in backtests:
+            continue
+        returns = candle_returns(pool_equity(backtests[name]).to_numpy())
+        d = deflated_sharpe_from_returns(returns, trials, variance)
+        deflated[name] = {**d, "annualised_sharpe": float(np.sqrt(periods_per_year) * d["sharpe"])}
     return {
         "trial_id": trial_id,
-        "trials": looks,
+        "looks": looks,
+        "tuning_trials": tuning,
+        "trials": trials,
         "trial_sharpes": sharpes,
-        "deflated_sharpe": deflated,
+        "deflated": deflated,
+        "deflated_sharpe": deflated["lstm"],  # the untuned LSTM's, as before
         "deflated_sharpe_note": (
-            "per-candle Sharpe of the LSTM's pooled equity against the best of "
-            f"{looks} looks at an overlapping test period; dsr is the probability that the "
-            "true Sharpe exceeds that luck"
+            "per-candle Sharpe of each LSTM's pooled equity against the best of "
+            f"{trials} tries ({looks} looks at an overlapping test period, {tuning} tuning "
+            "trials); dsr is the probability that the true Sharpe exceeds that luck"
         ),
-        "annualised_sharpe": float(np.sqrt(periods_per_year) * deflated["sharpe"]),
+        "annualised_sharpe": deflated["lstm"]["annualised_sharpe"],
     }

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import FEE_SENSITIVITY, BacktestConfig
-from pipeline.backtest.engine import BacktestResult
+from pipeline.backtest.engine import BacktestResult, ExitSchedule
 from pipeline.backtest.pool import pool_metrics
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.evaluation.baselines import BASELINES, baseline_probabilities, momentum_probability
@@ -34,9 +34,11 @@ from pipeline.evaluation.comparison import REFERENCES, compare_strategies
 from pipeline.evaluation.label_choice import HORIZONS, choose_label_rule
 from pipeline.evaluation.operating_choice import OperatingChoice, Segment, choose_operating_point
 from pipeline.evaluation.random_entries import random_entries
+from pipeline.evaluation.tuned import TUNED_MODELS, TuningConfig, tune_fold
 from pipeline.evaluation.verdict import record_look
+from pipeline.evaluation.window_search import WindowSearch
 from pipeline.features.compute import compute_features
-from pipeline.features.labels import LabelRule, attach_labels
+from pipeline.features.labels import LABEL_COLUMNS, LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.model.contract import fit_model, segment_windows, window_scale
@@ -83,12 +85,16 @@ class EvaluationConfig:
     n_select: int = 50
     random_draws: int = 1000
     seeds: tuple[int, ...] = ()  # more LSTM seeds, same everything else: the per-seed spread
+    tuning: TuningConfig | None = None  # a study per refit, a tuned LSTM and its ensemble
     train: TrainConfig = field(default_factory=TrainConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
 
     @property
     def horizon(self) -> int:
         """The longest time limit the label may get: what the embargo must cover."""
+        if self.tuning is not None:
+            longest = self.tuning.space.max_horizon
+            return max(longest, self.label.horizon if self.label is not None else max(HORIZONS))
         if self.label is not None:
             return self.label.horizon
         return (
@@ -98,8 +104,20 @@ class EvaluationConfig:
         )
 
     @property
+    def max_window(self) -> int:
+        """The longest window a model may read: what the embargo must cover."""
+        if self.tuning is None:
+            return self.train.window
+        return max(self.train.window, self.tuning.space.max_window)
+
+    @property
     def evaluated_markets(self) -> tuple[str, ...]:
         return self.test_markets or self.markets
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Strategies deciding from P(up) in this evaluation."""
+        return (*MODELS, *TUNED_MODELS) if self.tuning is not None else MODELS
 
 
 def _utc(text: str) -> pd.Timestamp:
@@ -116,7 +134,7 @@ def fold_plan(cfg: EvaluationConfig) -> list[dict[str, pd.Timestamp]]:
     `validation_share` of each fit period is its validation split.
     """
     step = pd.Timedelta(milliseconds=timeframe_ms(cfg.timeframe))
-    embargo = (cfg.train.window + cfg.horizon) * step
+    embargo = (cfg.max_window + cfg.horizon) * step
     test_start, test_end = _utc(cfg.test_start), _utc(cfg.test_end)
     train_start, train_end = _utc(cfg.train_start), _utc(cfg.train_end)
     if not train_start < train_end < test_start < test_end:
@@ -160,8 +178,10 @@ def _fit_fold(
     rule: LabelRule,
     plan: dict,
     log: Callable,
-) -> tuple[dict, pd.DataFrame]:
-    """Fit one fold on its past; return its record and its test decisions per strategy."""
+    server_url: str | None = None,
+) -> tuple[dict, pd.DataFrame, tuple[int, int, float | None] | None]:
+    """Fit one fold on its past; return its record, its test decisions per strategy and,
+    when tuning, the exit rule its tuned models' decisions use."""
     fit = data[(data["timestamp"] >= plan["fit_start"]) & (data["timestamp"] <= plan["test_end"])]
     train_rows = fit[fit["market"].isin(cfg.markets)]
     step = pd.Timedelta(milliseconds=timeframe_ms(cfg.timeframe))
@@ -317,7 +337,43 @@ def _fit_fold(
         "gap": float(result.best["gap"]),
         "other_seeds": seed_records,
     }
-    return record, decisions
+    if cfg.tuning is None:
+        return record, decisions, None
+    if server_url is None:
+        raise ValueError("tuning needs the project's database: its studies live in PostgreSQL")
+    search = WindowSearch(
+        markets=cfg.markets,
+        fit_start=plan["fit_start"].isoformat(),
+        fit_end=plan["fit_end"].isoformat(),
+        selected=tuple(selection.selected),
+        timeframe=cfg.timeframe,
+        train=cfg.train,
+        label=rule,
+        operating=cfg.operating,
+        costs=cfg.backtest,
+        space=cfg.tuning.space,
+        inner_folds=cfg.tuning.inner_folds,
+        validation_share=cfg.validation_share,
+    )
+    features = data.drop(columns=[c for c in LABEL_COLUMNS if c in data.columns])
+    record["tuned"], tuned, exits = tune_fold(
+        features,
+        candles,
+        search,
+        cfg.tuning,
+        server_url,
+        plan["test_start"],
+        plan["test_end"],
+        cfg.evaluated_markets,
+        log,
+    )
+    # Keyed on the untuned model's decision candles: a shorter tuned window would add a few
+    # candles right after gaps, which are left out (the same candles for every strategy).
+    decisions = decisions.merge(tuned, on=["market", "timestamp"], how="left")
+    for column in tuned.columns:
+        if column.startswith("side_"):
+            decisions[column] = decisions[column].fillna(0).astype(np.int8)
+    return record, decisions, exits
 
 
 def _with_ci(stamps, hits: np.ndarray, seed: int) -> dict[str, float]:
@@ -326,10 +382,11 @@ def _with_ci(stamps, hits: np.ndarray, seed: int) -> dict[str, float]:
 
 
 def _classification(rows: pd.DataFrame, strategy: str, seed: int) -> dict[str, object]:
-    if strategy not in MODELS:
+    if f"p_{strategy}" not in rows.columns:
         return {}
-    rows = rows[rows["label"].notna()]  # unlabelled windows trade but cannot be scored
-    p, y = rows[f"p_{strategy}"].to_numpy(), rows["label"].to_numpy()
+    label = "label_tuned" if strategy in TUNED_MODELS else "label"  # each by its own rule
+    rows = rows[rows[label].notna()]  # unlabelled windows trade but cannot be scored
+    p, y = rows[f"p_{strategy}"].to_numpy(), rows[label].to_numpy()
     side = rows[f"side_{strategy}"].to_numpy()
     signal = side != 0
     right = (side[signal] == 1) == (y[signal] == 1.0)
@@ -395,16 +452,19 @@ def _replay_test(
     cfg: EvaluationConfig,
     rows: pd.DataFrame,
     costs: BacktestConfig,
+    tuned_exits: ExitSchedule | None = None,
 ) -> dict[str, dict[str, BacktestResult]]:
-    """Every strategy's stitched test decisions replayed over the test period."""
+    """Every strategy's stitched test decisions replayed over the test period; the tuned
+    models' with the exit rule each refit chose."""
     return compare_strategies(
         candles,
         _utc(cfg.test_start),
         _utc(cfg.test_end),
         rows["market"].to_numpy(),
         rows["timestamp"],
-        {name: rows[f"side_{name}"].to_numpy() for name in MODELS},
+        {name: rows[f"side_{name}"].to_numpy() for name in cfg.models},
         costs,
+        schedules={name: tuned_exits for name in TUNED_MODELS} if tuned_exits else None,
     )
 
 
@@ -417,19 +477,24 @@ def _seed_spread(
     costs: BacktestConfig,
     rows: pd.DataFrame,
     lstm: dict,
+    prefix: str = "side_lstm_seed",
+    seeds: tuple[int, ...] | None = None,
+    schedule: ExitSchedule | None = None,
 ) -> dict[str, object]:
-    """The LSTM's pooled test figures per seed (the configured one first) and their range."""
+    """A model's pooled test figures per seed (the reported one first: `lstm`) and their
+    range; the other seeds' sides are the columns `prefix{seed}`."""
     per_seed = {cfg.train.seed: {k: float(lstm["backtest"][k]) for k in SPREAD_FIGURES}}
-    for seed in cfg.seeds:
+    for seed in cfg.seeds if seeds is None else seeds:
         runs = compare_strategies(
             candles,
             _utc(cfg.test_start),
             _utc(cfg.test_end),
             rows["market"].to_numpy(),
             rows["timestamp"],
-            {"x": rows[f"side_lstm_seed{seed}"].to_numpy()},
+            {"x": rows[f"{prefix}{seed}"].to_numpy()},
             costs,
             references=False,
+            schedules={"x": schedule} if schedule else None,
         )["x"]
         pooled = pool_metrics(runs)
         per_seed[seed] = {k: float(pooled[k]) for k in SPREAD_FIGURES}
@@ -449,11 +514,12 @@ def _cost_sensitivity(
     cfg: EvaluationConfig,
     costs: BacktestConfig,
     rows: pd.DataFrame,
+    tuned_exits: ExitSchedule | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Strategy → fee a side → pooled net return and Sharpe, the decisions unchanged."""
-    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in STRATEGIES}
+    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in (*cfg.models, *REFERENCES)}
     for fee in FEE_SENSITIVITY:
-        runs = _replay_test(candles, cfg, rows, replace(costs, fee=fee))
+        runs = _replay_test(candles, cfg, rows, replace(costs, fee=fee), tuned_exits)
         for name, by_market in runs.items():
             pooled = pool_metrics(by_market)
             out[name][f"{fee:.4f}"] = {
@@ -487,22 +553,26 @@ def evaluate(
     plans = fold_plan(cfg)
     rule, label_choice = _choose_rule(features, candles, names, cfg, plans[0], log)
     data = attach_labels(features, candles, cfg.timeframe, rule)
-    folds, decisions = [], []
+    folds, decisions, exits = [], [], []
+    server_url = ledger.url if ledger is not None else None
     for k, plan in enumerate(plans, 1):
         log(
             f"fold {k}/{cfg.folds}: fit {plan['fit_start']:%Y-%m-%d}…{plan['fit_end']:%Y-%m-%d}, "
             f"test {plan['test_start']:%Y-%m-%d}…{plan['test_end']:%Y-%m-%d}"
         )
-        record, rows = _fit_fold(data, candles, names, cfg, rule, plan, log)
+        record, rows, fold_exits = _fit_fold(data, candles, names, cfg, rule, plan, log, server_url)
         folds.append(record)
         decisions.append(rows)
+        if fold_exits is not None:
+            exits.append(fold_exits)
     rows = pd.concat(decisions, ignore_index=True)
+    tuned_exits: ExitSchedule | None = tuple(sorted(exits)) or None
     costs = cfg.backtest.exiting_by(rule, cfg.timeframe)
     tested = {market: candles[market] for market in cfg.evaluated_markets}
-    backtests = _replay_test(tested, cfg, rows, costs)
+    backtests = _replay_test(tested, cfg, rows, costs, tuned_exits)
     seed = cfg.train.seed
     report: dict[str, object] = {"markets": {}, "pooled": {}}
-    for strategy in STRATEGIES:
+    for strategy in (*cfg.models, *REFERENCES):
         report["pooled"][strategy] = {
             **_classification(rows, strategy, seed),
             **_trading(backtests[strategy], seed),
@@ -533,8 +603,28 @@ def evaluate(
         f"{report['random_entries']['uniform']['sharpe_percentile']:.1f} (uniform) and "
         f"{report['random_entries']['same_candles']['sharpe_percentile']:.1f} (its own candles)"
     )
-    report["cost_sensitivity"] = _cost_sensitivity(tested, cfg, costs, rows)
+    report["cost_sensitivity"] = _cost_sensitivity(tested, cfg, costs, rows, tuned_exits)
     report["seed_spread"] = _seed_spread(tested, cfg, costs, rows, report["pooled"]["lstm"])
+    if cfg.tuning is not None:
+        members = tuple(cfg.train.seed + i for i in range(1, cfg.tuning.ensemble))
+        report["tuned_seed_spread"] = _seed_spread(
+            tested,
+            cfg,
+            costs,
+            rows,
+            report["pooled"]["lstm_tuned"],
+            prefix="side_tuned_seed",
+            seeds=members,
+            schedule=tuned_exits,
+        )
+        report["tuned_exits"] = [
+            {
+                "from": pd.Timestamp(ms, unit="ms", tz="UTC").isoformat(),
+                "horizon": t,
+                "barrier_k": k,
+            }
+            for ms, t, k in tuned_exits or ()
+        ]
     report["label_rule"] = rule.to_json()
     report["label_choice"] = label_choice
     report["folds"] = folds

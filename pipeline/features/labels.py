@@ -110,6 +110,9 @@ def class_balance(labels: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return table.reset_index()
 
 
+LABEL_COLUMNS = ("forward_return", "outcome", "label", "scale")  # what `attach_labels` adds
+
+
 def attach_labels(
     features: pd.DataFrame,
     candles: dict[str, pd.DataFrame],

@@ -1,11 +1,14 @@
 """Walk-forward evaluation on a small slice: nothing fitted sees its test period."""
 
 import dataclasses
+import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.evaluation.search_space import SearchSpace
+from pipeline.evaluation.tuned import TuningConfig
 from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate, fold_plan
 from pipeline.exchange.markets import symbol_from_id
 from pipeline.features.labels import LabelRule
@@ -23,6 +26,18 @@ CFG = EvaluationConfig(
     random_draws=40,
     seeds=(1,),
     train=TrainConfig(window=8, max_epochs=1, hidden=16),
+    # A tiny study per refit (three trials on a small space) and a two-seed ensemble.
+    tuning=TuningConfig(
+        budget=3,
+        ensemble=2,
+        space=SearchSpace(
+            windows=(4, 8),
+            hidden=(8, 16),
+            horizons=(6, 12),
+            barrier_k=(1.0, 1.5),
+            coverages=(0.2, 0.35),
+        ),
+    ),
 )
 END = 1640995200000  # 2022-01-01
 
@@ -61,31 +76,56 @@ def ledger(pg_server):
 @pytest.fixture(scope="module")
 def reports(sample_frames, ledger):
     candles = _candles(sample_frames)
-    first = evaluate(candles, CFG, ledger=ledger)
-    second = evaluate(_shake_test_period(candles), CFG, ledger=ledger)
+    run = uuid.uuid4().hex[:8]  # new studies each time (the same prefix would resume them)
+    first = evaluate(candles, _studies(f"{run}a"), ledger=ledger)
+    second = evaluate(_shake_test_period(candles), _studies(f"{run}b"), ledger=ledger)
     return first, second
+
+
+def _studies(prefix: str) -> EvaluationConfig:
+    return dataclasses.replace(CFG, tuning=dataclasses.replace(CFG.tuning, study_prefix=prefix))
 
 
 def test_every_evaluation_appends_to_the_trials_ledger(reports, ledger) -> None:
     from pipeline.store.trials import list_trials
 
     first, second = reports
-    assert (first["trials"]["trials"], second["trials"]["trials"]) == (1, 2)
+    assert (first["trials"]["looks"], second["trials"]["looks"]) == (1, 2)
+    # Every tuning trial is in the same ledger and counted: three per study, one study each.
+    assert (first["trials"]["tuning_trials"], second["trials"]["tuning_trials"]) == (3, 6)
+    assert (first["trials"]["trials"], second["trials"]["trials"]) == (4, 8)
     with ledger.connection() as conn:
-        rows = list_trials(conn)
+        every = list_trials(conn)
+    rows = [r for r in every if r["kind"] == "walk_forward"]
     assert [r["id"] for r in rows] == [second["trials"]["trial_id"], first["trials"]["trial_id"]]
+    tuning = [r for r in every if r["kind"] == "tuning"]
+    studies = {r["config"]["study"] for r in tuning}
+    assert studies == {first["folds"][0]["tuned"]["study"], second["folds"][0]["tuned"]["study"]}
+    assert all(r["period_end"] <= pd.Timestamp(CFG.test_start, tz="UTC") for r in tuning)
     assert rows[1]["figures"]["sharpe"] == pytest.approx(
         first["pooled"]["lstm"]["backtest"]["sharpe"]
     )
-    # One look: the benchmark is 0 (the probabilistic Sharpe); two: a positive benchmark.
-    assert first["trials"]["deflated_sharpe"]["expected_max_sharpe"] == 0.0
-    assert second["trials"]["deflated_sharpe"]["expected_max_sharpe"] > 0.0
+    # One look, but three tuning trials beside it: the benchmark is already positive, for the
+    # untuned LSTM and each tuned one alike.
+    for report in reports:
+        deflated = report["trials"]["deflated"]
+        assert set(deflated) == {"lstm", "lstm_tuned", "lstm_ensemble"}
+        assert all(d["expected_max_sharpe"] > 0.0 for d in deflated.values())
 
 
 def test_report_has_every_strategy_and_the_calibration(reports) -> None:
     report, _ = reports
     pooled = report["pooled"]
-    assert set(pooled) == {"lstm", "logistic", "gbm", "momentum", "always_long", "buy_and_hold"}
+    assert set(pooled) == {
+        "lstm",
+        "lstm_tuned",
+        "lstm_ensemble",
+        "logistic",
+        "gbm",
+        "momentum",
+        "always_long",
+        "buy_and_hold",
+    }
     lstm = pooled["lstm"]
     assert lstm["samples"] > 0 and 0 <= lstm["accuracy"] <= 1
     assert len(lstm["test_reliability"]) == 10
@@ -108,6 +148,20 @@ def test_report_has_every_strategy_and_the_calibration(reports) -> None:
     low, high = spread["spread"]["sharpe"]["min"], spread["spread"]["sharpe"]["max"]
     assert low <= spread["per_seed"][1]["sharpe"] <= high
     assert spread["per_seed"][1] != spread["per_seed"][0]  # the other seed was really used
+    # The tuned model: seed 0 is `lstm_tuned`, seed 1 the ensemble's second member; both
+    # exit by the rule the refit's study chose.
+    tuned = report["tuned_seed_spread"]
+    assert tuned["seeds"] == [0, 1]
+    assert tuned["per_seed"][0]["sharpe"] == pooled["lstm_tuned"]["backtest"]["sharpe"]
+    rule = report["folds"][0]["tuned"]["label"]
+    assert report["tuned_exits"] == [
+        {
+            "from": "2021-11-01T00:00:00+00:00",
+            "horizon": rule["horizon"],
+            "barrier_k": rule["barrier_k"],
+        }
+    ]
+    assert set(report["folds"][0]["tuned"]["ensemble_validation"]) == {1}  # sizes ≤ 2 members
 
 
 def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports) -> None:
@@ -121,6 +175,16 @@ def test_selection_scaler_threshold_and_training_ignore_the_test_period(reports)
     assert a["edge"] == b["edge"]
     assert a["scaler_sha256"] == b["scaler_sha256"]
     assert a["operating_points"] == b["operating_points"]
+    # The study: every trial's parameters and value, hence the frozen best, and the ensemble.
+    ta, tb = a["tuned"], b["tuned"]
+    assert ta["study"] != tb["study"]  # two studies really ran (no resumed one)
+    assert [t["number"] for t in ta["trials"]] == [0, 1, 2]
+    for x, y in zip(ta["trials"], tb["trials"], strict=True):
+        assert {k: v for k, v in x.items() if "seconds" not in k} == {
+            k: v for k, v in y.items() if "seconds" not in k
+        }
+    assert ta["params"] == tb["params"]
+    assert ta["members"] == tb["members"] and ta["ensemble_point"] == tb["ensemble_point"]
     assert len(a["epochs"]) == len(b["epochs"])
     for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
         for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap"):
