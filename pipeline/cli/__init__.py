@@ -6,11 +6,21 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from pipeline.cli import db, evaluate, features, ingest, live, replay_exchange, run, trading
+from pipeline.cli import (
+    db,
+    evaluate,
+    features,
+    ingest,
+    live,
+    replay_exchange,
+    run,
+    trading,
+    tune,
+)
 from pipeline.cli.common import run_command
 
 # In `signals --help` order.
-COMMANDS = (ingest, replay_exchange, run, features, evaluate, live, trading, db)
+COMMANDS = (ingest, replay_exchange, run, features, evaluate, tune, live, trading, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,6 +66,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="more LSTM seeds (e.g. 1,2), refitted in every fold beside --seed: the per-seed "
         "spread of the headline figures",
     )
+    ev.add_argument(
+        "--tune-trials",
+        type=int,
+        default=0,
+        help="tune the LSTM in every refit: an Optuna study of this many trials on the refit's "
+        "training window (0, the default: no tuning); adds lstm_tuned and lstm_ensemble",
+    )
+    ev.add_argument("--tune-workers", type=int, default=1, help="worker processes per study")
+    ev.add_argument(
+        "--ensemble", type=int, default=5, help="seeds in the tuned ensemble (default 5)"
+    )
+    ev.add_argument(
+        "--study-prefix",
+        default="wf",
+        help="studies are named PREFIX-<window end>-<hash of the search and its candles>; the "
+        "same prefix resumes finished studies instead of searching again (default wf)",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--max-epochs", type=int, help="cap training epochs (quick looks)")
     ev.add_argument(
@@ -91,7 +108,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed_line,
         summary_table,
         trials_line,
+        tuned_lines,
     )
+    from pipeline.evaluation.tuned import TuningConfig
     from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate
     from pipeline.model.training import TrainConfig
     from pipeline.settings import Settings
@@ -131,6 +150,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         operating=operating,
         random_draws=args.random_draws,
         seeds=tuple(int(x) for x in args.seeds),
+        tuning=TuningConfig(
+            budget=args.tune_trials,
+            workers=args.tune_workers,
+            ensemble=args.ensemble,
+            study_prefix=args.study_prefix,
+        )
+        if args.tune_trials
+        else None,
         train=train,
         backtest=costs,
     )
@@ -160,6 +187,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(random_line(report))
     print(trials_line(report))
     print(seed_line(report))
+    if "tuned_seed_spread" in report:
+        print(seed_line(report, "tuned_seed_spread", "tuned LSTM"))
+        print()
+        print(tuned_lines(report))
     print()
     print(claims_table(report))
     print(

@@ -159,3 +159,47 @@ def seed_line(report: dict, key: str = "seed_spread", model: str = "LSTM") -> st
         f"{s['profit_factor']['min']:.2f} … {s['profit_factor']['max']:.2f}, trades "
         f"{s['trades']['min']:.0f} … {s['trades']['max']:.0f}."
     )
+
+
+def tuned_lines(report: dict) -> str:
+    """Per refit: the study, its best trial's parameters, and the ensemble size validation
+    preferred (a table)."""
+    rows = []
+    for k, fold in enumerate(report["folds"], 1):
+        tuned = fold.get("tuned")
+        if not tuned:
+            continue
+        p = tuned["params"]
+        complete = [t for t in tuned["trials"] if t["state"] == "complete"]
+        sizes = tuned["ensemble_validation"]
+        rows.append(
+            [
+                k,
+                f"{len(complete)}/{len(tuned['trials'])}",
+                _num(tuned["best_value"]),
+                p["window"],
+                f"{p['hidden']} ({tuned['n_parameters']:,})",
+                _num(p["dropout"]),
+                f"{p['lr']:.1e}",
+                f"{p['weight_decay']:.1e}",
+                f"{p['horizon']} / {p['barrier_k']}",
+                _pct(p["coverage"]),
+                ", ".join(f"{n}: {_num(v['sharpe'])}" for n, v in sizes.items()),
+                tuned["ensemble_preferred"],
+            ]
+        )
+    header = [
+        "refit",
+        "complete / trials",
+        "best val Sharpe",
+        "window",
+        "hidden (params)",
+        "dropout",
+        "lr",
+        "wd",
+        "T / k",
+        "coverage %",
+        "ensemble val Sharpe by size",
+        "preferred size",
+    ]
+    return markdown_table(header, rows)

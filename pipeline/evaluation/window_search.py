@@ -113,7 +113,7 @@ class WindowObjective:
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_features"] = None  # recomputed in each worker (0.3 s), not pickled
-        state["log"] = None if not isinstance(self.log, _Printer) else self.log
+        state["log"] = None if not isinstance(self.log, Printer) else self.log
         return state
 
     def features(self) -> pd.DataFrame:
@@ -236,7 +236,7 @@ class WindowObjective:
             db.close()
 
 
-class _Printer:
+class Printer:
     """A picklable logger for spawned workers: prints with the worker's prefix."""
 
     def __init__(self, prefix: str = "") -> None:
@@ -291,3 +291,52 @@ def search_window(objective: WindowObjective, spec: StudySpec, workers: int = 1)
         trials=trials_frame(study),
         ran=ran,
     )
+
+
+def search_on_window(
+    candles: dict[str, pd.DataFrame],
+    markets: tuple[str, ...],
+    fit_start: str,
+    fit_end: str,
+    *,
+    timeframe: str = "1h",
+    n_select: int = 50,
+    validation_share: float = 0.2,
+    **settings: object,
+) -> WindowSearch:
+    """A search on [fit_start, fit_end] with the features selected there first (training
+    rows before the window's last validation block, labelled by the base rule): what
+    `signals tune` runs when no refit has selected them already."""
+    from pipeline.features.labels import attach_labels
+    from pipeline.features.registry import feature_names
+    from pipeline.features.selection import SelectionConfig, select_features
+
+    start, end = _utc(fit_start), _utc(fit_end)
+    base = WindowSearch(
+        markets=markets,
+        fit_start=start.isoformat(),
+        fit_end=end.isoformat(),
+        selected=(),
+        timeframe=timeframe,
+        validation_share=validation_share,
+        **settings,  # type: ignore[arg-type]
+    )
+    known = known_candles(candles, markets, end)
+    data = attach_labels(
+        compute_features(known, timeframe, basket=list(markets)), known, timeframe, base.label
+    )
+    train_end = base.inner_plans()[-1][0]
+    rows = data[(data["timestamp"] >= start) & (data["timestamp"] <= end)]
+    selection = select_features(
+        rows,
+        feature_names(),
+        SelectionConfig(
+            train_end=train_end.isoformat(),
+            validation_end=end.isoformat(),
+            timeframe=timeframe,
+            horizon=base.label.horizon,
+            n_select=n_select,
+            seed=base.train.seed,
+        ),
+    )
+    return replace(base, selected=tuple(selection.selected))
