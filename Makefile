@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation db-stop clean
+.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation bench-tuning db-stop clean
 
 # uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
 UV_VERSION := uv>=0.13,<0.14
@@ -55,6 +55,9 @@ bench-backtest: bench-deps  ## our replay against vectorbt: speed and same final
 
 bench-evaluation: bench-deps  ## walk-forward wall time for 1, 2 and 4 folds, and its phases
 	$(BIN)/python bench/evaluation_folds.py
+
+bench-tuning: bench-deps  ## model search: trials per hour with 1 and 2 workers, a trial's phases
+	$(BIN)/python bench/tuning.py
 
 db-stop:
 	$(BIN)/signals db stop

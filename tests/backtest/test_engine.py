@@ -410,3 +410,16 @@ def test_maker_entries_fill_only_when_the_candle_trades_through_the_limit() -> N
     assert r.trades["net_return"].iloc[0] == pytest.approx(expected, abs=1e-15)
     # As a taker the first decision would have traded.
     assert len(run_backtest(frame, d, cfg(horizon=2)).trades) == 2
+
+
+def test_an_exit_schedule_gives_each_decision_the_rule_in_force_at_its_candle() -> None:
+    """A walk-forward's refits may choose different exits: decisions before hour 10 hold 2
+    candles, later ones 4; a schedule of one rule equal to the config changes nothing."""
+    d = np.zeros(20, dtype=np.int8)
+    d[[1, 12]] = 1
+    schedule = ((T0, 2, None), (T0 + 10 * HOUR, 4, None))
+    r = run_backtest(flat(20), d, cfg(horizon=3, fee=0), schedule=schedule)
+    held = (r.trades["exit_price"] - r.trades["entry_price"]).tolist()  # prices rise 1 a candle
+    assert held == [2.0, 4.0]
+    same = run_backtest(flat(20), d, cfg(horizon=3), schedule=((T0, 3, None),))
+    assert same.trades.equals(run_backtest(flat(20), d, cfg(horizon=3)).trades)
