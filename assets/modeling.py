@@ -1,6 +1,7 @@
 """`lstm_model`, `backtest_report`, `production_model`: train, judge and promote, in order."""
 
 import base64
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pipeline.evaluation.candidate import CandidateConfig, fit_candidate, valida
 from pipeline.evaluation.curves import operating_curve_png, options_table
 from pipeline.evaluation.gates import GateConfig, check_gate
 from pipeline.evaluation.operating_choice import COVERAGES, MIN_TRADES, OperatingChoice
+from pipeline.evaluation.search_space import TrialParams
 from pipeline.features.labels import (
     DEFAULT_BARRIER_K,
     DEFAULT_HORIZON,
@@ -47,7 +49,10 @@ class ModelRunConfig(dg.Config):
     """Training, split, label and filter settings a run may override (the launchpad, tests
     on small data). The label rule is also how the model's trades exit; the operating point
     is chosen on validation among `coverages` (with and without the expected-value filter)
-    unless `fixed_threshold` (e.g. the brief's 0.65) is set."""
+    unless `fixed_threshold` (e.g. the brief's 0.65) is set. With `use_study` (the default)
+    the best trial of `hyperparameter_study` replaces what the study searched: the window,
+    hidden size, dropout, learning rate and weight decay, the label's time limit and barrier
+    width, and the coverage (one option, so `fixed_threshold` is ignored)."""
 
     train_start: str = "2020-01-01"
     # None: the project's (SIGNALS_TRAIN_END, SIGNALS_VALIDATION_END, SIGNALS_MAX_EPOCHS).
@@ -65,6 +70,7 @@ class ModelRunConfig(dg.Config):
     expected_value_filter: list[bool] = Field(default_factory=lambda: [False, True])
     min_trades: int = MIN_TRADES
     fixed_threshold: float | None = None
+    use_study: bool = True
 
     def candidate(self, project: ProjectResource) -> CandidateConfig:
         return CandidateConfig(
@@ -98,6 +104,17 @@ def _base_candles(database, candle_source) -> dict[str, pd.DataFrame]:
     }
 
 
+def with_study(cfg: CandidateConfig, params: TrialParams) -> CandidateConfig:
+    """The candidate's settings with a study's best trial applied (only what the study
+    searched; epochs, patience, the gap bound and the seed stay the run's)."""
+    return dataclasses.replace(
+        cfg,
+        train=params.train(cfg.train),
+        label=params.label(cfg.label),
+        operating=params.operating(cfg.operating),
+    )
+
+
 def _curve(epochs: list[dict]) -> str:
     return markdown_table(
         ["epoch", "train loss", "val loss", "train acc", "val acc", "gap"],
@@ -120,6 +137,7 @@ def _curve(epochs: list[dict]) -> str:
     ins={
         "features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS),
         "selected_features": dg.AssetIn(),
+        "hyperparameter_study": dg.AssetIn(),
     },
     check_specs=[
         dg.AssetCheckSpec(
@@ -145,21 +163,35 @@ def lstm_model(
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
     selected_features: pd.DataFrame,
+    hyperparameter_study: dict,
 ) -> dg.MaterializeResult:
     """A candidate LSTM on the selected features, stored in the model store with its metrics.
 
-    Its value is the model id, which `backtest_report` and `production_model` read: they judge
-    the model this asset produced. It becomes production only through `production_model`'s gate.
+    It trains with the best trial of `hyperparameter_study` (unless `use_study` is off); the
+    stored config names the study and its parameters. Its value is the model id, which
+    `backtest_report` and `production_model` read: they judge the model this asset produced.
+    It becomes production only through `production_model`'s gate.
     """
     selected = selected_features.loc[selected_features["selected"], "feature"].tolist()
     cfg = config.candidate(project)
+    study = hyperparameter_study if config.use_study else None
+    if study is not None:
+        cfg = with_study(cfg, TrialParams.from_json(study["params"]))
     candidate = fit_candidate(features, _base_candles(database, candle_source), selected, cfg)
+    record = candidate.record()
+    record.config["study"] = (
+        {"name": study["study"], "params": study["params"], "value": study["value"]}
+        if study is not None
+        else None
+    )
     with database.database().connection() as conn:
-        model_id = model_store.save_model(conn, candidate.record())
+        model_id = model_store.save_model(conn, record)
     result, validation = candidate.result, candidate.validation
     gap = float(result.best["gap"])
+    tuned = f"tuned by study {study['study']}" if study is not None else "untuned"
     context.log.info(
-        f"candidate {model_id}: {result.stopped}, val acc {validation['val_accuracy']:.4f}"
+        f"candidate {model_id} ({tuned}): {result.stopped}, "
+        f"val acc {validation['val_accuracy']:.4f}"
     )
     return dg.MaterializeResult(
         value=model_id,
@@ -178,6 +210,7 @@ def lstm_model(
             "label_rule": dg.MetadataValue.json(cfg.label.to_json()),
             "operating_point": dg.MetadataValue.json(candidate.operating.to_json()),
             "operating_options": dg.MetadataValue.md(options_table(candidate.operating_options)),
+            **_study_metadata(study),
         },
         check_results=[
             # The stored weights are the best epoch's, so the check judges that epoch's gap
@@ -201,14 +234,21 @@ def lstm_model(
     )
 
 
+def _study_metadata(study: dict | None) -> dict[str, object]:
+    """Which study chose the candidate's parameters, and those parameters."""
+    if study is None:
+        return {"study": "untuned (use_study=false)"}
+    return {"study": study["study"], "tuned_params": dg.MetadataValue.json(study["params"])}
+
+
 def _stored_model(database: PostgresResource, model_id: int) -> model_store.ModelRecord:
     with database.database().connection() as conn:
         return model_store.load_model(conn, model_id)
 
 
-def _png_markdown(path: Path) -> str:
+def _png_markdown(path: Path, alt: str = "equity") -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f"![equity](data:image/png;base64,{data})"
+    return f"![{alt}](data:image/png;base64,{data})"
 
 
 # What judging a model reads: the model lstm_model produced (lineage, not "the newest"), and

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.features import features, market_factor, selected_features
 from assets.market_data import ohlcv
 from assets.modeling import backtest_report, lstm_model, production_model
+from assets.tuning import hyperparameter_study
 from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
 from pipeline.execution.risk import RiskConfig
 from pipeline.inference_job import live_inference_job
@@ -80,6 +81,7 @@ ASSETS = [
     market_factor,
     features,
     selected_features,
+    hyperparameter_study,
     lstm_model,
     backtest_report,
     production_model,

@@ -10,9 +10,12 @@ ohlcv_job = dg.define_asset_job(
     "ohlcv_job", selection=dg.AssetSelection.assets("ohlcv"), partitions_def=ohlcv_partitions
 )
 
-# The weekly retraining: a fresh selection, a candidate, and the gate. Candles and features
-# stay fresh on their own (ohlcv_refresh_schedule and the assets' automation conditions).
+# The weekly retraining: a fresh selection, the study (tuning within its budget), a candidate
+# with the study's best parameters, and the gate. Candles and features stay fresh on their
+# own (ohlcv_refresh_schedule and the assets' automation conditions).
 retraining_job = dg.define_asset_job(
     "retraining_job",
-    selection=dg.AssetSelection.assets("selected_features", "lstm_model", "production_model"),
+    selection=dg.AssetSelection.assets(
+        "selected_features", "hyperparameter_study", "lstm_model", "production_model"
+    ),
 )

@@ -72,6 +72,16 @@ class StepOutcome:
                 f"accuracy uplift {uplift.get('accuracy_uplift', float('nan')):+.4f} "
                 f"(95% CI {ci[0]:+.4f} … {ci[1]:+.4f})"
             )
+        if self.asset == "hyperparameter_study":
+            params = meta["best_params"]
+            return (
+                f"hyperparameter_study  {meta['trials_complete']}/{meta['budget']} trials "
+                f"({meta['trials_pruned']} pruned), best validation Sharpe "
+                f"{meta['best_value']:+.2f}: window {params['window']} hidden {params['hidden']} "
+                f"({meta['best_n_parameters']:,} parameters) dropout {params['dropout']:.2f} "
+                f"lr {params['lr']:.1e} wd {params['weight_decay']:.1e} T {params['horizon']} "
+                f"k {params['barrier_k']} coverage {params['coverage']:.0%}  study {meta['study']}"
+            )
         if self.asset == "lstm_model":
             return (
                 f"lstm_model  candidate {meta['model_id']}: {meta['parameters']} parameters, "

@@ -38,6 +38,9 @@ def ohlcv_refresh_schedule(context: dg.ScheduleEvaluationContext):
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 def retraining_schedule(context: dg.ScheduleEvaluationContext):
-    """Mondays 02:30 UTC: reselect features, train a candidate, and let the gate decide."""
+    """Mondays 02:30 UTC: reselect features, tune within the study's budget, train a
+    candidate with the best trial's parameters, and let the gate decide. A new selection or
+    window names a new study; an unchanged one resumes its study, which adds trials only up
+    to its budget."""
     tick = context.scheduled_execution_time
     yield dg.RunRequest(run_key=f"retrain@{tick.isoformat() if tick else 'manual'}")

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run",
         help="the main job: materialise ohlcv → market_factor → features → selected_features → "
-        "lstm_model → backtest_report → production_model for the configured markets, "
+        "hyperparameter_study → lstm_model → backtest_report → production_model for the "
+        "configured markets, "
         "through Dagster",
     )
     run.add_argument(

@@ -205,10 +205,15 @@ def test_main_job_runs_the_chain_for_one_market(
     out = run(["run"], env, timeout=600)
     assert out.returncode == 0, out.stderr
     assert (
-        "materialised ohlcv, market_factor, features, selected_features, lstm_model, "
-        "backtest_report, production_model" in out.stdout
+        "materialised ohlcv, market_factor, features, selected_features, "
+        "hyperparameter_study, lstm_model, backtest_report, production_model" in out.stdout
     )
     assert re.search(r"selected_features\s+50 selected\s+validation all_79: acc", out.stdout)
+    assert re.search(
+        r"hyperparameter_study  \d+/8 trials \(\d+ pruned\), best validation Sharpe "
+        r"[+-]\d+\.\d\d: window \d+ hidden \d+",
+        out.stdout,
+    )
     assert re.search(r"lstm_model  candidate \d+: \d+ parameters, 2 epochs", out.stdout)
     assert "| buy_and_hold |" in out.stdout
     assert re.search(r"production_model  candidate \d+ (PROMOTED|REFUSED)", out.stdout)

@@ -1,14 +1,19 @@
-"""lstm_model, backtest_report and production_model through Dagster, on a small slice."""
+"""hyperparameter_study, lstm_model, backtest_report and production_model through Dagster,
+on a small slice."""
 
 import dataclasses
 
 import dagster as dg
 import pytest
 
-from assets.modeling import GAP_CHECK, MAJORITY_CHECK, backtest_report
+from assets.modeling import GAP_CHECK, MAJORITY_CHECK, backtest_report, with_study
+from assets.tuning import validation_share
+from pipeline.evaluation.search_space import TrialParams, lstm_parameters
+from pipeline.evaluation.tuning import StudySpec, open_study
 from pipeline.partitions import FACTOR_BASKET, market_partitions
 from pipeline.store import models as model_store
 from pipeline.store.database import Database
+from pipeline.store.studies import study_database_url
 
 REFUSING = {"min_trades": 1_000_000}
 PERMISSIVE = {
@@ -22,8 +27,14 @@ PERMISSIVE = {
 }
 
 
+STUDY_BUDGET = 3
+
+
 @pytest.fixture(scope="module")
 def modeled(chain_run):
+    window = ("train_start", "train_end", "validation_end", "max_epochs")
+    study = {"budget": STUDY_BUDGET, **{k: chain_run.MODEL[k] for k in window}}
+    chain_run.run("hyperparameter_study", None, study)
     chain_run.run("lstm_model", None, chain_run.MODEL)
     _store_a_newer_candidate(chain_run)
     for market in market_partitions.get_partition_keys():
@@ -49,10 +60,75 @@ def _meta(result: dg.ExecuteInProcessResult) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
+def _study(run):
+    """The study hyperparameter_study ran, opened from PostgreSQL."""
+    name = _meta(run.results[("hyperparameter_study", None)])["study"]
+    return open_study(StudySpec(name, study_database_url(run.database_url), STUDY_BUDGET))
+
+
+def test_the_study_runs_its_budget_and_shows_its_best_trials(modeled) -> None:
+    meta = _meta(modeled.results[("hyperparameter_study", None)])
+    study = _study(modeled)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == STUDY_BUDGET == meta["budget"]
+    assert meta["trials_complete"] + meta["trials_pruned"] == STUDY_BUDGET
+    assert meta["trials_complete"] >= 1
+    assert meta["best_value"] == pytest.approx(study.best_value)
+    assert meta["best_params"] == TrialParams.from_json(study.best_trial.params).to_json()
+    table = meta["best_trials"].splitlines()
+    assert table[0].startswith("| number | value | window | hidden | n_parameters |")
+    assert len(table) == 2 + min(5, meta["trials_complete"])
+    assert table[2].startswith(f"| {study.best_trial.number} |")  # best first
+    assert meta["objective"].startswith("![objective](data:image/png;base64,")
+
+
+def test_the_candidate_trains_with_the_study_best_parameters(modeled) -> None:
+    best = TrialParams.from_json(_study(modeled).best_trial.params)
+    study_meta = _meta(modeled.results[("hyperparameter_study", None)])
+    meta = _meta(modeled.results[("lstm_model", None)])
+    assert meta["study"] == study_meta["study"]
+    assert meta["tuned_params"] == best.to_json()
+    assert meta["parameters"] == lstm_parameters(50, best.hidden) <= 30_000
+    database = Database(modeled.database_url)
+    with database.connection() as conn:
+        record = model_store.load_model(conn, meta["model_id"])
+    database.close()
+    assert (record.config["window"], record.config["hidden"]) == (best.window, best.hidden)
+    assert record.config["label"]["horizon"] == best.horizon
+    assert record.config["label"]["barrier_k"] == best.barrier_k
+    assert record.config["study"] == {
+        "name": study_meta["study"],
+        "params": best.to_json(),
+        "value": pytest.approx(study_meta["best_value"]),
+    }
+
+
+def test_the_last_inner_fold_is_the_candidates_split() -> None:
+    share = validation_share("2021-01-01", "2021-10-01", "2021-12-31", inner_folds=2)
+    assert share == pytest.approx(91 / 364)
+    with pytest.raises(ValueError, match="no training part"):
+        validation_share("2021-01-01", "2021-06-01", "2021-12-31", inner_folds=2)
+    with pytest.raises(ValueError, match="train_start < train_end"):
+        validation_share("2021-01-01", "2022-01-01", "2021-12-31", inner_folds=1)
+
+
+def test_with_study_changes_only_what_the_study_searched() -> None:
+    from pipeline.evaluation.candidate import CandidateConfig
+
+    params = TrialParams(24, 32, 0.3, 2e-3, 1e-4, 6, 2.0, 0.2)
+    base = CandidateConfig(train_start="2021-01-01", train_end="2021-10-01", val_end="2022-01-01")
+    tuned = with_study(base, params)
+    assert (tuned.train.window, tuned.train.hidden, tuned.train.lr) == (24, 32, 2e-3)
+    assert (tuned.label.horizon, tuned.label.barrier_k) == (6, 2.0)
+    assert tuned.operating.coverages == (0.2,) and tuned.operating.fixed_threshold is None
+    assert tuned.train.max_epochs == base.train.max_epochs
+    assert tuned.train.seed == base.train.seed and tuned.label.margin == base.label.margin
+    assert tuned.train_end == base.train_end
+
+
 def test_candidate_is_stored_with_its_checks(modeled) -> None:
     result = modeled.results[("lstm_model", None)]
     meta = _meta(result)
-    assert 20_000 <= meta["parameters"] <= 30_000
     assert meta["epochs"] == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {GAP_CHECK, MAJORITY_CHECK}
