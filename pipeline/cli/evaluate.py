@@ -104,6 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.evaluation.operating_choice import OperatingChoice
     from pipeline.evaluation.summary import (
         claims_table,
+        ensemble_line,
         random_line,
         seed_line,
         summary_table,
@@ -191,6 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(seed_line(report, "tuned_seed_spread", "tuned LSTM"))
         print()
         print(tuned_lines(report))
+        print(ensemble_line(report))
     print()
     print(claims_table(report))
     print(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from pipeline.evaluation.tuned import TUNED_MODELS
 from pipeline.evaluation.walk_forward import STRATEGIES
 from pipeline.tables import markdown_table
@@ -203,3 +205,34 @@ def tuned_lines(report: dict) -> str:
         "preferred size",
     ]
     return markdown_table(header, rows)
+
+
+def ensemble_line(report: dict) -> str:
+    """Which the validation prefers, over every refit: one model or the mean of n seeds.
+
+    Per refit, one model's figure is the median of the members' own validation Sharpes (the
+    first member's alone is biased: the study chose on it); n seeds' is the mean
+    probability's. The default is the size with the best median over the refits."""
+    by_size: dict[int, list[float]] = {}
+    for fold in report["folds"]:
+        tuned = fold.get("tuned")
+        if not tuned:
+            continue
+        singles = [m["validation"]["sharpe"] for m in tuned["members"]]
+        by_size.setdefault(1, []).append(float(np.median(singles)))
+        for n, figures in tuned["ensemble_validation"].items():
+            if int(n) > 1:
+                by_size.setdefault(int(n), []).append(float(figures["sharpe"]))
+    if not by_size:
+        return ""
+    medians = {n: float(np.median(v)) for n, v in sorted(by_size.items())}
+    best = max(medians, key=lambda n: (medians[n], -n))
+    shown = ", ".join(
+        f"{'one model (median seed)' if n == 1 else f'{n} seeds'} {m:+.2f}"
+        for n, m in medians.items()
+    )
+    return (
+        f"Ensemble on validation (median over {len(by_size[1])} refits of the validation net "
+        f"Sharpe): {shown}; validation prefers "
+        f"{'one model' if best == 1 else f'the mean of {best} seeds'}."
+    )

@@ -72,12 +72,23 @@ def study_name(tuning: TuningConfig, search: WindowSearch, known: dict[str, pd.D
 def _ensemble_choice(
     members: list[Candidate], candles: dict[str, pd.DataFrame], search: WindowSearch, params
 ) -> tuple[dict[int, dict[str, float]], int]:
-    """Validation Sharpe at the operating point of the mean of the first n members, for each
-    n in `ENSEMBLE_SIZES` up to the ensemble; and the n with the best one (ties: fewer)."""
+    """Validation Sharpe at the operating point of one model and of the mean of the first n
+    members, for each n in `ENSEMBLE_SIZES` up to the ensemble; and the size with the best
+    one (ties: fewer). One model's figure is the median over the members, each at its own
+    operating point: the first member's alone would be biased upward, since the study chose
+    the parameters on its very validation figures."""
     first = members[0]
     exits = search.costs.exiting_by(params.label(search.label), search.timeframe)
-    figures, best, best_sharpe = {}, 1, -np.inf
-    for n in [n for n in ENSEMBLE_SIZES if n <= len(members)]:
+    singles = [m.chosen_option for m in members]
+    figures: dict[int, dict[str, float]] = {
+        1: {
+            "trades": int(np.median([o["trades"] for o in singles])),
+            "sharpe": float(np.median([o["sharpe"] for o in singles])),
+            "total_return": float(np.median([o["total_return"] for o in singles])),
+            "enough_trades": all(o["trades"] >= search.operating.min_trades for o in singles),
+        }
+    }
+    for n in [n for n in ENSEMBLE_SIZES if 1 < n <= len(members)]:
         mean = np.mean([m.segment.p_up for m in members[:n]], axis=0)
         chosen = choose_operating_point(
             candles,
@@ -93,8 +104,8 @@ def _ensemble_choice(
             "total_return": float(row["total_return"]),
             "enough_trades": chosen.enough_trades,
         }
-        if chosen.enough_trades and row["sharpe"] > best_sharpe:
-            best, best_sharpe = n, float(row["sharpe"])
+    eligible = {n: f["sharpe"] for n, f in figures.items() if f["enough_trades"]}
+    best = max(eligible, key=lambda n: (eligible[n], -n)) if eligible else 1
     return figures, best
 
 
