@@ -31,7 +31,7 @@ run: setup  ## materialise ohlcv for the configured markets × timeframes
 test: setup  ## lint, the import contracts, then the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: setup
 	$(BIN)/ruff check .

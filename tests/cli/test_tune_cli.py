@@ -12,7 +12,7 @@ from pipeline.store.trials import list_trials
 from tests.cli.test_cli import run
 from tests.helpers.folders import write_folder
 
-END = 1617235200000  # 2021-04-01
+END = 1625097600000  # 2021-07-01 (the slowest feature warms up until late March)
 
 
 def test_two_workers_finish_one_study_once(database_url, sample_frames, tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_two_workers_finish_one_study_once(database_url, sample_frames, tmp_path
     folder = write_folder(tmp_path / "candles", frames)
     study = f"cli-{uuid.uuid4().hex[:8]}"
     args = ["tune", "--data-dir", str(folder), "--markets", "BTCUSDT,ETHUSDT"]
-    args += ["--fit-start", "2021-01-01", "--fit-end", "2021-03-31", "--trials", "4"]
+    args += ["--fit-start", "2021-01-01", "--fit-end", "2021-06-30", "--trials", "4"]
     args += ["--workers", "2", "--study", study, "--max-epochs", "1"]
     out = run(
         [*args, "--json", str(tmp_path / "study.json")],
