@@ -13,8 +13,9 @@ runs, each a new study of `--trials` trials in the project's PostgreSQL (SIGNALS
 else the embedded server of SIGNALS_HOME), each sampler seeded the same:
 
 - 1 worker, torch's default threads (the reference);
-- 2 worker processes, 1 torch thread each (the cores split between them);
-- 2 worker processes, default threads each (oversubscribed).
+- 2 worker processes sharing the cores out (`worker_threads`: 1 torch thread each here), what
+  `signals tune --workers 2` does;
+- 2 worker processes with torch's default threads each (oversubscribed; what it did before).
 
 Trials per hour = trials / wall seconds × 3600, the wall time counting the workers' start
 (spawned processes import torch and recompute the features). The samplers differ per worker
@@ -30,13 +31,13 @@ features); "pure training passes" are the epochs' `train_seconds`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ from harness import default_data_dir  # noqa: E402
 
 from pipeline.data.csv_source import CandleFolder  # noqa: E402
 from pipeline.evaluation import candidate, window_search  # noqa: E402
-from pipeline.evaluation.tuning import StudySpec, run_workers  # noqa: E402
+from pipeline.evaluation.tuning import StudySpec, run_workers, worker_threads  # noqa: E402
 from pipeline.evaluation.window_search import (  # noqa: E402
     WindowObjective,
     search_on_window,
@@ -95,11 +96,13 @@ def _clock(fn: Callable, phase: str, spent: dict[str, float]) -> Callable:
     return wrapper
 
 
-def run(objective: WindowObjective, url: str, trials: int, workers: int) -> dict[str, float]:
+def run(
+    objective: WindowObjective, url: str, trials: int, workers: int, threads: int | None = None
+) -> dict[str, float]:
     spec = StudySpec(f"bench-{uuid.uuid4().hex[:8]}-{workers}w", url, trials, seed=0)
     objective.study = spec.name
     started = time.perf_counter()
-    ran = run_workers(spec, objective, workers)
+    ran = run_workers(spec, objective, workers, threads)
     wall = time.perf_counter() - started
     from pipeline.evaluation.tuning import open_study
 
@@ -133,19 +136,16 @@ def main() -> int:
     spent: dict[str, float] = defaultdict(float)
     with timed(spent):
         one = run(objective, url, args.trials, 1)
-    split = WindowObjective(
-        replace(search, train=replace(search.train, num_threads=1)), candles, ledger_url=server
-    )
-    two_split = run(split, url, args.trials, 2)
-    two_over = run(objective, url, args.trials, 2)
+    two_split = run(objective, url, args.trials, 2)
+    two_over = run(objective, url, args.trials, 2, threads=os.cpu_count() or 1)
 
     print(f"\n{args.trials} trials a run, {len(markets)} markets, window {FIT_START} → {FIT_END}")
     print("| run | wall s | trials | pruned | trials / hour | vs 1 worker |")
     print("|---|---|---|---|---|---|")
     for name, r in (
         ("1 worker (reference)", one),
-        ("2 workers, 1 thread each", two_split),
-        ("2 workers, default threads", two_over),
+        (f"2 workers, {worker_threads(2)} thread(s) each (the default)", two_split),
+        (f"2 workers, {os.cpu_count()} threads each", two_over),
     ):
         print(
             f"| {name} | {r['wall']:.0f} | {r['trials']:.0f} | {r['pruned']:.0f} | "

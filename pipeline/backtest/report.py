@@ -104,9 +104,14 @@ def _costs_line(results: Mapping[str, StrategyResult]) -> str:
 
 
 def write_report(
-    results: Mapping[str, StrategyResult], out_dir: Path, title: str, log: bool = True
+    results: Mapping[str, StrategyResult],
+    out_dir: Path,
+    title: str,
+    log: bool = True,
+    notes: tuple[str, ...] = (),
 ) -> Report:
-    """Write `equity.png` and `report.md` to out_dir; return their paths, table and metrics."""
+    """Write `equity.png` and `report.md` to out_dir; return their paths, table and metrics.
+    `notes` are lines added below the costs (what the costs line cannot say)."""
     if not results:
         raise ValueError("no strategies to report")
     out_dir = Path(out_dir)
@@ -128,6 +133,7 @@ def write_report(
         _costs_line(results),
         "Win rate: share of trades whose net return after all costs is > 0. Entries at the "
         "open after each decision; open positions are closed at the last close.",
+        *notes,
     ]
     if missing:
         lines.append(f"**Baselines missing from this report: {', '.join(missing)}.**")

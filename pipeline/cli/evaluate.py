@@ -75,7 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--tune-workers", type=int, default=1, help="worker processes per study")
     ev.add_argument(
-        "--ensemble", type=int, default=5, help="seeds in the tuned ensemble (default 5)"
+        "--ensemble",
+        type=int,
+        default=3,
+        help="seeds in the tuned ensemble (default 3: the size validation preferred)",
     )
     ev.add_argument(
         "--study-prefix",
@@ -169,11 +172,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     backtests = report.pop("_backtests")
     out_dir = Path(args.report_dir)
+    exits = "; ".join(
+        f"from {e['from'][:10]} T = {e['horizon']}, k = {e['barrier_k']}"
+        for e in report.get("tuned_exits", ())
+    )
     written = write_report(
         backtests,
         out_dir,
         f"Walk-forward test {args.test_start} … "
         f"{args.test_end}, {len(cfg.evaluated_markets)} markets",
+        notes=(f"lstm_tuned and lstm_ensemble exit by their refit's label rule: {exits}.",)
+        if exits
+        else (),
     )
     report["report"] = {"png": str(written.png_path), "markdown": str(written.markdown_path)}
     text = json.dumps(report, indent=1, default=json_default)

@@ -10,6 +10,7 @@ finished once: no trial is lost or run twice, however many workers or machines j
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -48,8 +49,13 @@ def open_study(spec: StudySpec) -> optuna.Study:
     )
 
 
-def work(spec: StudySpec, objective: Objective) -> int:
-    """Run trials until the study holds `spec.budget`; return how many this worker ran."""
+def work(spec: StudySpec, objective: Objective, threads: int | None = None) -> int:
+    """Run trials until the study holds `spec.budget`; return how many this worker ran
+    (with `threads`, torch's CPU threads in this process)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     study = open_study(spec)
     ran = 0
     while True:
@@ -69,14 +75,24 @@ def work(spec: StudySpec, objective: Objective) -> int:
         ran += 1
 
 
-def run_workers(spec: StudySpec, objective: Objective, workers: int = 1) -> list[int]:
+def worker_threads(workers: int) -> int:
+    """Torch threads per worker: the cores shared out. Two workers each running torch's
+    default (every core) were 0.59× as fast as one worker on 2 cores (bench/tuning.py)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def run_workers(
+    spec: StudySpec, objective: Objective, workers: int = 1, threads: int | None = None
+) -> list[int]:
     """`workers` processes on one study (the objective must be importable: spawned workers
-    pickle it); returns the trials each ran."""
+    pickle it); returns the trials each ran. Several workers share the cores out
+    (`worker_threads`) unless `threads` says otherwise."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     open_study(spec)  # created once here, so workers only ever load it
     if workers == 1:
-        return [work(spec, objective)]
+        return [work(spec, objective, threads)]
+    threads = threads or worker_threads(workers)
     specs = [replace(spec, seed=spec.seed + i) for i in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return pool.starmap(work, [(s, objective) for s in specs])
+        return pool.starmap(work, [(s, objective, threads) for s in specs])
