@@ -37,10 +37,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-ui: setup  ## Dagster webserver + daemon on http://127.0.0.1:3000
+ui: setup  ## Dagster webserver + daemon on http://127.0.0.1:3000 (runs kept in PostgreSQL)
 	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipeline/dagster_dev.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	grep -qs "storage:" $(DAGSTER_HOME)/dagster.yaml || cp pipeline/dagster_dev.yaml $(DAGSTER_HOME)/dagster.yaml
+	SIGNALS_DAGSTER_PG_URL="$$($(BIN)/signals db dagster-url)" $(BIN)/dagster dev -w workspace.yaml
 
 # Benchmarks need the `bench` extra (vectorbt); the tests never do. `make setup`/`make test`
 # sync without it (uv removes it again), so every bench target syncs it first.

@@ -9,8 +9,14 @@ from pipeline.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    db = subparsers.add_parser("db", help="the PostgreSQL store")
-    db.add_argument("action", choices=("url", "migrate", "stop"))
+    db = subparsers.add_parser(
+        "db",
+        help="the PostgreSQL store",
+        description="url: the store's libpq URL; dagster-url: the SQLAlchemy URL of Dagster's "
+        "own database on the same server (created if missing; what `make ui` gives the local "
+        "instance); migrate: apply the store's migrations; stop: stop the embedded server.",
+    )
+    db.add_argument("action", choices=("url", "dagster-url", "migrate", "stop"))
     db.set_defaults(func=cmd_db)
 
 
@@ -21,6 +27,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.action == "url":
         print(resolve_url(settings))
+    elif args.action == "dagster-url":
+        from pipeline.store.dagster_storage import dagster_storage_url
+
+        print(dagster_storage_url(resolve_url(settings)))
     elif args.action == "migrate":
         open_database(settings)
         print("migrations applied")

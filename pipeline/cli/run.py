@@ -29,6 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def local_instance(dagster_home: Path, settings: Settings) -> Path:
+    """The local instance's dagster.yaml (written when missing, and over an older local one
+    that kept Dagster's storage in SQLite files), with `SIGNALS_DAGSTER_PG_URL` set to
+    Dagster's database on the project's server."""
+    from pipeline.store.dagster_storage import ENV_DAGSTER_PG_URL, dagster_storage_url
+    from pipeline.store.database import resolve_url
+
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists() or "storage:" not in instance_yaml.read_text(encoding="utf-8"):
+        instance_yaml.write_text(DEV_INSTANCE.read_text(encoding="utf-8"))
+    os.environ.setdefault(ENV_DAGSTER_PG_URL, dagster_storage_url(resolve_url(settings)))
+    return instance_yaml
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: materialise the asset chain for every configured partition."""
     import dagster as dg
@@ -38,13 +53,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():  # local storage under DAGSTER_HOME; live runs queued
-        instance_yaml.write_text(DEV_INSTANCE.read_text(encoding="utf-8"))
+    local_instance(dagster_home, settings)
 
     from pipeline.definitions import build_resources
     from pipeline.main_job import STAGES, plan, run_main_job
+    from pipeline.store.dagster_storage import dagster_database_name
+    from pipeline.store.database import resolve_url
 
     stages = tuple(args.assets) if args.assets else STAGES
     steps = plan(stages)
@@ -71,7 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{len(failures)} run(s) failed, starting with {failures[0].asset} "
             f"{failures[0].partition or ''}; later stages were not run"
         )
-    print(f"materialised {', '.join(stages)}; runs recorded in {dagster_home}")
+    print(
+        f"materialised {', '.join(stages)}; runs recorded in PostgreSQL "
+        f"(database {dagster_database_name(resolve_url(settings))}; instance {dagster_home})"
+    )
     if "backtest_report" in stages:
         print(f"backtest reports (markdown + equity.png per market): {settings.home / 'reports'}")
     return 0

@@ -19,6 +19,11 @@ _BUDGET_LOCK = 7_262_025  # any constant, the same in every process
 
 def study_database_url(server_url: str, name: str = STUDY_DATABASE) -> str:
     """The libpq URL of the studies' database on `server_url`'s server, created if missing."""
+    return database_on_server(server_url, name)
+
+
+def database_on_server(server_url: str, name: str) -> str:
+    """The libpq URL of database `name` on `server_url`'s server, created if missing."""
     with psycopg.connect(server_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
@@ -30,15 +35,16 @@ def study_database_url(server_url: str, name: str = STUDY_DATABASE) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
-def sqlalchemy_url(libpq_url: str) -> str:
-    """The same database as a SQLAlchemy URL on the psycopg (3) driver, for Optuna."""
+def sqlalchemy_url(libpq_url: str, driver: str = "postgresql+psycopg") -> str:
+    """The same database as a SQLAlchemy URL (default: the psycopg 3 driver, for Optuna;
+    `postgresql+psycopg2` for dagster-postgres, whose NOTIFY needs client-side parameters)."""
     info = psycopg.conninfo.conninfo_to_dict(libpq_url)
     host = str(info.pop("host", "")) or None
     query = {}
     if host and host.startswith("/"):  # a Unix socket folder goes in the query
         query["host"], host = host, None
     return URL.create(
-        "postgresql+psycopg",
+        driver,
         username=info.get("user"),
         password=info.get("password"),
         host=host,

@@ -217,6 +217,42 @@ def test_main_job_runs_the_chain_for_one_market(
     assert re.search(r"lstm_model  candidate \d+: \d+ parameters, 2 epochs", out.stdout)
     assert "| buy_and_hold |" in out.stdout
     assert re.search(r"production_model  candidate \d+ (PROMOTED|REFUSED)", out.stdout)
+    _runs_are_in_postgres(database_url, tmp_path / "dagster")
+
+
+def _runs_are_in_postgres(database_url: str, dagster_home: Path) -> None:
+    """Dagster's runs are in a database of their own on the project's server: as many rows
+    there as the instance lists, and no SQLite file under the Dagster home."""
+    import dagster as dg
+    import psycopg
+
+    from pipeline.store.dagster_storage import ENV_DAGSTER_PG_URL, dagster_database_name
+    from pipeline.store.studies import database_on_server
+
+    dagster_db = database_on_server(database_url, dagster_database_name(database_url))
+    with psycopg.connect(dagster_db) as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM runs").fetchone()
+    url = subprocess.run(
+        [*SIGNALS, "db", "dagster-url"],
+        env={**os.environ, "SIGNALS_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    saved = os.environ.get(ENV_DAGSTER_PG_URL)
+    os.environ[ENV_DAGSTER_PG_URL] = url
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            listed = instance.get_runs_count()
+            storage = type(instance.run_storage).__name__
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_DAGSTER_PG_URL)
+        else:
+            os.environ[ENV_DAGSTER_PG_URL] = saved
+    assert storage == "PostgresRunStorage"
+    assert rows == listed >= 8  # one run per step of the chain, at least
+    assert not [p for p in dagster_home.rglob("*") if p.suffix in (".db", ".sqlite")]
 
 
 def test_kill_switch_command_sets_and_clears_the_file(tmp_path: Path) -> None:
