@@ -43,6 +43,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
 GAP_CHECK = "lstm_model_gap_within_bound"
 MAJORITY_CHECK = "lstm_model_beats_majority"
+GATE_CHECK = "production_model_gate_passed"
 
 
 class ModelRunConfig(dg.Config):
@@ -340,6 +341,14 @@ class GateRunConfig(dg.Config):
     deps=["backtest_report"],  # every market's report
     ins=_MODEL_AND_BASE_FEATURES,
     kinds={"postgres"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset="production_model",
+            description="The candidate passed the gate and was promoted. A refusal shows as "
+            "this check's WARN, with the reasons: the run itself succeeded.",
+        )
+    ],
 )
 def production_model(
     context: dg.AssetExecutionContext,
@@ -378,13 +387,28 @@ def production_model(
         context.log.info(f"model {candidate.id} promoted to production")
     else:
         context.log.info(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
+    production = promoted or (current.id if current else None)
+    reasons = "; ".join(verdict.reasons) or "all bounds met"
     return dg.MaterializeResult(
         metadata={
             "candidate": candidate.id,
-            "promoted": promoted if promoted is not None else -1,
-            "production": promoted or (current.id if current else -1),
+            "outcome": "promoted" if verdict.passed else "refused",
+            # No sentinel ids: a model id only where there is a model.
+            **({"promoted": promoted} if promoted is not None else {}),
+            "production": production
+            if production is not None
+            else dg.MetadataValue.text("none: live runs record only shadow signals"),
             "passed": verdict.passed,
-            "reasons": "; ".join(verdict.reasons) or "all bounds met",
+            "reasons": reasons,
             "verdict": dg.MetadataValue.json(verdict.to_json()),
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=GATE_CHECK,
+                passed=verdict.passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=reasons,
+                metadata={"candidate": candidate.id, "reasons": reasons},
+            )
+        ],
     )

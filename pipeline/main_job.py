@@ -104,7 +104,7 @@ class StepOutcome:
                 f"{figures.get('max_drawdown', float('nan')):.1%}; "
                 + (
                     f"production is model {meta['production']}"
-                    if meta["production"] != -1
+                    if isinstance(meta["production"], int)
                     else "no model is in production (live runs record nothing until one is)"
                 )
             )

@@ -6,7 +6,7 @@ import dataclasses
 import dagster as dg
 import pytest
 
-from assets.modeling import GAP_CHECK, MAJORITY_CHECK, backtest_report, with_study
+from assets.modeling import GAP_CHECK, GATE_CHECK, MAJORITY_CHECK, backtest_report, with_study
 from assets.tuning import validation_share
 from pipeline.evaluation.search_space import TrialParams, lstm_parameters
 from pipeline.evaluation.tuning import StudySpec, open_study
@@ -171,11 +171,20 @@ def test_backtest_report_is_partitioned_by_market_only() -> None:
 
 
 def test_the_gate_refuses_then_promotes(modeled) -> None:
-    refused = _meta(modeled.run("production_model", None, REFUSING))
-    assert refused["passed"] is False and refused["promoted"] == -1
-    assert "trades" in refused["reasons"]
-    promoted = _meta(modeled.run("production_model", None, PERMISSIVE))
-    assert promoted["passed"] is True
+    run = modeled.run("production_model", None, REFUSING)
+    refused = _meta(run)
+    assert refused["passed"] is False and refused["outcome"] == "refused"
+    assert "promoted" not in refused and "trades" in refused["reasons"]
+    assert refused["production"].startswith("none")  # no sentinel id
+    # The refusal is visible: the gate's check fails, at WARN, with the reasons.
+    (check,) = run.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == (GATE_CHECK, False)
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert "trades" in check.metadata["reasons"].value
+    run = modeled.run("production_model", None, PERMISSIVE)
+    promoted = _meta(run)
+    assert promoted["passed"] is True and promoted["promoted"] == promoted["candidate"]
+    assert [c.passed for c in run.get_asset_check_evaluations()] == [True]
     assert promoted["candidate"] == _meta(modeled.results[("lstm_model", None)])["model_id"]
     database = Database(modeled.database_url)
     with database.connection() as conn:
