@@ -15,6 +15,7 @@ process per step would add seconds to every candle):
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -125,9 +126,11 @@ def live_signal(
 
     mark = time.perf_counter()
     if record is None:
-        context.log.info(
+        when = datetime.fromtimestamp(config.candle_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        context.log.warning(  # a green run that records nothing must say so loudly
             f"no production {MODEL_NAME} model for {config.timeframe}: nothing recorded for "
-            f"{config.market} at {config.candle_ms} (promote a model through production_model)"
+            f"{config.market} at the candle of {when} (promote a model through "
+            "production_model; the gate's refusals are its check production_model_gate_passed)"
         )
         context.add_output_metadata({"signal": "none", "reason": "no production model"})
         return None
@@ -199,7 +202,7 @@ def execute_signal(
 ) -> None:
     """Turn the signal into the position it asks for, within the risk limits."""
     if signal is None:
-        context.log.info("no signal to execute")
+        context.log.warning("no signal to execute: the signal step recorded nothing (see its log)")
         return
     if signal.barriers:
         context.log.warning(

@@ -8,6 +8,8 @@ paper trades' net returns equal the backtest's trades'.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from pipeline.backtest.config import BacktestConfig
@@ -193,8 +195,12 @@ def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
         if e.event_type_value == "STEP_OUTPUT" and e.step_key == "live_signal"
     ]
     assert [m["reason"].value for m in outputs] == ["no production model"]
-    logs = [e.message for e in replay.instance.all_logs(result.run_id) if e.message]
-    assert any("no production lstm model for 1h" in m for m in logs), logs
+    records = replay.instance.all_logs(result.run_id)
+    warnings = [e.message for e in records if e.message and e.level == logging.WARNING]
+    # Said at WARNING, with the candle as a UTC date: a green run that records nothing.
+    assert any("no production lstm model for 1h" in m and " UTC" in m for m in warnings), [
+        e.message for e in records
+    ]
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
