@@ -15,6 +15,7 @@ OHLCV_REFRESH_CRON = "3 * * * *"
     job=ohlcv_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Hourly at :03 UTC: ingest each market × timeframe whose candle just closed.",
 )
 def ohlcv_refresh_schedule(context: dg.ScheduleEvaluationContext):
     """Each hour, one run per market × timeframe whose candle has just closed."""
@@ -36,6 +37,7 @@ def ohlcv_refresh_schedule(context: dg.ScheduleEvaluationContext):
     job=retraining_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Mondays 02:30 UTC: retraining_job (selection, study, candidate, gate).",
 )
 def retraining_schedule(context: dg.ScheduleEvaluationContext):
     """Mondays 02:30 UTC: reselect features, tune within the study's budget, train a

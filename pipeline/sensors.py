@@ -58,6 +58,8 @@ def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunReq
     job=live_inference_job,
     minimum_interval_seconds=SETTINGS.sensor_interval_s,
     default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Each tick, one live_inference_job run per market whose newest candle closed "
+    "since the last tick (run key = market and candle, so a candle runs once).",
 )
 def new_candle_sensor(
     context: dg.SensorEvaluationContext, candle_source: CandleSourceResource

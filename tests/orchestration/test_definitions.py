@@ -86,3 +86,13 @@ def test_the_snapshot_notices_a_changed_surface() -> None:
     changed = json.loads(json.dumps(current))
     changed["assets"]["ohlcv"]["group"] = "elsewhere"
     assert changed != json.loads(SNAPSHOT.read_text())
+
+
+def test_every_sensor_schedule_and_job_says_what_it_does() -> None:
+    """The UI shows these descriptions beside each name: none may be empty."""
+    from pipeline.definitions import defs
+
+    described = [*defs.sensors, *defs.schedules, *defs.jobs]
+    assert len(described) >= 6
+    missing = [x.name for x in described if len((x.description or "").strip()) < 20]
+    assert missing == []
