@@ -8,6 +8,12 @@ import os
 from pipeline.data.timeframes import parse_date_ms
 
 
+def format_utc(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     replay = subparsers.add_parser(
         "replay-exchange", help="serve a candle folder over Binance USDⓈ-M's REST API"
@@ -15,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--data-dir", required=True, help="folder of MARKETID.csv[.gz] 1h files")
     replay.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free one")
     replay.add_argument("--host", default="127.0.0.1")
-    replay.add_argument("--clock", help="replay clock start (ISO date); default: real time")
+    replay.add_argument(
+        "--clock",
+        help="replay clock start (ISO date), or 'now' for real time; default: real time if the "
+        "data reaches today, else 24 h before the data's last candle closes (so candles keep "
+        "closing and the live sensor has runs to launch)",
+    )
     replay.add_argument("--speed", type=float, default=1.0, help="replay seconds per real second")
     replay.add_argument(
         "--fault",
@@ -36,11 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay_exchange(args: argparse.Namespace) -> int:
-    from pipeline.replay.clock import ReplayClock
+    import time
+
+    from pipeline.replay.clock import LEAD_HOURS, ReplayClock, sample_start_ms
     from pipeline.replay.faults import FaultPlan
     from pipeline.replay.server import ReplayExchange, ReplayServer
 
-    clock = ReplayClock(parse_date_ms(args.clock) if args.clock else None, args.speed)
+    explicit = args.clock not in (None, "now")
+    clock = ReplayClock(parse_date_ms(args.clock) if explicit else None, args.speed)
     # The trading side accepts the same credentials the exchange broker reads, when set.
     credentials = {
         name: os.environ[var]
@@ -48,12 +62,21 @@ def cmd_replay_exchange(args: argparse.Namespace) -> int:
         if os.environ.get(var)
     }
     exchange = ReplayExchange(args.data_dir, clock, balance=args.balance, **credentials)
+    shown = "real time" if args.clock in (None, "now") else args.clock
+    if args.clock is None:
+        start = sample_start_ms(exchange.data.last_close_ms(), int(time.time() * 1000))
+        if start is not None:
+            clock.set(start, args.speed)
+            shown = (
+                f"{format_utc(start)}, {LEAD_HOURS} h before the data's last candle closes; "
+                "--clock now for real time"
+            )
     if args.fault:
         exchange.set_faults(FaultPlan.parse(args.fault, args.fault_delay, args.seed))
     server = ReplayServer(exchange, port=args.port, host=args.host)
     print(
         f"replay exchange on {server.url} serving {', '.join(exchange.data.symbols())} "
-        f"(clock {'real time' if args.clock is None else args.clock}, speed {args.speed}x); "
+        f"(clock {shown}, speed {args.speed}x); "
         "Ctrl-C stops it",
         flush=True,
     )

@@ -27,3 +27,17 @@ class ReplayClock:
             self._start_ms = start_ms
             self._speed = speed if speed is not None else self._speed
             self._anchor = time.monotonic()
+
+
+LEAD_HOURS = 24
+
+
+def sample_start_ms(last_close_ms: int, now_ms: int, lead_hours: int = LEAD_HOURS) -> int | None:
+    """Where a replay clock starts by default: real time (None) when the data reaches now;
+    else `lead_hours` before the data's last close, on the hour, so that candles keep
+    closing (and the live sensor keeps launching runs) instead of the exchange sitting years
+    behind its own clock with nothing new to serve."""
+    if last_close_ms >= now_ms:
+        return None
+    hour = 3_600_000
+    return (last_close_ms - lead_hours * hour) // hour * hour

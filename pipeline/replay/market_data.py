@@ -50,6 +50,10 @@ class ReplayMarketData:
     def symbols(self) -> list[str]:
         return sorted(self.base)
 
+    def last_close_ms(self) -> int:
+        """When the folder's newest 1h candle closes (the latest over its markets)."""
+        return max(int(f["timestamp"].iloc[-1]) for f in self.base.values()) + HOUR_MS
+
     def price(self, market: str, now_ms: int) -> float | None:
         """The open of the 1h candle in progress at `now_ms`; after the data (or in a gap) the
         last close before it; None before the market's first candle."""

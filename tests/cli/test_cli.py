@@ -277,3 +277,30 @@ def test_live_without_replay_points_at_dagster_and_replay_needs_a_model(
     )
     assert out.returncode == 1
     assert "has no candles for" in out.stderr or "no model to replay" in out.stderr
+
+
+def test_replay_exchange_clock_starts_before_the_data_ends(small_dir: Path) -> None:
+    """Without --clock, a folder that ends in the past is replayed from a day before its
+    last close (the sensor then has candles to see), and the banner says so."""
+    import urllib.request
+
+    from pipeline.replay.clock import sample_start_ms
+
+    hour = 3_600_000
+    assert sample_start_ms(10 * 24 * hour + 1, 100 * 24 * hour) == 9 * 24 * hour
+    assert sample_start_ms(100 * 24 * hour, 50 * 24 * hour) is None  # data reaches now
+    server = subprocess.Popen(
+        [*SIGNALS, "replay-exchange", "--data-dir", str(small_dir), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = server.stdout.readline()
+        assert "clock 2021-01-30 00:00 UTC, 24 h before the data's last candle closes" in banner
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
+        with urllib.request.urlopen(f"{url}/fapi/v1/time", timeout=10) as answer:
+            now = json.loads(answer.read())["serverTime"]
+        assert 1611964800000 <= now < 1611964800000 + 60_000  # 2021-01-30T00:00Z, running
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
