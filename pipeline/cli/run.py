@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from contextlib import ExitStack
 from importlib import resources as package_files
 from pathlib import Path
@@ -64,7 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     steps = plan(stages)
     with ExitStack() as stack:
         if settings.data_dir and settings.source == "ccxt" and not settings.api_url:
-            server = ReplayServer(ReplayExchange(settings.data_dir, ReplayClock())).start()
+            exchange = ReplayExchange(settings.data_dir, ReplayClock())
+            # A folder that ends in the past is served as of its last close: every candle
+            # is there, and ohlcv's freshness is judged against the data, not against today.
+            last_close = exchange.data.last_close_ms()
+            if last_close < time.time() * 1000:
+                exchange.clock.set(last_close, 1.0)
+            server = ReplayServer(exchange).start()
             stack.callback(server.stop)
             settings = Settings(**{**settings.__dict__, "api_url": server.url})
             print(f"replaying {settings.data_dir} through ccxt at {server.url}", file=sys.stderr)

@@ -146,6 +146,8 @@ def test_main_job_materialises_through_the_replay_exchange(
     assert out.returncode == 0, out.stderr
     assert "materialised ohlcv;" in out.stdout
     assert re.search(r"BTC/USDT:USDT\s+1d\s+\+30\s+total 30", out.stdout)
+    # Served as of the folder's last close, the candles are fresh (not years behind today).
+    assert out.stdout.count("is_fresh=ok") == 2, out.stdout
     assert (tmp_path / "dagster" / "dagster.yaml").exists()
 
 
