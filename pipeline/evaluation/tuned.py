@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.evaluation.candidate import Candidate
-from pipeline.evaluation.operating_choice import choose_operating_point
+from pipeline.evaluation.operating_choice import ChosenPoint, choose_operating_point
 from pipeline.evaluation.search_space import SearchSpace
 from pipeline.evaluation.tuning import StudySpec
 from pipeline.evaluation.window_search import (
@@ -71,6 +71,21 @@ def study_name(tuning: TuningConfig, search: WindowSearch, known: dict[str, pd.D
     return f"{tuning.study_prefix}-{search.fit_end[:10]}-{key[:12]}"
 
 
+def _mean_point(
+    members: list[Candidate], candles: dict[str, pd.DataFrame], search: WindowSearch, params
+) -> ChosenPoint:
+    """The operating point of the members' mean probability, chosen on their validation
+    segment (the same windows for every member) as a single model's is."""
+    first = members[0]
+    return choose_operating_point(
+        candles,
+        replace(first.segment, p_up=np.mean([m.segment.p_up for m in members], axis=0)),
+        first.edge,
+        search.costs.exiting_by(params.label(search.label), search.timeframe),
+        params.operating(search.operating),
+    )
+
+
 def _ensemble_choice(
     members: list[Candidate], candles: dict[str, pd.DataFrame], search: WindowSearch, params
 ) -> tuple[dict[int, dict[str, float]], int]:
@@ -79,8 +94,6 @@ def _ensemble_choice(
     one (ties: fewer). One model's figure is the median over the members, each at its own
     operating point: the first member's alone would be biased upward, since the study chose
     the parameters on its very validation figures."""
-    first = members[0]
-    exits = search.costs.exiting_by(params.label(search.label), search.timeframe)
     singles = [m.chosen_option for m in members]
     figures: dict[int, dict[str, float]] = {
         1: {
@@ -91,14 +104,7 @@ def _ensemble_choice(
         }
     }
     for n in [n for n in ENSEMBLE_SIZES if 1 < n <= len(members)]:
-        mean = np.mean([m.segment.p_up for m in members[:n]], axis=0)
-        chosen = choose_operating_point(
-            candles,
-            replace(first.segment, p_up=mean),
-            first.edge,
-            exits,
-            params.operating(search.operating),
-        )
+        chosen = _mean_point(members[:n], candles, search, params)
         row = chosen.table[chosen.table["chosen"]].iloc[0]
         figures[n] = {
             "trades": int(row["trades"]),
@@ -153,15 +159,8 @@ def tune_fold(
     scale = window_scale(data, test)
     p_members = [predict(m.result.model(), m.scaler, test) for m in members]
     p_mean = np.mean(p_members, axis=0)
-    exits = search.costs.exiting_by(rule, search.timeframe)
     first = members[0]
-    ensemble_point = choose_operating_point(
-        known,
-        replace(first.segment, p_up=np.mean([m.segment.p_up for m in members], axis=0)),
-        first.edge,
-        exits,
-        params.operating(search.operating),
-    ).point
+    ensemble_point = _mean_point(members, known, search, params).point
     decisions = pd.DataFrame(
         {
             "market": test.market,
