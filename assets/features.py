@@ -147,6 +147,10 @@ def _markdown(frame: pd.DataFrame) -> str:
     )
 
 
+def _rounded(value: object, digits: int) -> float | None:
+    return round(float(value), digits) if pd.notna(value) else None
+
+
 def _ranking_table(result) -> dg.TableMetadataValue:
     columns = [
         "feature",
@@ -162,14 +166,12 @@ def _ranking_table(result) -> dg.TableMetadataValue:
         dg.TableRecord(
             {
                 "feature": str(row.feature),
-                "rank": int(row.rank) if pd.notna(row.rank) else -1,
-                "importance": round(float(row.importance_mean), 6)
-                if pd.notna(row.importance_mean)
-                else 0.0,
-                "importance_std": round(float(row.importance_std), 6)
-                if pd.notna(row.importance_std)
-                else 0.0,
-                "stability": round(float(row.stability), 3) if pd.notna(row.stability) else 0.0,
+                # Pruned before ranking: no rank and no importance (empty cells, not zeros
+                # that would read as measured).
+                "rank": int(row.rank) if pd.notna(row.rank) else None,
+                "importance": _rounded(row.importance_mean, 6),
+                "importance_std": _rounded(row.importance_std, 6),
+                "stability": _rounded(row.stability, 3),
                 "selected": bool(row.selected),
                 "reason": str(row.reason),
             }
@@ -179,7 +181,7 @@ def _ranking_table(result) -> dg.TableMetadataValue:
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn("feature", "string"),
-            dg.TableColumn("rank", "int", description="-1: pruned before ranking"),
+            dg.TableColumn("rank", "int", description="empty: pruned before ranking (see reason)"),
             dg.TableColumn("importance", "float", description="mean drop in log-loss"),
             dg.TableColumn("importance_std", "float", description="across folds"),
             dg.TableColumn("stability", "float", description="share of folds in the top 50"),

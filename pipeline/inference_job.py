@@ -44,6 +44,11 @@ from resources.exchange import CandleSourceResource
 LIVE_PAGE_LIMIT = 99
 
 
+def utc_text(ms: int) -> str:
+    """A candle's open time as a log shows it: a UTC date, not epoch milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 class LiveCandleConfig(dg.Config):
     """The closed candle this run handles (the sensor fills it in)."""
 
@@ -126,11 +131,10 @@ def live_signal(
 
     mark = time.perf_counter()
     if record is None:
-        when = datetime.fromtimestamp(config.candle_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
         context.log.warning(  # a green run that records nothing must say so loudly
             f"no production {MODEL_NAME} model for {config.timeframe}: nothing recorded for "
-            f"{config.market} at the candle of {when} (promote a model through "
-            "production_model; the gate's refusals are its check production_model_gate_passed)"
+            f"{config.market} at the candle of {utc_text(config.candle_ms)} (promote a model "
+            "through production_model; its refusals are the check production_model_gate_passed)"
         )
         context.add_output_metadata({"signal": "none", "reason": "no production model"})
         return None
@@ -158,7 +162,7 @@ def live_signal(
             loaded, features, inputs.base, symbol, config.candle_ms, config.timeframe
         )
     except LiveWindowError as err:
-        context.log.warning(f"{config.market} {config.candle_ms}: no decision: {err}")
+        context.log.warning(f"{config.market} {utc_text(config.candle_ms)}: no decision: {err}")
         context.add_output_metadata({"signal": "none", "reason": str(err)})
         return None
     timings["decide_ms"] = _ms_since(mark)
@@ -206,7 +210,7 @@ def execute_signal(
         return
     if signal.barriers:
         context.log.warning(
-            f"{signal.row.symbol} {signal.row.candle_ms}: {BARRIERS_NOT_EXECUTABLE}"
+            f"{signal.row.symbol} {utc_text(signal.row.candle_ms)}: {BARRIERS_NOT_EXECUTABLE}"
         )
         context.add_output_metadata({"action": "not executed", "reason": BARRIERS_NOT_EXECUTABLE})
         return
@@ -227,7 +231,7 @@ def execute_signal(
     timings = {"execute_ms": _ms_since(started), "executed_at": time.time()}
     with db.connection() as conn:
         update_timings(conn, row.id, timings)
-    context.log.info(f"{row.symbol} {row.candle_ms}: {done.action} {done.note}".strip())
+    context.log.info(f"{row.symbol} {utc_text(row.candle_ms)}: {done.action} {done.note}".strip())
     context.add_output_metadata(
         {"action": done.action, "execution": dg.MetadataValue.json(done.to_json()), **timings}
     )

@@ -46,6 +46,12 @@ def test_selection_metadata_has_ranking_and_uplift(chain) -> None:
     assert sum(r.data["selected"] for r in ranking.records) == 50
     dropped = [r.data for r in ranking.records if not r.data["selected"]]
     assert all(r["reason"] for r in dropped)
+    # A feature pruned before ranking has no rank and no importance: empty, not -1 and 0.
+    ranked = [r.data for r in ranking.records if r.data["rank"] is not None]
+    pruned = [r.data for r in ranking.records if r.data["rank"] is None]
+    assert sorted(r["rank"] for r in ranked) == list(range(1, len(ranked) + 1))
+    assert pruned and all(r["importance"] is None and not r["selected"] for r in pruned)
+    assert all(r["importance"] is not None for r in ranked)
     uplift = meta["uplift"].value
     assert uplift["validation_rows"] > 0
     assert {"all_79", "selected_50"} <= set(uplift)
