@@ -8,7 +8,7 @@ import pandas as pd
 from assets.modeling import _base_candles, _png_markdown
 from pipeline.evaluation.search_space import lstm_parameters
 from pipeline.evaluation.study_report import best_trials_table, objective_png
-from pipeline.evaluation.tuned import TuningConfig, study_name
+from pipeline.evaluation.tuned import study_name
 from pipeline.evaluation.tuning import StudySpec
 from pipeline.evaluation.window_search import (
     Printer,
@@ -123,7 +123,7 @@ def hyperparameter_study(
     selected = tuple(selected_features.loc[selected_features["selected"], "feature"])
     search = config.search(project, markets, selected)
     known = known_candles(candles, markets, search.fit_end)
-    name = study_name(TuningConfig(study_prefix=config.study_prefix), search, known)
+    name = study_name(config.study_prefix, search, known)
     server = database.database().url
     # Dagster's logger cannot be pickled into spawned workers; they print instead.
     log = context.log.info if config.workers == 1 else Printer(prefix=f"{name}: ")

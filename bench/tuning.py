@@ -47,7 +47,12 @@ from harness import default_data_dir  # noqa: E402
 
 from pipeline.data.csv_source import CandleFolder  # noqa: E402
 from pipeline.evaluation import candidate, window_search  # noqa: E402
-from pipeline.evaluation.tuning import StudySpec, run_workers, worker_threads  # noqa: E402
+from pipeline.evaluation.tuning import (  # noqa: E402
+    StudySpec,
+    open_study,
+    run_workers,
+    worker_threads,
+)
 from pipeline.evaluation.window_search import (  # noqa: E402
     WindowObjective,
     search_on_window,
@@ -104,8 +109,6 @@ def run(
     started = time.perf_counter()
     ran = run_workers(spec, objective, workers, threads)
     wall = time.perf_counter() - started
-    from pipeline.evaluation.tuning import open_study
-
     table = trials_frame(open_study(spec))
     return {
         "wall": wall,

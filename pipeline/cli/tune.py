@@ -81,7 +81,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     known = known_candles(candles, markets, search.fit_end)
     server = resolve_url(Settings.from_env())
-    name = args.study or study_name(_cli_tuning(), search, known)
+    name = args.study or study_name("tune", search, known)
     objective = WindowObjective(
         search, known, ledger_url=server, study=name, log=Printer(prefix="")
     )
@@ -115,12 +115,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
         )
     return 0
-
-
-def _cli_tuning():
-    from pipeline.evaluation.tuned import TuningConfig
-
-    return TuningConfig(study_prefix="tune")
 
 
 def _fmt(value: object) -> str:

@@ -65,10 +65,10 @@ def data_fingerprint(candles: dict[str, pd.DataFrame]) -> str:
     return digest.hexdigest()
 
 
-def study_name(tuning: TuningConfig, search: WindowSearch, known: dict[str, pd.DataFrame]) -> str:
+def study_name(prefix: str, search: WindowSearch, known: dict[str, pd.DataFrame]) -> str:
     """Deterministic: the same search on the same candles resumes its study."""
     key = config_hash({"search": search.to_json(), "data": data_fingerprint(known)})
-    return f"{tuning.study_prefix}-{search.fit_end[:10]}-{key[:12]}"
+    return f"{prefix}-{search.fit_end[:10]}-{key[:12]}"
 
 
 def _mean_point(
@@ -132,7 +132,7 @@ def tune_fold(
     decisions (market, timestamp, label, P(up) and side per tuned model and per member) and
     the exit rule its decisions use (from the test start)."""
     known = known_candles(candles, search.markets, search.fit_end)
-    name = study_name(tuning, search, known)
+    name = study_name(tuning.study_prefix, search, known)
     objective = WindowObjective(search, known, ledger_url=server_url, study=name, log=log)
     spec = StudySpec(name, study_database_url(server_url), tuning.budget, tuning.seed)
     found = search_window(objective, spec, tuning.workers)

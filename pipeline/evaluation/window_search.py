@@ -209,31 +209,28 @@ class WindowObjective:
             )
         if self.ledger_url is None:
             return
-        from pipeline.store.database import Database
+        from pipeline.store.database import open_database
         from pipeline.store.trials import append_trial
 
         first = self.search.inner_plans()[0][0]
         figures = {"sharpe": value if np.isfinite(value) else None, "inner_folds": folds}
-        db = Database(self.ledger_url)
-        try:
-            with db.connection() as conn:
-                append_trial(
-                    conn,
-                    kind=TUNING_KIND,
-                    config={
-                        "study": self.study,
-                        "trial": trial.number,
-                        "params": params.to_json(),
-                        "n_parameters": n_parameters,
-                        "search": self.search.to_json(),
-                    },
-                    period_start=first.to_pydatetime(),
-                    period_end=_utc(self.search.fit_end).to_pydatetime(),
-                    figures=figures,
-                    note=f"{state}: {reason}" if reason else state,
-                )
-        finally:
-            db.close()
+        # The process's pooled connection: one pool per worker, not one per trial.
+        with open_database(url=self.ledger_url).connection() as conn:
+            append_trial(
+                conn,
+                kind=TUNING_KIND,
+                config={
+                    "study": self.study,
+                    "trial": trial.number,
+                    "params": params.to_json(),
+                    "n_parameters": n_parameters,
+                    "search": self.search.to_json(),
+                },
+                period_start=first.to_pydatetime(),
+                period_end=_utc(self.search.fit_end).to_pydatetime(),
+                figures=figures,
+                note=f"{state}: {reason}" if reason else state,
+            )
 
 
 class Printer:
