@@ -15,7 +15,7 @@ from assets.tuning import hyperparameter_study
 from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
 from pipeline.execution.risk import RiskConfig
 from pipeline.inference_job import live_inference_job
-from pipeline.jobs import ohlcv_job, retraining_job
+from pipeline.jobs import MAIN_JOB_SEQUENCE, retraining_job
 from pipeline.location import SETTINGS
 from pipeline.schedules import ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
@@ -89,7 +89,7 @@ ASSETS = [
 
 defs = dg.Definitions(
     assets=ASSETS,
-    jobs=[ohlcv_job, retraining_job, live_inference_job],
+    jobs=[*MAIN_JOB_SEQUENCE, retraining_job, live_inference_job],
     schedules=[ohlcv_refresh_schedule, retraining_schedule],
     sensors=[new_candle_sensor],
     resources=build_resources(SETTINGS),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.partitions import ohlcv_partitions
+from pipeline.partitions import market_partitions, ohlcv_partitions, timeframe_partitions
 
 ohlcv_job = dg.define_asset_job(
     "ohlcv_job",
@@ -26,3 +26,67 @@ retraining_job = dg.define_asset_job(
     "with the best trial, and let the gate decide (a refusal is the WARN check "
     "production_model_gate_passed). Launched weekly by retraining_schedule.",
 )
+
+# The main job (`signals run`, `make run`) as named jobs, one per partitioning: each of its
+# runs belongs to a job of the Definitions, so the UI lists it under that job and can
+# re-execute it. ohlcv_job above is the first of them.
+market_factor_job = dg.define_asset_job(
+    "market_factor_job",
+    selection=dg.AssetSelection.assets("market_factor"),
+    partitions_def=timeframe_partitions,
+    description="The market factor of one timeframe (every market's candles on it), from "
+    "the stored candles. The main job's second stage.",
+)
+
+features_job = dg.define_asset_job(
+    "features_job",
+    selection=dg.AssetSelection.assets("features"),
+    partitions_def=ohlcv_partitions,
+    description="The 79 candidate features of one market × timeframe partition, checked "
+    "for leakage. The main job's third stage.",
+)
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets("selected_features", "hyperparameter_study", "lstm_model"),
+    description="Select the features, run the study within its budget and train a candidate "
+    "with its best trial (checks: the train/validation gap, the majority class). The main "
+    "job's fourth stage; a candidate that passes its checks decides in shadow at once.",
+)
+
+backtest_job = dg.define_asset_job(
+    "backtest_job",
+    selection=dg.AssetSelection.assets("backtest_report"),
+    partitions_def=market_partitions,
+    description="Replay the newest candidate over its validation period on one market, "
+    "beside the baselines, with costs. The main job's fifth stage.",
+)
+
+gate_job = dg.define_asset_job(
+    "gate_job",
+    selection=dg.AssetSelection.assets("production_model"),
+    description="The gate: promote the candidate only if its pooled validation backtest "
+    "passes every bound and beats production (a refusal is the WARN check "
+    "production_model_gate_passed). The main job's last stage.",
+)
+
+# The main job's named jobs, in the order its stages run.
+MAIN_JOB_SEQUENCE = [
+    ohlcv_job,
+    market_factor_job,
+    features_job,
+    training_job,
+    backtest_job,
+    gate_job,
+]
+# Which named job materialises each asset of the main job.
+MAIN_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
+    "ohlcv": ohlcv_job,
+    "market_factor": market_factor_job,
+    "features": features_job,
+    "selected_features": training_job,
+    "hyperparameter_study": training_job,
+    "lstm_model": training_job,
+    "backtest_report": backtest_job,
+    "production_model": gate_job,
+}

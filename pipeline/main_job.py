@@ -1,7 +1,8 @@
 """The main job: materialise the asset chain for every configured partition, as the UI would.
 
-Each partition is its own in-process run in the given Dagster instance, so the runs, their
-metadata and asset checks appear in the UI afterwards.
+Each asset × partition is its own in-process run of the named job that owns the asset
+(`pipeline.jobs.MAIN_JOBS`) in the given Dagster instance, so the runs, their metadata and
+asset checks appear in the UI afterwards under that job, and can be re-executed from there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from pipeline.definitions import ASSETS
+from pipeline.jobs import MAIN_JOB_SEQUENCE, MAIN_JOBS
 
 STAGES = tuple(a.key.to_user_string() for a in ASSETS)
 
@@ -141,19 +143,18 @@ def run_main_job(
 ) -> Iterator[StepOutcome]:
     """Materialise each stage's partitions in order; a failed stage stops the later ones."""
     steps = plan(stages)
+    jobs = dg.Definitions(assets=ASSETS, jobs=MAIN_JOB_SEQUENCE, resources=resources)
     failed_stage = None
     for stage, key in steps:
         if failed_stage and STAGES.index(stage) > STAGES.index(failed_stage):
             break
-        asset = next(a for a in ASSETS if a.key.to_user_string() == stage)
-        result = dg.materialize(
-            list(ASSETS),
-            selection=[asset],
-            partition_key=key,
-            resources=resources,
-            instance=instance,
-            raise_on_error=False,
+        job = jobs.resolve_job_def(MAIN_JOBS[stage].name)
+        result = job.execute_in_process(
             run_config=QUIET_RUN,
+            instance=instance,
+            partition_key=key,
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(stage)],
         )
         outcome = StepOutcome(stage, key, result)
         if not outcome.success:

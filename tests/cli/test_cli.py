@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.jobs import MAIN_JOB_SEQUENCE
+
 SIGNALS = [sys.executable, "-m", "pipeline.cli"]
 
 
@@ -247,6 +249,7 @@ def _runs_are_in_postgres(database_url: str, dagster_home: Path) -> None:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             listed = instance.get_runs_count()
             storage = type(instance.run_storage).__name__
+            jobs = {run.job_name for run in instance.get_runs()}
     finally:
         if saved is None:
             os.environ.pop(ENV_DAGSTER_PG_URL)
@@ -254,6 +257,9 @@ def _runs_are_in_postgres(database_url: str, dagster_home: Path) -> None:
             os.environ[ENV_DAGSTER_PG_URL] = saved
     assert storage == "PostgresRunStorage"
     assert rows == listed >= 8  # one run per step of the chain, at least
+    # Each run belongs to a named job of the Definitions (so the UI can re-execute it), none
+    # to Dagster's ephemeral asset job.
+    assert jobs == {job.name for job in MAIN_JOB_SEQUENCE}
     assert not [p for p in dagster_home.rglob("*") if p.suffix in (".db", ".sqlite")]
 
 
