@@ -32,7 +32,9 @@ from pipeline.partitions import (
     SYMBOLS_BY_MARKET_ID,
     market_partitions,
     symbol_for,
+    timeframe_partitions,
 )
+from pipeline.signals.backtest_path import shadow_agreement
 from pipeline.store import models as model_store
 from pipeline.tables import markdown_table
 from resources.database import PostgresResource
@@ -149,7 +151,9 @@ def _curve(epochs: list[dict]) -> str:
         dg.AssetCheckSpec(
             MAJORITY_CHECK,
             asset="lstm_model",
-            description="Validation accuracy above the majority class's.",
+            description="Validation accuracy above the majority class's. A WARN: such a "
+            "candidate still decides in shadow (never executed); the gate requires it before "
+            "production.",
         ),
     ],
     io_manager_key="json_io_manager",
@@ -180,6 +184,18 @@ def lstm_model(
         cfg = with_study(cfg, TrialParams.from_json(study["params"]))
     candidate = fit_candidate(features, _base_candles(database, candle_source), selected, cfg)
     record = candidate.record()
+    result, validation = candidate.result, candidate.validation
+    gap = float(result.best["gap"])
+    # The stored weights are the best epoch's, so the check judges that epoch's gap
+    # (training may have stopped later, on a gap past the bound).
+    gap_ok = gap <= cfg.train.gap_bound
+    beats_majority = validation["val_accuracy"] > validation["val_majority_accuracy"]
+    # Kept with the model: the live job lets a candidate decide in shadow only when none of
+    # its ERROR checks failed (model_store.shadow_candidate).
+    record.metrics["checks"] = {
+        GAP_CHECK: {"passed": gap_ok, "severity": "ERROR"},
+        MAJORITY_CHECK: {"passed": beats_majority, "severity": "WARN"},
+    }
     record.config["study"] = (
         {"name": study["study"], "params": study["params"], "value": study["value"]}
         if study is not None
@@ -187,8 +203,6 @@ def lstm_model(
     )
     with database.database().connection() as conn:
         model_id = model_store.save_model(conn, record)
-    result, validation = candidate.result, candidate.validation
-    gap = float(result.best["gap"])
     tuned = f"tuned by study {study['study']}" if study is not None else "untuned"
     context.log.info(
         f"candidate {model_id} ({tuned}): {result.stopped}, "
@@ -214,11 +228,9 @@ def lstm_model(
             **_study_metadata(study),
         },
         check_results=[
-            # The stored weights are the best epoch's, so the check judges that epoch's gap
-            # (training may have stopped later, on a gap past the bound).
             dg.AssetCheckResult(
                 check_name=GAP_CHECK,
-                passed=gap <= cfg.train.gap_bound,
+                passed=gap_ok,
                 metadata={
                     "gap": gap,
                     "bound": cfg.train.gap_bound,
@@ -228,7 +240,8 @@ def lstm_model(
             ),
             dg.AssetCheckResult(
                 check_name=MAJORITY_CHECK,
-                passed=validation["val_accuracy"] > validation["val_majority_accuracy"],
+                passed=beats_majority,
+                severity=dg.AssetCheckSeverity.WARN,
                 metadata={k: float(v) for k, v in validation.items()},
             ),
         ],
@@ -334,6 +347,7 @@ class GateRunConfig(dg.Config):
     min_trades: int = GateConfig.min_trades
     require_beats_majority: bool = GateConfig.require_beats_majority
     max_gap: float = GateConfig.max_gap
+    min_shadow_candles: int = GateConfig.min_shadow_candles
 
 
 @dg.asset(
@@ -373,11 +387,25 @@ def production_model(
 
     with database.database().connection() as conn:
         current = model_store.production_model(conn, MODEL_NAME, BASE_TIMEFRAME)
+        # Live evidence, when the gate asks for it: the candidate's shadow decisions so far.
+        shadow = (
+            shadow_agreement(
+                conn,
+                candle_source.exchange,
+                list(SYMBOLS_BY_MARKET_ID.values()),
+                BASE_TIMEFRAME,
+                list(timeframe_partitions.get_partition_keys()),
+                candidate,
+            )
+            if config.min_shadow_candles > 0
+            else None
+        )
     verdict = check_gate(
         pooled(candidate),
         pooled(current) if current else None,
         GateConfig(**config.model_dump()),
         fit=candidate.metrics,
+        shadow=shadow,
     )
     promoted = None
     if verdict.passed:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.features import features, market_factor, selected_features
+from assets.live import live_signals, live_signals_drift
 from assets.market_data import ohlcv
 from assets.modeling import backtest_report, lstm_model, production_model
 from assets.tuning import hyperparameter_study
 from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
 from pipeline.execution.risk import RiskConfig
 from pipeline.inference_job import live_inference_job
-from pipeline.jobs import MAIN_JOB_SEQUENCE, retraining_job
+from pipeline.jobs import MAIN_JOB_SEQUENCE, live_checks_job, retraining_job
 from pipeline.location import SETTINGS
-from pipeline.schedules import ohlcv_refresh_schedule, retraining_schedule
+from pipeline.schedules import live_checks_schedule, ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
 from resources.broker import BrokerResource
@@ -88,9 +89,10 @@ ASSETS = [
 ]
 
 defs = dg.Definitions(
-    assets=ASSETS,
-    jobs=[*MAIN_JOB_SEQUENCE, retraining_job, live_inference_job],
-    schedules=[ohlcv_refresh_schedule, retraining_schedule],
+    assets=[*ASSETS, live_signals],
+    asset_checks=[live_signals_drift],
+    jobs=[*MAIN_JOB_SEQUENCE, retraining_job, live_inference_job, live_checks_job],
+    schedules=[ohlcv_refresh_schedule, retraining_schedule, live_checks_schedule],
     sensors=[new_candle_sensor],
     resources=build_resources(SETTINGS),
 )

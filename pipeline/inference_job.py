@@ -5,48 +5,64 @@ Two steps in one process (the in-process executor: a run is already a new proces
 process per step would add seconds to every candle):
 
 - `live_signal`: upsert the newest candles (this market's, every configured market's and
-  those of the production model's factor basket), compute the features with the assets'
-  code against the model's basket, load the production model and decide with `decide` (the
-  backtest's path); record the signal once per model, market, timeframe and candle. No
-  production model: nothing is recorded, and the log says so.
-- `execute_signal`: hand the recorded row to the position manager (kill switch,
-  reconciliation, limits).
+  those of the deciding models' factor baskets), compute the features with the assets'
+  code against each model's basket, and decide with `decide` (the backtest's path): the
+  production model, and in shadow the newest candidate newer than it that passed its ERROR
+  checks (with no production model, that candidate alone, and a WARNING says so). Each
+  signal is recorded once per model, market, timeframe and candle, with its mode; earlier
+  signals whose exit candle is now stored get their realised return; the `live_signals`
+  asset gets a materialisation for the market. No model at all: nothing is recorded, and a
+  WARNING says why.
+- `execute_signal`: hand the production signal to the position manager (kill switch,
+  reconciliation, limits); a shadow signal is never executed.
 """
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from itertools import chain
+from typing import Any, cast
 
 import dagster as dg
+import pandas as pd
 
+from pipeline.backtest.config import BacktestConfig
 from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.ingest import ingest_partition
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.markets import market_id
 from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
-from pipeline.model.contract import MODEL_NAME, load_for_inference
+from pipeline.model.contract import MODEL_NAME, LoadedModel, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
 from pipeline.signals.candle import (
+    LiveInputs,
     LiveWindowError,
     decide_candle,
     factor_basket,
     live_features,
     load_inputs,
 )
+from pipeline.signals.live_report import (
+    LIVE_SIGNALS_ASSET,
+    TABLE_KEY,
+    live_signal_metadata,
+    utc_text,
+)
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
-from pipeline.store.signals import SignalRow, record_signal, update_timings
+from pipeline.store.signals import (
+    Mode,
+    SignalRow,
+    latest_signals,
+    record_signal,
+    resolve_signals,
+    update_timings,
+)
 from resources.broker import BrokerResource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 
 LIVE_PAGE_LIMIT = 99
-
-
-def utc_text(ms: int) -> str:
-    """A candle's open time as a log shows it: a UTC date, not epoch milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class LiveCandleConfig(dg.Config):
@@ -100,7 +116,9 @@ def live_signal(
     database: PostgresResource,
     candle_source: CandleSourceResource,
 ) -> RecordedSignal | None:
-    """Refresh candles, decide on the closed candle with the production model, record it."""
+    """Refresh candles; decide on the closed candle with the production model and, in
+    shadow, with the newest candidate that passed its checks; record both; resolve earlier
+    signals whose exit candle is now stored; report to the `live_signals` asset."""
     started_wall, started = time.time(), time.perf_counter()
     timings: dict[str, float] = {"step_started_at": started_wall}
     symbol = symbol_for(config.market)
@@ -118,81 +136,112 @@ def live_signal(
     since_ms = parse_date_ms(candle_source.since)
     timeframes = list(timeframe_partitions.get_partition_keys())
     with db.connection() as conn:
-        record = model_store.production_model(conn, MODEL_NAME, config.timeframe)
-    # The model's factor basket may hold markets not traded here: they are kept fresh too.
-    basket = factor_basket(record) if record is not None else []
+        deciders = model_store.deciding_models(conn, MODEL_NAME, config.timeframe)
+    # The models' factor baskets may hold markets not traded here: they are kept fresh too.
+    baskets = {record.id: factor_basket(record) for record, _ in deciders}
     added = 0
-    for other in dict.fromkeys([*SYMBOLS_BY_MARKET_ID.values(), *basket]):
+    for other in dict.fromkeys([*SYMBOLS_BY_MARKET_ID.values(), *chain(*baskets.values())]):
         added += _refresh(db, source, other, config.timeframe, close_ms, since_ms)
     for tf in timeframes:
         if timeframe_ms(tf) > step:
             added += _refresh(db, source, symbol, tf, close_ms, since_ms)
     timings["refresh_ms"] = _ms_since(started)
+    with db.connection() as conn:
+        resolved = resolve_signals(
+            conn, source.exchange_id, symbol, config.timeframe, step, BacktestConfig().round_trip
+        )
 
-    mark = time.perf_counter()
-    if record is None:
+    if not deciders:
         context.log.warning(  # a green run that records nothing must say so loudly
-            f"no production {MODEL_NAME} model for {config.timeframe}: nothing recorded for "
-            f"{config.market} at the candle of {utc_text(config.candle_ms)} (promote a model "
-            "through production_model; its refusals are the check production_model_gate_passed)"
+            f"no production {MODEL_NAME} model for {config.timeframe} and no candidate that "
+            f"passed its checks: nothing recorded for {config.market} at the candle of "
+            f"{utc_text(config.candle_ms)} (train one with training_job; promote it through "
+            "production_model, whose refusals are the check production_model_gate_passed)"
         )
-        context.add_output_metadata({"signal": "none", "reason": "no production model"})
+        context.add_output_metadata({"signal": "none", "reason": "no model to decide with"})
         return None
-    loaded = load_for_inference(record, feature_names())
-    timings["model_ms"] = _ms_since(mark)
+    if deciders[0][1] == "shadow":
+        context.log.warning(
+            f"no production {MODEL_NAME} model for {config.timeframe}: candidate "
+            f"{deciders[0][0].id} decides {config.market} at {utc_text(config.candle_ms)} in "
+            "shadow (recorded, never executed)"
+        )
 
-    mark = time.perf_counter()
-    with db.connection() as conn:
-        inputs = load_inputs(
-            conn,
-            source.exchange_id,
-            symbol,
-            config.timeframe,
-            basket,
-            timeframes,
-            config.candle_ms,
-        )
-    timings["load_ms"] = _ms_since(mark)
-    mark = time.perf_counter()
-    features = live_features(inputs, config.timeframe)
-    timings["features_ms"] = _ms_since(mark)
-    mark = time.perf_counter()
-    try:
-        decision = decide_candle(
-            loaded, features, inputs.base, symbol, config.candle_ms, config.timeframe
-        )
-    except LiveWindowError as err:
-        context.log.warning(f"{config.market} {utc_text(config.candle_ms)}: no decision: {err}")
-        context.add_output_metadata({"signal": "none", "reason": str(err)})
+    recorded: list[tuple[SignalRow, LoadedModel, dict[str, Any]]] = []
+    features_by_basket: dict[tuple[str, ...], tuple[LiveInputs, pd.DataFrame]] = {}
+    for record, mode in deciders:
+        mark = time.perf_counter()
+        loaded = load_for_inference(record, feature_names())
+        model_timings = {**timings, "model_ms": _ms_since(mark)}
+        basket = tuple(baskets[record.id])
+        if basket not in features_by_basket:
+            mark = time.perf_counter()
+            with db.connection() as conn:
+                inputs = load_inputs(
+                    conn,
+                    source.exchange_id,
+                    symbol,
+                    config.timeframe,
+                    basket,
+                    timeframes,
+                    config.candle_ms,
+                )
+            model_timings["load_ms"] = _ms_since(mark)
+            mark = time.perf_counter()
+            features_by_basket[basket] = (inputs, live_features(inputs, config.timeframe))
+            model_timings["features_ms"] = _ms_since(mark)
+        inputs, features = features_by_basket[basket]
+        mark = time.perf_counter()
+        try:
+            decision = decide_candle(
+                loaded, features, inputs.base, symbol, config.candle_ms, config.timeframe
+            )
+        except LiveWindowError as err:
+            context.log.warning(
+                f"{config.market} {utc_text(config.candle_ms)}: no {mode} decision by model "
+                f"{record.id}: {err}"
+            )
+            continue
+        model_timings["decide_ms"] = _ms_since(mark)
+        model_timings["signal_ms"] = _ms_since(started)
+        with db.connection() as conn:
+            row = record_signal(
+                conn,
+                exchange=source.exchange_id,
+                symbol=symbol,
+                timeframe=config.timeframe,
+                candle_ms=config.candle_ms,
+                decision=decision,
+                run_id=context.run_id,
+                timings=model_timings,
+                mode=cast(Mode, mode),
+                horizon=loaded.horizon,
+            )
+            update_timings(conn, row.id, {"signal_recorded_at": time.time()})
+        recorded.append((row, loaded, decision.to_json()))
+
+    if not recorded:
+        context.add_output_metadata({"signal": "none", "reason": "no complete window"})
         return None
-    timings["decide_ms"] = _ms_since(mark)
-    timings["signal_ms"] = _ms_since(started)
     with db.connection() as conn:
-        row = record_signal(
-            conn,
-            exchange=source.exchange_id,
-            symbol=symbol,
-            timeframe=config.timeframe,
-            candle_ms=config.candle_ms,
-            decision=decision,
-            run_id=context.run_id,
-            timings=timings,
-        )
-        update_timings(conn, row.id, {"signal_recorded_at": time.time()})
-    context.add_output_metadata(
-        {
-            "signal_id": row.id,
-            "side": decision.side,
-            "probability_up": round(decision.probability_up, 6),
-            "confidence": round(decision.confidence, 6),
-            "model_id": loaded.model_id,
-            "input_hash": decision.input_hash,
-            "explanation": dg.MetadataValue.json(decision.to_json()["explanation"]),
-            "candles_added": added,
-            "timings_ms": dg.MetadataValue.json(timings),
-            "already_recorded": not row.created,
-        }
+        latest = latest_signals(conn, source.exchange_id, symbol, config.timeframe)
+    metadata = live_signal_metadata(
+        [(row, decision) for row, _, decision in recorded], latest, config.candle_ms, resolved
     )
+    metadata[TABLE_KEY] = dg.MetadataValue.md(str(metadata[TABLE_KEY]))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=LIVE_SIGNALS_ASSET,
+            partition=config.market,
+            description=f"{config.market} {utc_text(config.candle_ms)}",
+            metadata=metadata,
+        )
+    )
+    context.add_output_metadata({**metadata, "candles_added": added})
+    production = [(row, loaded) for row, loaded, _ in recorded if row.mode == "production"]
+    if not production:
+        return None  # shadow only: nothing to execute
+    row, loaded = production[0]
     return RecordedSignal(row, loaded.horizon, loaded.label.barrier_k is not None)
 
 
@@ -206,7 +255,10 @@ def execute_signal(
 ) -> None:
     """Turn the signal into the position it asks for, within the risk limits."""
     if signal is None:
-        context.log.warning("no signal to execute: the signal step recorded nothing (see its log)")
+        context.log.warning(
+            "nothing to execute: no production signal for this candle (see the signal "
+            "step's log; a shadow signal is never executed)"
+        )
         return
     if signal.barriers:
         context.log.warning(

@@ -90,3 +90,13 @@ MAIN_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
     "backtest_report": backtest_job,
     "production_model": gate_job,
 }
+
+# The drift watch over the live signals (assets/live.py), run by live_checks_schedule or
+# from the check's page.
+live_checks_job = dg.define_asset_job(
+    "live_checks_job",
+    selection=dg.AssetSelection.checks_for_assets("live_signals"),
+    description="The drift watch: each market's recent features against the deciding "
+    "model's training window, and its resolved signals' calibration against validation "
+    "(check live_signals_inputs_and_calibration_hold). Launched by live_checks_schedule.",
+)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.jobs import ohlcv_job, retraining_job
+from pipeline.jobs import live_checks_job, ohlcv_job, retraining_job
 from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
 
 # A few minutes past the hour: the exchange has closed the candle and settled its numbers.
@@ -46,3 +46,14 @@ def retraining_schedule(context: dg.ScheduleEvaluationContext):
     to its budget."""
     tick = context.scheduled_execution_time
     yield dg.RunRequest(run_key=f"retrain@{tick.isoformat() if tick else 'manual'}")
+
+
+live_checks_schedule = dg.ScheduleDefinition(
+    name="live_checks_schedule",
+    cron_schedule="10 */6 * * *",
+    job=live_checks_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every 6 hours at :10 UTC: the drift watch over live_signals (feature drift "
+    "and calibration of the deciding model).",
+)

@@ -28,16 +28,14 @@ from pipeline.data.schema import validate_candles
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.exchange.markets import market_id
-from pipeline.features.labels import attach_labels
-from pipeline.features.registry import feature_names
 from pipeline.inference_job import live_inference_job
-from pipeline.model.contract import load_for_inference, segment_windows
 from pipeline.model.operating import OperatingPoint
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
-from pipeline.signals.candle import factor_basket, live_features, load_inputs
+from pipeline.signals.backtest_path import backtest_path
+from pipeline.signals.candle import factor_basket
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store import trading
@@ -328,39 +326,21 @@ def parity(
     with db.connection() as conn:
         live = [
             s
-            for s in load_signals(conn, exchange_id, symbol, timeframe)
+            for s in load_signals(conn, exchange_id, symbol, timeframe, mode="production")
             if candles[0] <= s["candle_ms"] <= candles[-1]
         ]
         if not live:
             raise ValueError(f"no live signals recorded for {symbol} {timeframe} in the period")
         record = model_store.load_model(conn, live[0]["model_id"])
-        inputs = load_inputs(
-            conn,
-            exchange_id,
-            symbol,
-            timeframe,
-            factor_basket(record),  # the live job's basket: the model's
-            timeframes,
-            candles[-1] + step,
+        # The backtest path: the features frame with labels → windows → predict → replay.
+        path = backtest_path(
+            conn, exchange_id, symbol, timeframe, timeframes, record, candles[0], candles[-1]
         )
         fills = pd.DataFrame(
             trading.fills(conn, account, symbol),
             columns=["side", "quantity", "price", "fee", "filled_at_ms"],
         )
-    loaded = load_for_inference(record, feature_names())
-    # The backtest path: the features frame with labels → windows → predict → replay.
-    frame = live_features(inputs, timeframe)
-    frame.insert(0, "market", symbol)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-    data = attach_labels(frame, {symbol: inputs.base}, timeframe, loaded.label)
-    start = pd.Timestamp(candles[0], unit="ms", tz="UTC")
-    end = pd.Timestamp(candles[-1], unit="ms", tz="UTC")
-    windows = segment_windows(data, loaded.features, loaded.window, timeframe, start, end)
-    p_up, side = loaded.decide(data, windows)
-    backtest = {
-        int(t.value // 1_000_000): (float(p), int(s))
-        for t, p, s in zip(windows.timestamp, p_up, side, strict=True)
-    }
+    inputs, loaded, backtest = path.inputs, path.loaded, path.decisions
     mismatches, diffs = [], []
     for s in live:
         if s["candle_ms"] not in backtest:

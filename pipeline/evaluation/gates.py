@@ -23,6 +23,9 @@ class GateConfig:
     # learnt its training set by heart, has no edge for its backtest to show.
     require_beats_majority: bool = True
     max_gap: float = 0.15  # train − validation accuracy of the stored epoch
+    # Live evidence before money: this many candles decided in shadow by the candidate, each
+    # equal to the backtest path's decision on the same candle (0: not required).
+    min_shadow_candles: int = 0
 
 
 @dataclass
@@ -47,13 +50,25 @@ def check_gate(
     production: dict[str, float] | None,
     cfg: GateConfig | None = None,
     fit: dict[str, float] | None = None,
+    shadow: tuple[int, int] | None = None,
 ) -> GateVerdict:
     """Every failed bound is listed; the candidate passes only when the list is empty.
 
     `fit` holds the candidate's validation classification figures (`val_accuracy`,
-    `val_majority_accuracy`, `gap`), judged beside its backtest."""
+    `val_majority_accuracy`, `gap`), judged beside its backtest. `shadow`: (candles the
+    candidate decided in shadow and the backtest path decided too, how many of those equal
+    the backtest's), judged when `min_shadow_candles` asks for them."""
     cfg = cfg or GateConfig()
     reasons = []
+    if cfg.min_shadow_candles > 0:
+        compared, equal = shadow or (0, 0)
+        if equal < cfg.min_shadow_candles:
+            reasons.append(
+                f"{equal} shadow candles equal to the backtest's decisions < "
+                f"{cfg.min_shadow_candles} required"
+            )
+        if equal < compared:
+            reasons.append(f"{compared - equal} shadow decisions differ from the backtest's")
     if fit is not None:
         accuracy, majority = fit["val_accuracy"], fit["val_majority_accuracy"]
         if cfg.require_beats_majority and not accuracy > majority:

@@ -134,6 +134,41 @@ def production_model(conn: psycopg.Connection, name: str, timeframe: str) -> Mod
     return _record(row) if row else None
 
 
+def shadow_candidate(
+    conn: psycopg.Connection, name: str, timeframe: str, newer_than: int | None = None
+) -> ModelRecord | None:
+    """The newest candidate (newer than `newer_than`, production's id) whose fit-time asset
+    checks were recorded (`metrics["checks"]`: name → passed, severity) and none of whose
+    ERROR checks failed: the model that decides in shadow. A WARN check (not beating the
+    majority class, say) does not keep a model out of shadow, where nothing is executed; the
+    gate still requires it before production."""
+    row = conn.execute(
+        f"""SELECT {_COLUMNS} FROM models
+            WHERE name = %s AND timeframe = %s AND status = 'candidate' AND id > %s
+              AND jsonb_typeof(metrics -> 'checks') = 'object'
+              AND NOT EXISTS (
+                  SELECT 1 FROM jsonb_each(metrics -> 'checks') AS c(check_name, outcome)
+                  WHERE outcome ->> 'severity' = 'ERROR'
+                    AND NOT coalesce((outcome ->> 'passed')::boolean, false))
+            ORDER BY id DESC LIMIT 1""",
+        (name, timeframe, newer_than or 0),
+    ).fetchone()
+    conn.commit()
+    return _record(row) if row else None
+
+
+def deciding_models(
+    conn: psycopg.Connection, name: str, timeframe: str
+) -> list[tuple[ModelRecord, str]]:
+    """Who decides a live candle, with its signal mode: the production model (executed) and
+    the newest candidate newer than it that may decide in shadow (recorded, never
+    executed); with no production model, that candidate alone; nobody, without either."""
+    production = production_model(conn, name, timeframe)
+    challenger = shadow_candidate(conn, name, timeframe, production.id if production else None)
+    found = [(production, "production")] if production is not None else []
+    return found + ([(challenger, "shadow")] if challenger is not None else [])
+
+
 def newest_model_id(
     conn: psycopg.Connection, name: str, timeframe: str, status: str | None = None
 ) -> int | None:

@@ -56,3 +56,13 @@ def test_a_fit_no_better_than_the_majority_or_past_the_gap_is_refused() -> None:
     assert gap.reasons == ["train − validation gap +20.0% > 15%"]
     lenient = GateConfig(require_beats_majority=False, max_gap=0.3)
     assert check_gate(GOOD, None, lenient, fit={**honest, "val_accuracy": 0.5, "gap": 0.2}).passed
+
+
+def test_the_gate_can_require_shadow_candles_equal_to_the_backtest() -> None:
+    required = GateConfig(min_shadow_candles=24)
+    assert check_gate(GOOD, None).passed  # not asked for by default
+    missing = check_gate(GOOD, None, required)
+    assert missing.reasons == ["0 shadow candles equal to the backtest's decisions < 24 required"]
+    assert check_gate(GOOD, None, required, shadow=(30, 30)).passed
+    differing = check_gate(GOOD, None, required, shadow=(30, 28))
+    assert differing.reasons == ["2 shadow decisions differ from the backtest's"]

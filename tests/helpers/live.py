@@ -48,17 +48,32 @@ def quick_features(max_warmup: int = 800) -> list[str]:
     return [n for n in feature_names() if limits[n] <= max_warmup][:24]
 
 
+# The window the random model's scaler was fitted on, recorded as its training window (the
+# drift check's reference): the seeded history after the slowest quick feature warmed up.
+TRAIN_FIRST = HISTORY_START + 800 * HOUR
+TRAIN_LAST = LIVE_START - 2 * 168 * HOUR
+
+
 def install_random_model(
-    db, symbols: list[str], timeframes: list[str], seed: int = 7, label: dict | None = None
+    db,
+    symbols: list[str],
+    timeframes: list[str],
+    seed: int = 7,
+    label: dict | None = None,
+    *,
+    promote: bool = True,
+    checks: dict | None = None,
 ):
-    """Seeded random LSTM with a scaler fitted on the seeded history; promoted. `label`: a
-    stored label rule (a barrier model); by default the model exits by time after 1 candle."""
+    """Seeded random LSTM with a scaler fitted on the seeded history; promoted unless
+    `promote` is false (a candidate, which decides in shadow when none of its ERROR
+    `checks` failed: by default its checks are recorded as passed). `label`: a stored label
+    rule (a barrier model); by default the model exits by time after 1 candle."""
     from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.contract import MODEL_NAME, probabilities
     from pipeline.model.lstm import LSTMClassifier
     from pipeline.model.scaler import Scaler
     from pipeline.signals.candle import live_features, load_inputs
-    from pipeline.store.models import ModelRecord
+    from pipeline.store.models import ModelRecord, save_model
     from pipeline.trading_replay import install_model
 
     names = quick_features()
@@ -90,10 +105,27 @@ def install_random_model(
         },
         features=names,
         scaler=scaler.to_dict(),
-        data_window={"markets": symbols},
-        metrics={},
+        data_window={
+            "markets": symbols,
+            "train": {
+                "first_decision": pd.Timestamp(TRAIN_FIRST, unit="ms", tz="UTC").isoformat(),
+                "last_decision": pd.Timestamp(TRAIN_LAST, unit="ms", tz="UTC").isoformat(),
+            },
+        },
+        metrics={
+            "val_ece": 0.05,
+            "checks": checks
+            if checks is not None
+            else {
+                "lstm_model_gap_within_bound": {"passed": True, "severity": "ERROR"},
+                "lstm_model_beats_majority": {"passed": True, "severity": "WARN"},
+            },
+        },
         seed=seed,
         checkpoint=checkpoint_bytes(network.state_dict()),
     )
+    if not promote:
+        with db.connection() as conn:
+            return save_model(conn, record), threshold, names
     model_id = install_model(db, record, {"reason": "test: random weights"})
     return model_id, threshold, names

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import logging
 
+import dagster as dg
+import pandas as pd
 import pytest
 
+from assets.live import DRIFT_CHECK, live_signals, live_signals_drift
 from pipeline.backtest.config import BacktestConfig
 from pipeline.data.csv_source import CandleFolder
+from pipeline.jobs import live_checks_job
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import run_key
+from pipeline.signals.backtest_path import shadow_agreement
+from pipeline.signals.candle import live_features, load_inputs
+from pipeline.signals.drift import market_drift
+from pipeline.store.models import load_model
 from pipeline.store.signals import load_signals
 from pipeline.trading_replay import LiveReplay, parity, replay_resources, seed_candles
 from resources.broker import BrokerResource
@@ -121,9 +129,7 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     for market in SYMBOLS_BY_MARKET_ID:
         for close in closes:
             key = run_key(market, "1h", close - HOUR)
-            runs = replay.instance.get_runs(
-                filters=__import__("dagster").RunsFilter(tags={"dagster/run_key": key})
-            )
+            runs = replay.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": key}))
             assert len(runs) == 1, key
             assert runs[0].is_success, key
     with db.connection() as conn:
@@ -172,7 +178,7 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     assert sides == {1, 0, -1}, "the test model should go long, short and flat"
 
 
-def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
+def test_without_any_model_nothing_is_recorded_and_the_run_says_why(
     tmp_path, sample_frames, db, database_url
 ):
     folder = live_folder(tmp_path, sample_frames, 2)
@@ -194,13 +200,13 @@ def test_without_a_production_model_nothing_is_recorded_and_the_run_says_why(
         for e in result.all_events
         if e.event_type_value == "STEP_OUTPUT" and e.step_key == "live_signal"
     ]
-    assert [m["reason"].value for m in outputs] == ["no production model"]
+    assert [m["reason"].value for m in outputs] == ["no model to decide with"]
     records = replay.instance.all_logs(result.run_id)
     warnings = [e.message for e in records if e.message and e.level == logging.WARNING]
     # Said at WARNING, with the candle as a UTC date: a green run that records nothing.
-    assert any("no production lstm model for 1h" in m and " UTC" in m for m in warnings), [
-        e.message for e in records
-    ]
+    assert any(
+        "no production lstm model for 1h and no candidate" in m and " UTC" in m for m in warnings
+    ), [e.message for e in records]
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
@@ -234,15 +240,145 @@ def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames
         conn.commit()
 
 
-def _run_first_candle(replay: LiveReplay):
-    """One live job run for BTCUSDT's first live candle, in process."""
+def _run_first_candle(replay: LiveReplay, candle_ms: int = LIVE_START):
+    """One live job run for one of BTCUSDT's live candles (the first), in process."""
     return replay.job.execute_in_process(
         run_config={
             "ops": {
                 "live_signal": {
-                    "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": LIVE_START}
+                    "config": {"market": "BTCUSDT", "timeframe": "1h", "candle_ms": candle_ms}
                 }
             }
         },
         instance=replay.instance,
     )
+
+
+def _live_signals_reports(result) -> list[tuple[str | None, dict]]:
+    """The run's materialisations of `live_signals`: (partition, metadata values)."""
+    return [
+        (e.partition, {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()})
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.asset_key == dg.AssetKey("live_signals")
+    ]
+
+
+def test_a_checked_candidate_decides_in_shadow_without_production_and_is_never_executed(
+    tmp_path, sample_frames, db, database_url
+):
+    folder = live_folder(tmp_path, sample_frames, 4)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    # A candidate whose ERROR check failed (it learnt its training set by heart) never
+    # decides, not even in shadow.
+    overfit = {"lstm_model_gap_within_bound": {"passed": False, "severity": "ERROR"}}
+    install_random_model(db, symbols, TIMEFRAMES, promote=False, checks=overfit)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START + 3 * HOUR + 60_000, speed=1.0))
+    with ReplayServer(exchange) as server:
+        replay = LiveReplay(_resources(database_url, server.url, tmp_path), exchange)
+        nothing = _run_first_candle(replay)
+        assert nothing.success and _live_signals_reports(nothing) == []
+        # One that only failed a WARN check (no better than the majority class) decides in
+        # shadow: recorded, reported, never executed.
+        warned = {
+            "lstm_model_gap_within_bound": {"passed": True, "severity": "ERROR"},
+            "lstm_model_beats_majority": {"passed": False, "severity": "WARN"},
+        }
+        candidate, _, _ = install_random_model(
+            db, symbols, TIMEFRAMES, seed=11, promote=False, checks=warned
+        )
+        results = [_run_first_candle(replay, LIVE_START + k * HOUR) for k in range(3)]
+    assert all(r.success for r in results)
+    warnings = [
+        e.message
+        for e in replay.instance.all_logs(results[0].run_id)
+        if e.message and e.level == logging.WARNING
+    ]
+    assert any(f"candidate {candidate} decides BTCUSDT" in m and "shadow" in m for m in warnings)
+    with db.connection() as conn:
+        rows = load_signals(conn, "binanceusdm", "BTC/USDT:USDT", "1h")
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        conn.commit()
+    assert [(r["candle_ms"], r["mode"], r["model_id"]) for r in rows] == [
+        (LIVE_START + k * HOUR, "shadow", candidate) for k in range(3)
+    ]
+    assert orders == 0
+    # The first signal resolved once its exit candle (two opens later) was stored: the
+    # market's move from the next open to the one after, net of the round trip.
+    btc = sample_frames["BTCUSDT"].set_index("timestamp")["open"]
+    move = btc[LIVE_START + 2 * HOUR] / btc[LIVE_START + HOUR] - 1
+    first = rows[0]
+    assert first["realised_return"] == pytest.approx(move, rel=1e-12)
+    expected_net = 0.0 if first["side"] == 0 else first["side"] * move - 2 * FEE
+    assert first["realised_net_return"] == pytest.approx(expected_net, rel=1e-9, abs=1e-15)
+    assert rows[2]["realised_return"] is None  # its exit candle has not closed
+    # Each run reported the candle to live_signals, BTCUSDT's partition, in shadow mode.
+    reports = [_live_signals_reports(r) for r in results]
+    assert [[p for p, _ in rep] for rep in reports] == [["BTCUSDT"]] * 3
+    last = reports[2][0][1]
+    assert last["mode"] == "shadow" and last["model_id"] == candidate
+    assert last["side"] == rows[2]["side"] and last["candle"] == "2021-01-10 02:00 UTC"
+    assert last["probability_up"] == round(rows[2]["probability_up"], 4)
+    assert last["top_features"].count("(") == 3
+    assert last["realised_net_return"] == pytest.approx(expected_net, abs=1e-6)
+    assert last["last_signals"].count("| shadow |") == 3
+
+
+def test_champion_and_challenger_decide_each_candle_and_only_production_trades(live):
+    replay, db, symbols, production, _ = live
+    challenger, _, _ = install_random_model(db, symbols, TIMEFRAMES, seed=13, promote=False)
+    for close in _closes(0, 2):
+        replay.tick(close)
+    with db.connection() as conn:
+        rows = [s for symbol in symbols for s in load_signals(conn, "binanceusdm", symbol, "1h")]
+        traded = conn.execute(
+            "SELECT DISTINCT s.mode FROM orders o JOIN signals s ON s.id = o.signal_id"
+        ).fetchall()
+        record = load_model(conn, challenger)
+        agreement = shadow_agreement(conn, "binanceusdm", symbols, "1h", TIMEFRAMES, record)
+        conn.commit()
+    modes = {(r["mode"], r["model_id"]) for r in rows}
+    assert modes == {("production", production), ("shadow", challenger)}
+    assert len(rows) == 2 * 2 * len(symbols)  # two candles, two models, every market
+    assert traded == [("production",)]
+    # Every shadow decision equals the backtest path's on the same candle, bit for bit: what
+    # the gate's min_shadow_candles counts.
+    assert agreement == (2 * len(symbols), 2 * len(symbols))
+
+
+def test_the_drift_watch_runs_on_the_deciding_model_and_names_its_verdict(live, database_url):
+    replay, db, symbols, production, _ = live
+    replay.tick(_closes(0, 1)[0])
+    defs = dg.Definitions(
+        assets=[live_signals],
+        asset_checks=[live_signals_drift],
+        jobs=[live_checks_job],
+        resources=replay.resources,
+    )
+    result = defs.resolve_job_def("live_checks_job").execute_in_process(instance=replay.instance)
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == DRIFT_CHECK
+    meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+    assert meta["model_id"] == production and meta["mode"] == "production"
+    table = meta["by_market"]
+    assert all(f"| {market} |" in table for market in SYMBOLS_BY_MARKET_ID)
+    assert "calibration not judged yet" in table  # a handful of resolved signals so far
+    # The verdict is the drift module's on the same frames (its logic is tested on its own).
+    with db.connection() as conn:
+        record = load_model(conn, production)
+        inputs = load_inputs(
+            conn, "binanceusdm", "BTC/USDT:USDT", "1h", symbols, TIMEFRAMES, LIVE_START
+        )
+        conn.commit()
+    train = record.data_window["train"]
+    drift = market_drift(
+        live_features(inputs, "1h"),
+        record.features,
+        pd.Timestamp(train["first_decision"]),
+        pd.Timestamp(train["last_decision"]),
+    )
+    assert f"{len(drift.drifted)}/{len(record.features)}" in table.split("| BTCUSDT |")[1]
+    if not drift.passed:
+        assert not evaluation.passed and "BTCUSDT drifted" in evaluation.description

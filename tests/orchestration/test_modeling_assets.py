@@ -141,6 +141,13 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     database.close()
     assert record.status == "candidate"
     assert len(record.features) == 50
+    # The checks travel with the model: the live job lets it decide in shadow only when its
+    # ERROR check (the gap) passed; beating the majority is a WARN the gate enforces.
+    assert record.metrics["checks"] == {
+        GAP_CHECK: {"passed": gap_check.passed, "severity": "ERROR"},
+        MAJORITY_CHECK: {"passed": checks[MAJORITY_CHECK].passed, "severity": "WARN"},
+    }
+    assert checks[MAJORITY_CHECK].severity == dg.AssetCheckSeverity.WARN
     # the factor basket live inference will use: the markets fitted on, as the asset used
     assert record.config["factor_basket"] == list(FACTOR_BASKET) == record.data_window["markets"]
     assert (
