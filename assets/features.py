@@ -21,6 +21,8 @@ from pipeline.partitions import (
     symbol_for,
     timeframe_partitions,
 )
+from pipeline.reporting.plots import importance_png, png_markdown
+from pipeline.reporting.text import significant
 from pipeline.store.candles import load_candles
 from pipeline.tables import markdown_table
 from resources.database import PostgresResource
@@ -147,20 +149,17 @@ def _markdown(frame: pd.DataFrame) -> str:
     )
 
 
-def _rounded(value: object, digits: int) -> float | None:
-    return round(float(value), digits) if pd.notna(value) else None
+def _status(row) -> str:
+    """Where a feature stands: selected, ranked but below the cut, or pruned before ranking
+    (a near-duplicate of a kept feature; re-admitted when pruning left too few)."""
+    if pd.isna(row.rank):
+        return "pruned, re-admitted" if row.selected else "pruned"
+    return "selected" if row.selected else "ranked out"
 
 
 def _ranking_table(result) -> dg.TableMetadataValue:
-    columns = [
-        "feature",
-        "rank",
-        "importance_mean",
-        "importance_std",
-        "stability",
-        "selected",
-        "reason",
-    ]
+    """One row per candidate, short cells only (the pruning reasons are in `pruned`)."""
+    columns = ["feature", "rank", "importance_mean", "importance_std", "stability", "selected"]
     table = result.table.reindex(columns=columns)
     records = [
         dg.TableRecord(
@@ -169,11 +168,11 @@ def _ranking_table(result) -> dg.TableMetadataValue:
                 # Pruned before ranking: no rank and no importance (empty cells, not zeros
                 # that would read as measured).
                 "rank": int(row.rank) if pd.notna(row.rank) else None,
-                "importance": _rounded(row.importance_mean, 6),
-                "importance_std": _rounded(row.importance_std, 6),
-                "stability": _rounded(row.stability, 3),
+                "importance": significant(row.importance_mean),
+                "importance_std": significant(row.importance_std),
+                "stability": significant(row.stability, 3),
                 "selected": bool(row.selected),
-                "reason": str(row.reason),
+                "status": _status(row),
             }
         )
         for row in table.itertuples()
@@ -181,15 +180,44 @@ def _ranking_table(result) -> dg.TableMetadataValue:
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn("feature", "string"),
-            dg.TableColumn("rank", "int", description="empty: pruned before ranking (see reason)"),
+            dg.TableColumn("rank", "int", description="empty: pruned before ranking"),
             dg.TableColumn("importance", "float", description="mean drop in log-loss"),
             dg.TableColumn("importance_std", "float", description="across folds"),
-            dg.TableColumn("stability", "float", description="share of folds in the top 50"),
+            dg.TableColumn("stability", "float", description="share of folds in the top n"),
             dg.TableColumn("selected", "bool"),
-            dg.TableColumn("reason", "string"),
+            dg.TableColumn(
+                "status", "string", description="selected, ranked out, pruned (see pruned)"
+            ),
         ]
     )
     return dg.MetadataValue.table(records, schema)
+
+
+def _pruned(result) -> str:
+    """The features pruned before ranking, each with the kept feature it duplicated."""
+    table = result.table
+    pruned = table[table["rank"].isna()].sort_values("feature")
+    if pruned.empty:
+        return "none: no pair of candidates above the correlation bound"
+    return markdown_table(["feature", "why"], pruned[["feature", "reason"]].itertuples(index=False))
+
+
+def _importance(result, n_select: int) -> str:
+    """The ranking as a bar chart, pruned features listed apart (they have no importance)."""
+    table = result.table
+    ranked = table[table["rank"].notna()]
+    pruned = table[table["rank"].isna()].sort_values("feature")
+    names = [
+        f"{name} (re-admitted)" if kept else name
+        for name, kept in zip(pruned["feature"], pruned["selected"], strict=True)
+    ]
+    png = importance_png(
+        ranked[["feature", "importance_mean", "importance_std", "selected"]],
+        names,
+        n_select,
+        f"permutation importance on the training window's folds ({len(ranked)} ranked)",
+    )
+    return png_markdown(png, "importance")
 
 
 class SelectionRunConfig(dg.Config):
@@ -247,6 +275,8 @@ def selected_features(
         {
             "selected": len(result.selected),
             "ranking": _ranking_table(result),
+            "importance": dg.MetadataValue.md(_importance(result, cfg.n_select)),
+            "pruned": dg.MetadataValue.md(_pruned(result)),
             "uplift": dg.MetadataValue.json(uplift),
             "fold_rank_agreement": round(result.fold_rank_agreement, 3),
             "class_balance": dg.MetadataValue.md(_markdown(balance)),

@@ -1,9 +1,7 @@
 """`lstm_model`, `backtest_report`, `production_model`: train, judge and promote, in order."""
 
-import base64
 import dataclasses
 import warnings
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -12,8 +10,18 @@ from pydantic import Field
 from assets.features import stored_candles
 from pipeline.backtest.pool import pool_metrics
 from pipeline.backtest.report import write_report
-from pipeline.evaluation.candidate import CandidateConfig, fit_candidate, validation_backtests
-from pipeline.evaluation.curves import operating_curve_png, options_table
+from pipeline.evaluation.candidate import (
+    Candidate,
+    CandidateConfig,
+    fit_candidate,
+    validation_backtests,
+)
+from pipeline.evaluation.curves import (
+    CURVE_CAPTION,
+    TABLE_CAPTION,
+    operating_curve_png,
+    options_table,
+)
 from pipeline.evaluation.gates import GateConfig, check_gate
 from pipeline.evaluation.operating_choice import COVERAGES, MIN_TRADES, OperatingChoice
 from pipeline.evaluation.search_space import TrialParams
@@ -25,7 +33,7 @@ from pipeline.features.labels import (
 )
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, load_for_inference
-from pipeline.model.training import TrainConfig
+from pipeline.model.training import TrainConfig, TrainResult
 from pipeline.partitions import (
     BASE_FEATURE_PARTITIONS,
     BASE_TIMEFRAME,
@@ -34,7 +42,10 @@ from pipeline.partitions import (
     symbol_for,
     timeframe_partitions,
 )
+from pipeline.reporting.plots import png_markdown, reliability_png, training_curves_png
+from pipeline.reporting.text import rounded_json, significant, utc_text
 from pipeline.signals.backtest_path import shadow_agreement
+from pipeline.signals.calibration import reliability_table
 from pipeline.store import models as model_store
 from pipeline.tables import markdown_table
 from resources.database import PostgresResource
@@ -118,6 +129,9 @@ def with_study(cfg: CandidateConfig, params: TrialParams) -> CandidateConfig:
     )
 
 
+SHORT_HISTORY = 8  # epochs: a history this short also shows as a table under its plot
+
+
 def _curve(epochs: list[dict]) -> str:
     return markdown_table(
         ["epoch", "train loss", "val loss", "train acc", "val acc", "gap"],
@@ -132,7 +146,48 @@ def _curve(epochs: list[dict]) -> str:
             ]
             for e in epochs
         ),
+        align="rrrrrr",
     )
+
+
+def _training_curves(result: TrainResult, gap_bound: float) -> str:
+    """The training curves as an image, and as a table too when the history is short."""
+    title = f"stopped: {result.stopped}; weights of epoch {result.best_epoch} kept"
+    png = training_curves_png(result.epochs, result.best_epoch, gap_bound, title)
+    caption = (
+        f"Gap: train − validation accuracy; training stops above the bound "
+        f"({100 * gap_bound:g} points). The best epoch has the lowest validation loss."
+    )
+    text = png_markdown(png, "training curves", caption)
+    if len(result.epochs) <= SHORT_HISTORY:
+        text += "\n\n" + _curve(result.epochs)
+    return text
+
+
+def _reliability(candidate: Candidate) -> str:
+    """The validation split's reliability diagram (the bins and windows val_ece uses)."""
+    if candidate.val_p_up is None or candidate.val_y is None:
+        return "no validation probabilities"
+    table = reliability_table(candidate.val_p_up, candidate.val_y)
+    png = reliability_png(table, candidate.validation["val_ece"], "validation")
+    caption = (
+        "Each point: the windows whose predicted P(up) fell in one bin, their mean prediction "
+        "against the share that went up; on the diagonal a probability means what it says."
+    )
+    return png_markdown(png, "reliability", caption)
+
+
+def _window(boundaries: dict, split: str) -> str:
+    """A split's first and last decision as UTC dates."""
+    part = boundaries[split]
+    return f"{utc_text(part['first_decision'])} … {utc_text(part['last_decision'])}"
+
+
+def _figures(values: dict[str, float | None]) -> dict[str, float]:
+    """Floats to 4 significant digits; an undefined figure (NaN, ±∞) is left out, not shown
+    as a sentinel."""
+    rounded = {k: significant(v) for k, v in values.items()}
+    return {k: v for k, v in rounded.items() if v is not None}
 
 
 @dg.asset(
@@ -208,6 +263,7 @@ def lstm_model(
         f"candidate {model_id} ({tuned}): {result.stopped}, "
         f"val acc {validation['val_accuracy']:.4f}"
     )
+    point, chosen = candidate.operating, candidate.chosen_option
     return dg.MaterializeResult(
         value=model_id,
         metadata={
@@ -216,15 +272,29 @@ def lstm_model(
             "epochs": len(result.epochs),
             "best_epoch": result.best_epoch,
             "stopped": result.stopped,
-            "gap": gap,
-            "val_accuracy": validation["val_accuracy"],
-            "val_majority_accuracy": validation["val_majority_accuracy"],
-            "val_ece": validation["val_ece"],
-            "curves": dg.MetadataValue.md(_curve(result.epochs)),
+            # Figures followed over materialisations (Dagster plots numeric metadata).
+            **_figures(
+                {
+                    "gap": gap,
+                    "val_accuracy": validation["val_accuracy"],
+                    "val_majority_accuracy": validation["val_majority_accuracy"],
+                    "val_ece": validation["val_ece"],
+                    "threshold": point.threshold,
+                    "coverage": point.coverage,
+                    "val_traded_share": chosen.get("signal_share"),
+                }
+            ),
+            "val_trades": int(chosen["trades"]),
+            "training_curves": dg.MetadataValue.md(_training_curves(result, cfg.train.gap_bound)),
+            "reliability": dg.MetadataValue.md(_reliability(candidate)),
+            "train_window": _window(candidate.boundaries, "train"),
+            "validation_window": _window(candidate.boundaries, "validation"),
             "seed": result.seed,
-            "label_rule": dg.MetadataValue.json(cfg.label.to_json()),
-            "operating_point": dg.MetadataValue.json(candidate.operating.to_json()),
-            "operating_options": dg.MetadataValue.md(options_table(candidate.operating_options)),
+            "label_rule": dg.MetadataValue.json(rounded_json(cfg.label.to_json())),
+            "operating_point": dg.MetadataValue.json(rounded_json(point.to_json())),
+            "operating_options": dg.MetadataValue.md(
+                options_table(candidate.operating_options) + "\n\n" + TABLE_CAPTION
+            ),
             **_study_metadata(study),
         },
         check_results=[
@@ -232,7 +302,7 @@ def lstm_model(
                 check_name=GAP_CHECK,
                 passed=gap_ok,
                 metadata={
-                    "gap": gap,
+                    "gap": significant(gap),
                     "bound": cfg.train.gap_bound,
                     "best_epoch": result.best_epoch,
                     "stopped": result.stopped,
@@ -242,7 +312,12 @@ def lstm_model(
                 check_name=MAJORITY_CHECK,
                 passed=beats_majority,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={k: float(v) for k, v in validation.items()},
+                metadata={
+                    **_figures(
+                        {k: validation[k] for k in ("val_accuracy", "val_majority_accuracy")}
+                    ),
+                    "val_windows": int(validation["val_windows"]),
+                },
             ),
         ],
     )
@@ -252,17 +327,15 @@ def _study_metadata(study: dict | None) -> dict[str, object]:
     """Which study chose the candidate's parameters, and those parameters."""
     if study is None:
         return {"study": "untuned (use_study=false)"}
-    return {"study": study["study"], "tuned_params": dg.MetadataValue.json(study["params"])}
+    return {
+        "study": study["study"],
+        "tuned_params": dg.MetadataValue.json(rounded_json(study["params"])),
+    }
 
 
 def _stored_model(database: PostgresResource, model_id: int) -> model_store.ModelRecord:
     with database.database().connection() as conn:
         return model_store.load_model(conn, model_id)
-
-
-def _png_markdown(path: Path, alt: str = "equity") -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f"![{alt}](data:image/png;base64,{data})"
 
 
 # What judging a model reads: the model lstm_model produced (lineage, not "the newest"), and
@@ -317,22 +390,35 @@ def backtest_report(
     curve = operating_curve_png(
         options,
         out_dir / "operating_curve.png",
-        f"model {record.id}: validation, every market pooled (the operating point's choice)",
+        f"model {record.id}: precision and net return against coverage on validation",
     )
+    figures = {
+        key: lstm[key] for key in ("total_return", "sharpe", "max_drawdown", "profit_factor")
+    }
+    if lstm["trades"]:  # no trades, no win rate: left out rather than a sentinel
+        figures["win_rate"] = lstm["win_rate"]
     return dg.MaterializeResult(
         metadata={
             "model_id": record.id,
+            "validation_window": f"{utc_text(start)} … {utc_text(end)}",
             "report": dg.MetadataValue.path(str(report.markdown_path)),
-            "table": dg.MetadataValue.md(report.table),
-            "equity": dg.MetadataValue.md(_png_markdown(report.png_path)),
-            "label_rule": dg.MetadataValue.json(record.config.get("label", {})),
-            "operating_point": dg.MetadataValue.json(record.config.get("operating", {})),
-            "operating_curve": dg.MetadataValue.md(
-                options_table(options) + "\n\n" + _png_markdown(curve)
+            # Three narrow tables (the first keeps the old key, which `signals run` prints).
+            "table": dg.MetadataValue.md(report.tables["returns"]),
+            "trades": dg.MetadataValue.md(report.tables["trades"]),
+            "costs": dg.MetadataValue.md(report.tables["costs"]),
+            "equity": dg.MetadataValue.md(png_markdown(report.png_path.read_bytes(), "equity")),
+            "label_rule": dg.MetadataValue.json(rounded_json(record.config.get("label", {}))),
+            "operating_point": dg.MetadataValue.json(
+                rounded_json(record.config.get("operating", {}))
             ),
-            "lstm_total_return": float(lstm["total_return"]),
-            "lstm_win_rate": float(lstm["win_rate"]) if lstm["trades"] else -1.0,
+            "operating_curve": dg.MetadataValue.md(
+                png_markdown(curve.read_bytes(), "operating curve", CURVE_CAPTION)
+            ),
+            "operating_options": dg.MetadataValue.md(
+                options_table(options) + "\n\n" + TABLE_CAPTION
+            ),
             "lstm_trades": int(lstm["trades"]),
+            **_figures({f"lstm_{k}": v for k, v in figures.items()}),
         }
     )
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.modeling import _base_candles, _png_markdown
+from assets.modeling import _base_candles
 from pipeline.evaluation.search_space import lstm_parameters
 from pipeline.evaluation.study_report import best_trials_table, objective_png
 from pipeline.evaluation.tuned import study_name
@@ -19,6 +19,7 @@ from pipeline.evaluation.window_search import (
 )
 from pipeline.model.training import TrainConfig
 from pipeline.partitions import BASE_FEATURE_PARTITIONS, BASE_TIMEFRAME
+from pipeline.reporting.plots import png_markdown
 from pipeline.store.studies import study_database_url
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
@@ -155,7 +156,7 @@ def hyperparameter_study(
             "best_params": dg.MetadataValue.json(found.params.to_json()),
             "best_n_parameters": n_parameters,
             "best_trials": dg.MetadataValue.md(best_trials_table(found.trials)),
-            "objective": dg.MetadataValue.md(_png_markdown(plot, "objective")),
+            "objective": dg.MetadataValue.md(png_markdown(plot.read_bytes(), "objective")),
             "inner_folds": dg.MetadataValue.json(
                 [
                     {"train_end": a.isoformat(), "validation_end": b.isoformat()}

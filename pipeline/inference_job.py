@@ -34,6 +34,7 @@ from pipeline.execution.manager import PositionManager
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, LoadedModel, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
+from pipeline.reporting.text import utc_text
 from pipeline.signals.candle import (
     LiveInputs,
     LiveWindowError,
@@ -42,12 +43,7 @@ from pipeline.signals.candle import (
     live_features,
     load_inputs,
 )
-from pipeline.signals.live_report import (
-    LIVE_SIGNALS_ASSET,
-    TABLE_KEY,
-    live_signal_metadata,
-    utc_text,
-)
+from pipeline.signals.live_report import LIVE_SIGNALS_ASSET, TABLE_KEY, live_signal_metadata
 from pipeline.store import candles as candle_store
 from pipeline.store import models as model_store
 from pipeline.store.signals import (

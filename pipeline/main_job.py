@@ -92,7 +92,8 @@ class StepOutcome:
                 f"gap {meta['gap']:+.4f}  checks: {verdict}"
             )
         if self.asset == "backtest_report":
-            return f"backtest_report {self.partition}: {meta['report']}\n{meta['table']}"
+            tables = "\n\n".join(str(meta[k]) for k in ("table", "trades", "costs") if k in meta)
+            return f"backtest_report {self.partition}: {meta['report']}\n{tables}"
         if self.asset == "production_model":
             verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
             figures = meta["verdict"]["candidate"]

@@ -37,6 +37,25 @@ def day_block_bootstrap(
     return float(low), float(high)
 
 
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion: `successes` of `n` (NaN, NaN with no trials).
+
+    Unlike the normal interval it stays inside [0, 1] and is not degenerate at 0 or n
+    successes. It treats the n trials as independent: where they overlap in time (labels
+    reading the same candles), the truth is wider.
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(scipy_stats.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    denominator = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 EULER_GAMMA = 0.5772156649015329  # the Euler–Mascheroni constant
 
 

@@ -21,5 +21,6 @@ def markdown_table(
     for row in rows:
         if len(row) != len(header):
             raise ValueError(f"a row has {len(row)} cells, the header {len(header)}")
-        lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
+        # A pipe inside a cell (|ρ|) would end it: escaped, as GitHub's tables read it.
+        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The deflated Sharpe ratio against the paper's worked example and its defining edge cases."""
+"""The deflated Sharpe ratio against the paper's worked example and its defining edge cases;
+the Wilson interval against a worked value."""
 
 import math
 from statistics import NormalDist
@@ -11,6 +12,7 @@ from pipeline.stats import (
     deflated_sharpe_from_returns,
     expected_max_sharpe,
     trials_sharpe_variance,
+    wilson_interval,
 )
 
 DAYS = 250  # the paper annualises daily figures with 250 days
@@ -91,3 +93,16 @@ def test_impossible_inputs_are_refused() -> None:
         deflated_sharpe(0.1, 1, 1, 0.0, 3.0)
     with pytest.raises(ValueError, match="not positive"):
         deflated_sharpe(1.0, 1, 100, 3.0, 1.0)
+
+
+def test_wilson_interval_worked_value_and_edges() -> None:
+    # 8 of 10 at 95 %: (0.4902, 0.9433), by hand from the score formula.
+    low, high = wilson_interval(8, 10)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert wilson_interval(0, 20)[0] == 0.0 < wilson_interval(0, 20)[1] < 0.2
+    assert wilson_interval(20, 20)[1] == 1.0
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    narrow, wide = wilson_interval(550, 1000), wilson_interval(55, 100)
+    assert wide[0] < narrow[0] < 0.55 < narrow[1] < wide[1]
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(11, 10)

@@ -20,3 +20,8 @@ def test_left_aligned_by_default_and_no_rows():
 def test_mismatched_shapes_are_refused(rows, align):
     with pytest.raises(ValueError, match=r"cells|alignment"):
         markdown_table(["a", "b"], rows, align=align)
+
+
+def test_a_pipe_inside_a_cell_is_escaped():
+    text = markdown_table(["feature", "why"], [["a", "|ρ| = 0.97 with b"]])
+    assert text.splitlines()[2] == "| a | \\|ρ\\| = 0.97 with b |"

@@ -1,4 +1,4 @@
-"""Backtest report: every strategy's equity on one plot and its figures in one table.
+"""Backtest report: every strategy's equity on one plot and its figures in three narrow tables.
 
 Rule 4 of DESIGN.md: a model figure is reported only beside its baselines, so the report
 names any of them that is missing instead of quietly leaving it out.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.backtest.engine import BacktestResult
@@ -20,21 +21,35 @@ from pipeline.tables import markdown_table
 
 BASELINES = ("always_long", "buy_and_hold", "logistic", "gbm")
 
-# (metric, column header, format): fractions as percentages, counts as integers.
-COLUMNS = (
-    ("trades", "trades", "{:.0f}"),
-    ("win_rate", "win rate", "{:.1%}"),
-    ("avg_win", "avg win", "{:.3%}"),
-    ("avg_loss", "avg loss", "{:.3%}"),
-    ("profit_factor", "profit factor", "{:.3f}"),
+# (metric, column header, format): fractions as percentages, counts as integers. Three
+# narrow tables rather than one wide one: each fits a metadata panel or a terminal.
+RETURNS_COLUMNS = (
     ("total_return", "total return", "{:.1%}"),
     ("annualised_return", "annualised", "{:.1%}"),
     ("sharpe", "Sharpe", "{:.2f}"),
     ("sortino", "Sortino", "{:.2f}"),
     ("max_drawdown", "max drawdown", "{:.1%}"),
+    ("profit_factor", "profit factor", "{:.3f}"),
+)
+TRADES_COLUMNS = (
+    ("trades", "trades", "{:.0f}"),
+    ("win_rate", "win rate", "{:.1%}"),
+    ("avg_win", "avg win", "{:.3%}"),
+    ("avg_loss", "avg loss", "{:.3%}"),
     ("coverage", "coverage", "{:.1%}"),
     ("exposure", "exposure", "{:.1%}"),
 )
+COSTS_COLUMNS = (
+    ("trades", "trades", "{:.0f}"),
+    ("gross_per_trade", "gross / trade", "{:+.3%}"),
+    ("costs_per_trade", "costs / trade", "{:.3%}"),
+    ("net_per_trade", "net / trade", "{:+.3%}"),
+)
+TABLES = {
+    "returns": ("Returns and risk, after costs", RETURNS_COLUMNS),
+    "trades": ("Trades (win: net return > 0)", TRADES_COLUMNS),
+    "costs": ("Costs per trade (fees, slippage, funding; fraction of equity)", COSTS_COLUMNS),
+}
 
 # One market's replay, or several markets' replays of the same strategy (pooled).
 StrategyResult = BacktestResult | Mapping[str, BacktestResult]
@@ -44,8 +59,9 @@ StrategyResult = BacktestResult | Mapping[str, BacktestResult]
 class Report:
     png_path: Path
     markdown_path: Path
-    table: str
+    table: str  # every table below its heading, as report.md has them
     metrics: dict[str, dict[str, Any]]
+    tables: dict[str, str]  # "returns", "trades", "costs": each table alone
 
 
 def _curve_and_metrics(result: StrategyResult) -> tuple[pd.Series, dict[str, Any]]:
@@ -54,19 +70,49 @@ def _curve_and_metrics(result: StrategyResult) -> tuple[pd.Series, dict[str, Any
     return pool_equity(result), pool_metrics(result)
 
 
+def cost_figures(result: StrategyResult) -> dict[str, float]:
+    """Mean gross return, costs and net return per trade (fractions of the equity at entry),
+    every market's trades together; NaN without trades."""
+    runs = [result] if isinstance(result, BacktestResult) else list(result.values())
+    rows = np.concatenate([r.rows for r in runs]) if runs else np.empty((0, 9))
+    gross, net = rows[:, 6], rows[:, 7]
+    if not len(rows):
+        nan = math.nan
+        return {"trades": 0, "gross_per_trade": nan, "costs_per_trade": nan, "net_per_trade": nan}
+    return {
+        "trades": len(rows),
+        "gross_per_trade": float(gross.mean()),
+        "costs_per_trade": float((gross - net).mean()),
+        "net_per_trade": float(net.mean()),
+    }
+
+
 def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "n/a" if math.isnan(value) else ("∞" if value > 0 else "−∞")
     return fmt.format(value)
 
 
-def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown table, one row per strategy."""
+def metrics_table(
+    metrics: Mapping[str, Mapping[str, Any]], columns: tuple[tuple[str, str, str], ...]
+) -> str:
+    """Markdown table, one row per strategy, the given columns."""
     return markdown_table(
-        ["strategy", *(h for _, h, _ in COLUMNS)],
-        ([name, *(_cell(m[key], fmt) for key, _, fmt in COLUMNS)] for name, m in metrics.items()),
-        align="l" + "r" * len(COLUMNS),
+        ["strategy", *(h for _, h, _ in columns)],
+        ([name, *(_cell(m[key], fmt) for key, _, fmt in columns)] for name, m in metrics.items()),
+        align="l" + "r" * len(columns),
     )
+
+
+def metrics_tables(
+    metrics: Mapping[str, Mapping[str, Any]], costs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """The three tables of `TABLES`, each with its heading: costs from `cost_figures`."""
+    out = {}
+    for key, (heading, columns) in TABLES.items():
+        source = costs if key == "costs" else metrics
+        out[key] = f"**{heading}**\n\n{metrics_table(source, columns)}"
+    return out
 
 
 def plot_equity(curves: Mapping[str, pd.Series], path: Path, title: str, log: bool) -> None:
@@ -116,12 +162,14 @@ def write_report(
         raise ValueError("no strategies to report")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    curves, metrics = {}, {}
+    curves, metrics, costs = {}, {}, {}
     for name, result in results.items():
         curves[name], metrics[name] = _curve_and_metrics(result)
+        costs[name] = cost_figures(result)
     png = out_dir / "equity.png"
     plot_equity(curves, png, title, log)
-    table = metrics_table(metrics)
+    tables = metrics_tables(metrics, costs)
+    table = "\n\n".join(tables.values())
     missing = [b for b in BASELINES if b not in results]
     lines = [
         f"# {title}",
@@ -139,4 +187,4 @@ def write_report(
         lines.append(f"**Baselines missing from this report: {', '.join(missing)}.**")
     md = out_dir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Report(png_path=png, markdown_path=md, table=table, metrics=metrics)
+    return Report(png_path=png, markdown_path=md, table=table, metrics=metrics, tables=tables)

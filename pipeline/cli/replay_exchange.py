@@ -6,12 +6,7 @@ import argparse
 import os
 
 from pipeline.data.timeframes import parse_date_ms
-
-
-def format_utc(ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+from pipeline.reporting.text import utc_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +63,7 @@ def cmd_replay_exchange(args: argparse.Namespace) -> int:
         if start is not None:
             clock.set(start, args.speed)
             shown = (
-                f"{format_utc(start)}, {LEAD_HOURS} h before the data's last candle closes; "
+                f"{utc_text(start)}, {LEAD_HOURS} h before the data's last candle closes; "
                 "--clock now for real time"
             )
     if args.fault:

@@ -79,6 +79,10 @@ class Candidate:
     operating_options: list[dict[str, object]]
     segment: Segment | None = None  # the validation decisions the point was chosen on
     edge: Edge | None = None  # the expected-value edge, from training rows
+    # The validation split's P(up) and labels: what val_accuracy and val_ece measure (and
+    # a reliability diagram draws). Not stored with the model.
+    val_p_up: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
     @property
     def chosen_option(self) -> dict[str, object]:
@@ -174,6 +178,8 @@ def fit_candidate(
         operating_options=chosen.table.to_dict("records"),
         segment=segment,
         edge=edge,
+        val_p_up=np.asarray(p_val, dtype=np.float64),
+        val_y=np.asarray(y_val, dtype=np.float64),
     )
 
 

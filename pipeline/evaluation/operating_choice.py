@@ -62,7 +62,13 @@ def replay_figures(
     side: np.ndarray,
     cfg: BacktestConfig,
 ) -> dict[str, float]:
-    """Pooled net figures of `side` over the segment's span, plus its precision on labels."""
+    """Pooled net figures of `side` over the segment's span, plus its precision on labels.
+
+    Counts travel with the shares so a report can draw intervals: `labelled` signals are
+    precision's denominator (Wilson), `signal_share` the share of windows traded (the
+    coverage actually reached, below the nominal one under the expected-value filter), and
+    the mean net return per trade comes with a day-block bootstrap interval.
+    """
     start, end = segment.timestamp.min(), segment.timestamp.max()
     markets = sorted(set(segment.market))
     runs = compare_strategies(
@@ -80,13 +86,18 @@ def replay_figures(
     right = (side[signal] == 1) == (segment.label[signal] == 1.0)
     trades = pd.concat([r.trades for r in runs.values()], ignore_index=True)
     wins = (trades["net_return"] > 0).to_numpy(dtype=float)
+    net = trades["net_return"].to_numpy(dtype=float)
     return {
         "signals": int(np.count_nonzero(side)),
+        "signal_share": float(np.count_nonzero(side) / len(side)) if len(side) else float("nan"),
+        "labelled": int(right.size),
         "precision": float(right.mean()) if right.size else float("nan"),
         "precision_ci95": list(day_block_bootstrap(segment.timestamp[signal], right.astype(float))),
         "trades": int(pooled["trades"]),
         "net_win_rate": float(pooled["win_rate"]),
         "net_win_rate_ci95": list(day_block_bootstrap(trades["entry_time"], wins)),
+        "mean_net_return": float(net.mean()) if net.size else float("nan"),
+        "mean_net_return_ci95": list(day_block_bootstrap(trades["entry_time"], net)),
         "total_return": float(pooled["total_return"]),
         "sharpe": float(pooled["sharpe"]),
         "max_drawdown": float(pooled["max_drawdown"]),

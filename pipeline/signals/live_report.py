@@ -9,18 +9,14 @@ dates, numbers rounded. Plain values only: the domain does not import Dagster.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
+
+from pipeline.reporting.text import utc_text
 
 LIVE_SIGNALS_ASSET = "live_signals"
 TABLE_KEY = "last_signals"
 POSITION = {1: "long", -1: "short", 0: "flat"}
 TABLE_ROWS = 10
-
-
-def utc_text(ms: int) -> str:
-    """A candle's open time as people read it: a UTC date, not epoch milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def top_features(explanation: Sequence[dict[str, Any]], k: int = 3) -> str:

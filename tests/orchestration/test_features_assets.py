@@ -44,14 +44,22 @@ def test_selection_metadata_has_ranking_and_uplift(chain) -> None:
     ranking = meta["ranking"].value
     assert len(ranking.records) == 79
     assert sum(r.data["selected"] for r in ranking.records) == 50
-    dropped = [r.data for r in ranking.records if not r.data["selected"]]
-    assert all(r["reason"] for r in dropped)
-    # A feature pruned before ranking has no rank and no importance: empty, not -1 and 0.
+    # A feature pruned before ranking has no rank and no importance: empty, not -1 and 0,
+    # and says so; the ranking's cells are short (the reasons have a table of their own).
     ranked = [r.data for r in ranking.records if r.data["rank"] is not None]
     pruned = [r.data for r in ranking.records if r.data["rank"] is None]
     assert sorted(r["rank"] for r in ranked) == list(range(1, len(ranked) + 1))
     assert pruned and all(r["importance"] is None and not r["selected"] for r in pruned)
+    assert all(r["status"] == "pruned" for r in pruned)
     assert all(r["importance"] is not None for r in ranked)
+    assert {r["status"] for r in ranked} == {"selected", "ranked out"}
+    assert all(r["status"] == ("selected" if r["selected"] else "ranked out") for r in ranked)
+    assert len(ranking.schema.columns) == 7 and "reason" not in ranking.records[0].data
+    reasons = meta["pruned"].value.splitlines()
+    assert reasons[0] == "| feature | why |" and len(reasons) == 2 + len(pruned)
+    assert all(f"| {r['feature']} | \\|ρ\\| = " in meta["pruned"].value for r in pruned)
+    image = meta["importance"].value
+    assert image.startswith("![importance](data:image/png;base64,")
     uplift = meta["uplift"].value
     assert uplift["validation_rows"] > 0
     assert {"all_79", "selected_50"} <= set(uplift)

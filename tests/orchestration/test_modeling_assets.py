@@ -2,6 +2,7 @@
 on a small slice."""
 
 import dataclasses
+import re
 
 import dagster as dg
 import pytest
@@ -11,6 +12,7 @@ from assets.tuning import validation_share
 from pipeline.evaluation.search_space import TrialParams, lstm_parameters
 from pipeline.evaluation.tuning import StudySpec, open_study
 from pipeline.partitions import FACTOR_BASKET, market_partitions
+from pipeline.reporting.text import rounded_json, significant
 from pipeline.store import models as model_store
 from pipeline.store.database import Database
 from pipeline.store.studies import study_database_url
@@ -87,7 +89,7 @@ def test_the_candidate_trains_with_the_study_best_parameters(modeled) -> None:
     study_meta = _meta(modeled.results[("hyperparameter_study", None)])
     meta = _meta(modeled.results[("lstm_model", None)])
     assert meta["study"] == study_meta["study"]
-    assert meta["tuned_params"] == best.to_json()
+    assert meta["tuned_params"] == rounded_json(best.to_json())  # shown to 4 digits
     assert meta["parameters"] == lstm_parameters(50, best.hidden) <= 30_000
     database = Database(modeled.database_url)
     with database.connection() as conn:
@@ -132,13 +134,14 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     assert meta["epochs"] == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {GAP_CHECK, MAJORITY_CHECK}
-    gap_check = checks[GAP_CHECK]  # judges the stored (best) epoch's gap
-    assert gap_check.passed == (meta["gap"] <= gap_check.metadata["bound"].value)
-    assert gap_check.metadata["best_epoch"].value == meta["best_epoch"]
     database = Database(modeled.database_url)
     with database.connection() as conn:
         record = model_store.load_model(conn, meta["model_id"])
     database.close()
+    gap_check = checks[GAP_CHECK]  # judges the stored (best) epoch's gap, exact not as shown
+    assert gap_check.passed == (record.metrics["gap"] <= gap_check.metadata["bound"].value)
+    assert gap_check.metadata["gap"].value == meta["gap"] == significant(record.metrics["gap"])
+    assert gap_check.metadata["best_epoch"].value == meta["best_epoch"]
     assert record.status == "candidate"
     assert len(record.features) == 50
     # The checks travel with the model: the live job lets it decide in shadow only when its
@@ -156,15 +159,62 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     )
 
 
-def test_backtest_report_has_the_table_and_plot(modeled) -> None:
+PNG_MARKDOWN = "](data:image/png;base64,"
+UTC_WINDOW = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC … \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+
+
+def _tables_fit(meta: dict) -> None:
+    """No markdown table in the metadata is wider than 12 columns."""
+    for key, value in meta.items():
+        if isinstance(value, str):
+            for line in value.splitlines():
+                if line.startswith("|"):
+                    assert line.replace("\\|", "").count("|") - 1 <= 12, f"{key}: {line}"
+
+
+def _rounded(value: float) -> bool:
+    return significant(value) == value
+
+
+def test_candidate_metadata_has_plots_and_figures_to_follow(modeled) -> None:
+    meta = _meta(modeled.results[("lstm_model", None)])
+    assert meta["training_curves"].startswith("![training curves" + PNG_MARKDOWN)
+    assert "| epoch |" in meta["training_curves"]  # two epochs: short, so a table too
+    assert meta["reliability"].startswith("![reliability" + PNG_MARKDOWN)
+    assert "curves" not in meta  # the text table it replaces
+    for key in ("val_accuracy", "gap", "val_ece", "threshold", "val_majority_accuracy"):
+        assert isinstance(meta[key], float) and _rounded(meta[key]), key
+    assert isinstance(meta["coverage"], float) and 0 < meta["coverage"] <= 1  # the study's
+    for key in ("parameters", "epochs", "best_epoch", "val_trades"):
+        assert isinstance(meta[key], int), key
+    assert UTC_WINDOW.match(meta["train_window"]) and UTC_WINDOW.match(meta["validation_window"])
+    assert meta["operating_options"].count("◀") == 1
+    _tables_fit(meta)
+
+
+def test_backtest_report_has_narrow_tables_and_plots(modeled) -> None:
     meta = _meta(modeled.results[("backtest_report", "BTCUSDT")])
-    for strategy in ("lstm", "always_long", "buy_and_hold", "logistic", "gbm"):
-        assert strategy in meta["table"]
-    assert meta["equity"].startswith("![equity](data:image/png;base64,")
-    # The operating point's curve: every option tried on validation, one chosen, plotted.
-    curve = meta["operating_curve"]
-    assert curve.count("◀") == 1 and "![equity](data:image/png;base64," in curve
+    for key in ("table", "trades", "costs"):  # three narrow tables; `table` keeps its key
+        for strategy in ("lstm", "always_long", "buy_and_hold", "logistic", "gbm"):
+            assert f"| {strategy} |" in meta[key], key
+    assert "Sharpe" in meta["table"] and "win rate" in meta["trades"]
+    assert "costs / trade" in meta["costs"]
+    _tables_fit(meta)
+    assert meta["equity"].startswith("![equity" + PNG_MARKDOWN)
+    # The operating point's curve: every option tried on validation, one chosen, plotted
+    # with its intervals (said which in the caption).
+    assert meta["operating_curve"].startswith("![operating curve" + PNG_MARKDOWN)
+    assert "Wilson" in meta["operating_curve"] and "bootstrap" in meta["operating_curve"]
+    assert meta["operating_options"].count("◀") == 1
     assert meta["label_rule"]["horizon"] >= 1 and "threshold" in meta["operating_point"]
+    assert UTC_WINDOW.match(meta["validation_window"])
+    # Figures to follow: rounded numbers; no win rate without trades, never a -1 sentinel.
+    assert isinstance(meta["lstm_trades"], int)
+    assert ("lstm_win_rate" in meta) == (meta["lstm_trades"] > 0)
+    for key, value in meta.items():
+        if key.startswith("lstm_") and key != "lstm_trades":
+            assert isinstance(value, float) and _rounded(value), key
+    assert meta.get("lstm_win_rate", 0.0) >= 0.0
 
 
 def test_backtest_report_judges_the_model_lstm_model_produced(modeled) -> None:
