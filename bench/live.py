@@ -9,7 +9,8 @@ touched) seeded with the candles before `--start`, the model `signals live --rep
 pick (production, else the newest candidate: `make run` trains one) with its threshold set to
 `--threshold` (default 0.5, so that orders are placed and timed), the replay exchange in
 this process with its clock at `--start` running `3600 / --candle-seconds` times real time,
-a private DAGSTER_HOME (queued run coordinator, one run at a time per market), and
+a private DAGSTER_HOME (queued run coordinator, one run at a time per market; runs and events
+in a fresh database `signals_bench_live_dagster` on the same server), and
 `dagster-daemon run` with `new_candle_sensor` turned on at `--interval` seconds.
 
 Per run (one market × candle), from the replay clock's mapping to wall time, Dagster's run
@@ -105,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.replay.clock import ReplayClock
     from pipeline.replay.server import ReplayExchange, ReplayServer
     from pipeline.settings import Settings
+    from pipeline.store.dagster_storage import ENV_DAGSTER_PG_URL
     from pipeline.store.database import Database, fresh_database, open_database, resolve_url
+    from pipeline.store.studies import sqlalchemy_url
     from pipeline.trading_replay import install_model, pick_model, seed_candles
 
     settings = Settings.from_env()
@@ -118,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     reference = model_reference_ms(record)
 
     url = fresh_database(resolve_url(settings), "signals_bench_live")
+    # Dagster's runs, events and schedules: a fresh database of their own on the same server
+    # (an old bench's run keys would stop this one's runs).
+    dagster_url = sqlalchemy_url(
+        fresh_database(resolve_url(settings), "signals_bench_live_dagster"),
+        driver="postgresql+psycopg2",
+    )
     db = Database(url)
     print("seeding candles …", file=sys.stderr)
     seed_candles(db, CandleFolder(args.data_dir), BINANCE_USDM, markets, timeframes, start)
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home / "dagster"),
+            ENV_DAGSTER_PG_URL: dagster_url,
             "SIGNALS_HOME": str(home),
             "SIGNALS_DATABASE_URL": url,
             "SIGNALS_SOURCE": "ccxt",
@@ -183,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    os.environ[ENV_DAGSTER_PG_URL] = dagster_url
     instance = dg.DagsterInstance.get()
     records = instance.get_run_records(dg.RunsFilter(job_name="live_inference_job"))
     per_candle: dict[tuple, int] = {}
