@@ -20,6 +20,7 @@ from pipeline.evaluation.window_search import (
 from pipeline.model.training import TrainConfig
 from pipeline.partitions import BASE_FEATURE_PARTITIONS, BASE_TIMEFRAME
 from pipeline.reporting.plots import png_markdown
+from pipeline.reporting.text import rounded_json, significant, utc_text
 from pipeline.store.studies import study_database_url
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
@@ -152,14 +153,15 @@ def hyperparameter_study(
             "trials": len(found.trials),
             "trials_complete": complete,
             "trials_pruned": pruned,
-            "best_value": found.value,
-            "best_params": dg.MetadataValue.json(found.params.to_json()),
+            "best_value": significant(found.value),
+            # Rounded for reading; the asset's value keeps the exact parameters.
+            "best_params": dg.MetadataValue.json(rounded_json(found.params.to_json())),
             "best_n_parameters": n_parameters,
             "best_trials": dg.MetadataValue.md(best_trials_table(found.trials)),
             "objective": dg.MetadataValue.md(png_markdown(plot.read_bytes(), "objective")),
             "inner_folds": dg.MetadataValue.json(
                 [
-                    {"train_end": a.isoformat(), "validation_end": b.isoformat()}
+                    {"train_end": utc_text(a), "validation_end": utc_text(b)}
                     for a, b in search.inner_plans()
                 ]
             ),
