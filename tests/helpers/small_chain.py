@@ -2,9 +2,10 @@
 what the browser tests' pages need, materialised beforehand because that is cheaper than
 clicking through a dozen launches.
 
-Run as `python -m tests.helpers.small_chain ASSETS_JSON STAGE...` in a process whose SIGNALS_*
-variables describe the small setting: the partitions come from the settings at import, so
-this cannot run inside a test process that imported the Definitions with other settings.
+Run as `python -m tests.helpers.small_chain ASSETS_JSON STAGE[:PARTITION]...` (every
+partition of a stage unless one is named) in a process whose SIGNALS_* variables describe
+the small setting: the partitions come from the settings at import, so this cannot run
+inside a test process that imported the Definitions with other settings.
 ASSETS_JSON receives every asset key of those Definitions with its group, as the UI's code
 location loads them (same settings), for the lineage test. The configs keep each stage to
 seconds (one study trial, a light selection); the epochs come from SIGNALS_MAX_EPOCHS.
@@ -36,7 +37,10 @@ def main(assets_json: Path, stages: list[str]) -> int:
     assets_json.write_text(json.dumps(groups, indent=1, sort_keys=True))
     resources = build_resources(SETTINGS)
     with dg.DagsterInstance.get() as instance:
-        for stage, key in plan(tuple(stages)):
+        only = dict(s.split(":", 1) for s in stages if ":" in s)
+        for stage, key in plan(tuple(s.split(":", 1)[0] for s in stages)):
+            if stage in only and key != only[stage]:
+                continue
             started = time.monotonic()
             asset = next(a for a in ASSETS if a.key.to_user_string() == stage)
             config = {**QUIET_RUN}

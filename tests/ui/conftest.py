@@ -62,9 +62,9 @@ SMALL_SETTING = {
     "SIGNALS_MAX_EPOCHS": "1",
     "SIGNALS_SOURCE": "ccxt",
 }
-# What the pages need before the tests click: the chain up to the backtest reports.
+# What the pages need before the tests click: the chain up to a backtest report.
 PREPARED = ("ohlcv", "market_factor", "features", "selected_features")
-PREPARED += ("hyperparameter_study", "lstm_model", "backtest_report")
+PREPARED += ("hyperparameter_study", "lstm_model", f"backtest_report:{MARKETS[0]}")
 START_TIMEOUT_S = 180  # dagster dev with the code location loaded, on two busy cores
 PREPARE_TIMEOUT_S = 300
 
