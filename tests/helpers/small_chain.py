@@ -1,0 +1,67 @@
+"""The main job on a small setting, in-process against the Dagster instance of $DAGSTER_HOME:
+what the browser tests' pages need, materialised beforehand because that is cheaper than
+clicking through a dozen launches.
+
+Run as `python -m tests.helpers.small_chain ASSETS_JSON STAGE[:PARTITION]...` (every
+partition of a stage unless one is named) in a process whose SIGNALS_* variables describe
+the small setting: the partitions come from the settings at import, so this cannot run
+inside a test process that imported the Definitions with other settings.
+ASSETS_JSON receives every asset key of those Definitions with its group, as the UI's code
+location loads them (same settings), for the lineage test. The configs keep each stage to
+seconds (one study trial, a light selection); the epochs come from SIGNALS_MAX_EPOCHS.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+# Per-stage run config: the small setting's data starts in late 2020.
+CONFIG: dict[str, dict] = {
+    "selected_features": {"folds": 2, "repeats": 1, "max_iter": 20},
+    "hyperparameter_study": {"budget": 1, "train_start": "2020-10-23"},
+    "lstm_model": {"train_start": "2020-10-23"},
+}
+
+
+def main(assets_json: Path, stages: list[str]) -> int:
+    import dagster as dg
+
+    from pipeline.definitions import ASSETS, build_resources, defs
+    from pipeline.location import SETTINGS
+    from pipeline.main_job import QUIET_RUN, plan
+
+    groups = {s.key.to_user_string(): s.group_name for s in defs.resolve_all_asset_specs()}
+    assets_json.write_text(json.dumps(groups, indent=1, sort_keys=True))
+    resources = build_resources(SETTINGS)
+    with dg.DagsterInstance.get() as instance:
+        only = dict(s.split(":", 1) for s in stages if ":" in s)
+        for stage, key in plan(tuple(s.split(":", 1)[0] for s in stages)):
+            if stage in only and key != only[stage]:
+                continue
+            started = time.monotonic()
+            asset = next(a for a in ASSETS if a.key.to_user_string() == stage)
+            config = {**QUIET_RUN}
+            if stage in CONFIG:
+                config["ops"] = {stage: {"config": CONFIG[stage]}}
+            result = dg.materialize(
+                ASSETS,
+                selection=[asset],
+                partition_key=key,
+                resources=resources,
+                instance=instance,
+                run_config=config,
+                raise_on_error=False,
+            )
+            print(f"{stage} {key or ''}: {result.success} in {time.monotonic() - started:.1f} s")
+            if not result.success:
+                failure = next((e for e in result.all_events if e.is_step_failure), None)
+                print(failure.step_failure_data.error.to_string() if failure else "", flush=True)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2:]))
