@@ -140,6 +140,15 @@ _SIGNAL_COLUMNS = """id, model_id, (extract(epoch FROM candle_time) * 1000)::big
     recorded_at, mode, horizon, realised_return, realised_net_return"""
 
 
+def _signal_rows(conn: psycopg.Connection, where_and_order: str, params: tuple) -> list[dict]:
+    """Signals as dicts (`_SIGNAL_COLUMNS`), read in their own short transaction."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {_SIGNAL_COLUMNS} FROM signals {where_and_order}", params)
+        rows = cur.fetchall()
+    conn.commit()
+    return rows
+
+
 def load_signals(
     conn: psycopg.Connection,
     exchange: str,
@@ -150,17 +159,13 @@ def load_signals(
 ) -> list[dict[str, Any]]:
     """Every recorded signal of one market and timeframe (of one mode and model, if given),
     oldest first (for audits and parity)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"""SELECT {_SIGNAL_COLUMNS}
-               FROM signals WHERE exchange = %s AND symbol = %s AND timeframe = %s
-                 AND (%s::text IS NULL OR mode = %s) AND (%s::bigint IS NULL OR model_id = %s)
-               ORDER BY candle_time, model_id""",
-            (exchange, symbol, timeframe, mode, mode, model_id, model_id),
-        )
-        rows = cur.fetchall()
-    conn.commit()
-    return rows
+    return _signal_rows(
+        conn,
+        """WHERE exchange = %s AND symbol = %s AND timeframe = %s
+             AND (%s::text IS NULL OR mode = %s) AND (%s::bigint IS NULL OR model_id = %s)
+           ORDER BY candle_time, model_id""",
+        (exchange, symbol, timeframe, mode, mode, model_id, model_id),
+    )
 
 
 def resolve_signals(
@@ -209,16 +214,12 @@ def latest_signals(
     conn: psycopg.Connection, exchange: str, symbol: str, timeframe: str, limit: int = 10
 ) -> list[dict[str, Any]]:
     """The newest `limit` signals of one market (both modes), newest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"""SELECT {_SIGNAL_COLUMNS}
-               FROM signals WHERE exchange = %s AND symbol = %s AND timeframe = %s
-               ORDER BY candle_time DESC, model_id DESC LIMIT %s""",
-            (exchange, symbol, timeframe, limit),
-        )
-        rows = cur.fetchall()
-    conn.commit()
-    return rows
+    return _signal_rows(
+        conn,
+        """WHERE exchange = %s AND symbol = %s AND timeframe = %s
+           ORDER BY candle_time DESC, model_id DESC LIMIT %s""",
+        (exchange, symbol, timeframe, limit),
+    )
 
 
 def resolved_outcomes(
