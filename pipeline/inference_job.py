@@ -50,7 +50,9 @@ from pipeline.store.signals import (
     Mode,
     SignalRow,
     latest_signals,
+    mark_reported,
     record_signal,
+    reported,
     resolve_signals,
     update_timings,
 )
@@ -225,14 +227,22 @@ def live_signal(
         [(row, decision) for row, _, decision in recorded], latest, config.candle_ms, resolved
     )
     metadata[TABLE_KEY] = dg.MetadataValue.md(str(metadata[TABLE_KEY]))
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=LIVE_SIGNALS_ASSET,
-            partition=config.market,
-            description=f"{config.market} {utc_text(config.candle_ms)}",
-            metadata=metadata,
+    # One materialisation per candle and market: a retried run finds its candle reported
+    # (unless its first run stopped between the event and the mark: then it is reported twice
+    # rather than never).
+    with db.connection() as conn:
+        already = reported(conn, recorded[0][0].id)
+    if not already:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=LIVE_SIGNALS_ASSET,
+                partition=config.market,
+                description=f"{config.market} {utc_text(config.candle_ms)}",
+                metadata=metadata,
+            )
         )
-    )
+        with db.connection() as conn:
+            mark_reported(conn, [row.id for row, _, _ in recorded])
     context.add_output_metadata({**metadata, "candles_added": added})
     production = [(row, loaded) for row, loaded, _ in recorded if row.mode == "production"]
     if not production:

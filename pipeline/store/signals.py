@@ -210,6 +210,22 @@ def resolve_signals(
     return len(rows)
 
 
+def reported(conn: psycopg.Connection, signal_id: int) -> bool:
+    """Whether the candle of this signal was already reported to the live_signals asset."""
+    row = conn.execute("SELECT reported_at IS NOT NULL FROM signals WHERE id = %s", (signal_id,))
+    found = row.fetchone()
+    conn.commit()
+    return bool(found and found[0])
+
+
+def mark_reported(conn: psycopg.Connection, signal_ids: list[int]) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE signals SET reported_at = now() WHERE id = ANY(%s) AND reported_at IS NULL",
+            (signal_ids,),
+        )
+
+
 def latest_signals(
     conn: psycopg.Connection, exchange: str, symbol: str, timeframe: str, limit: int = 10
 ) -> list[dict[str, Any]]:

@@ -124,6 +124,7 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     assert rerun.success
     recorded = rerun.output_for_node("live_signal")
     assert recorded is not None and not recorded.row.created
+    assert _live_signals_reports(rerun) == []  # its candle was reported once, by its run
 
     # Exactly one successful run and one signal per market and candle.
     for market in SYMBOLS_BY_MARKET_ID:

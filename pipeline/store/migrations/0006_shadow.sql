@@ -12,5 +12,9 @@ ALTER TABLE signals
     ADD COLUMN realised_net_return double precision,
     ADD COLUMN resolved_at         timestamptz;
 
+-- When the live job reported the candle to the live_signals asset: a retried run reports it
+-- only if its first run did not get that far.
+ALTER TABLE signals ADD COLUMN reported_at timestamptz;
+
 CREATE INDEX signals_unresolved ON signals (exchange, symbol, timeframe, candle_time)
     WHERE realised_return IS NULL;
