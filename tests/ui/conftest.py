@@ -15,7 +15,8 @@ instead, for local runs only.
 
 When a UI test fails, every page it had open is saved as a full-page PNG (and its URL) under
 test-artifacts/ui/, and the report names the files. With SIGNALS_UI_SCREENSHOTS=DIR the
-passing tests also save the pages a closing note shows (lineage, backfill run, backtest plot).
+passing tests also save the pages a closing note shows (lineage, backfill run, backtest plot,
+a named main-job run).
 """
 
 from __future__ import annotations
@@ -118,6 +119,13 @@ class DagsterUi:
         import dagster as dg
 
         return dg.DagsterInstance.from_config(str(self.dev.home))
+
+    @property
+    def dagster_database_url(self) -> str:
+        """Dagster's own database (runs, event logs), as libpq connection text."""
+        from pipeline.store.dagster_storage import dagster_database_name
+
+        return _with_dbname(self.database_url, dagster_database_name(self.database_url))
 
 
 def _small_folder(root: Path, frames: dict[str, pd.DataFrame]) -> Path:

@@ -1,6 +1,7 @@
 """What a trader does in the Dagster UI, done by clicking in headless chromium: the lineage
 shows every asset in its group, a one-market backfill launched from ohlcv's Materialize
-dialog materialises, and the backtest report's equity plot is an image.
+dialog materialises, the backtest report's equity plot is an image, the Runs page lists
+every run the instance holds, and a named main-job run can be re-executed.
 
 The pages' state before the clicks (the chain up to the backtest reports) was materialised
 in-process by the fixture; everything a test claims the UI does is done through the UI, and
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
 from tests.ui.conftest import BASE_TIMEFRAME, DagsterUi
@@ -165,3 +167,52 @@ def test_the_backtest_reports_equity_plot_is_an_image(
     # The browser decoded it to the same size: an image, not a broken icon.
     assert image.evaluate("e => [e.naturalWidth, e.naturalHeight]") == [width, height]
     keep_screenshot(page, "backtest-plot")
+
+
+# The Runs page shows this many runs before "Older"; the fixture makes far fewer.
+RUNS_PAGE = 25
+_RUN_LINK = re.compile(r"^/runs/([0-9a-f]{8}-[0-9a-f-]{27})$")
+_RUNS_COUNT = "{ runsOrError { __typename ... on Runs { count } } }"
+
+
+def test_the_runs_page_lists_every_run_the_instance_holds(
+    dagster_ui: DagsterUi, page: Page
+) -> None:
+    """The UI reads the fixture's PostgreSQL storage, not one of its own: the Runs page lists
+    exactly the runs of Dagster's `runs` table, and its GraphQL count agrees."""
+    with psycopg.connect(dagster_ui.dagster_database_url) as conn:
+        total = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        stored = {row[0] for row in conn.execute("SELECT run_id FROM runs")}
+    assert 0 < total <= RUNS_PAGE, f"{total} runs: this test reads one page of the Runs page"
+    counted = dagster_ui.dev.graphql(_RUNS_COUNT)["runsOrError"]
+    assert counted == {"__typename": "Runs", "count": total}
+
+    page.set_viewport_size({"width": 1600, "height": 4000})  # its table renders what is seen
+    page.goto(f"{dagster_ui.url}/runs")
+    page.get_by_role("link", name="View", exact=True).first.wait_for()
+    hrefs = page.eval_on_selector_all('a[href^="/runs/"]', "links => links.map(a => a.pathname)")
+    listed = {m.group(1) for m in map(_RUN_LINK.match, hrefs) if m}
+    assert len(listed) == total, (len(listed), total)
+    assert listed == stored
+
+
+def test_a_named_main_job_run_can_be_re_executed_from_its_page(
+    dagster_ui: DagsterUi, page: Page, keep_screenshot: Callable[[Page, str], Path | None]
+) -> None:
+    """The set-up ran the main job as its named jobs (as `signals run` does), so a run's page
+    offers "Re-execute"; a run of the ephemeral asset job would have it disabled ("not
+    available in your definitions"). Nothing is launched here."""
+    import dagster as dg
+    from playwright.sync_api import expect
+
+    with dagster_ui.instance() as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="features_job"), limit=1)
+    assert runs, "the set-up ran no features_job run"
+    page.goto(f"{dagster_ui.url}/runs/{runs[0].run_id}")
+    expect(page.get_by_text("RUN_SUCCESS", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Run of features_job", exact=False).first).to_be_visible()
+    button = page.get_by_role("button", name=re.compile(r"Re-execute"))  # after its icon
+    expect(button).to_be_enabled()
+    button.hover()  # a disabled one explains itself in a tooltip; this one must not refuse
+    expect(page.get_by_text("not available in your definitions")).to_have_count(0)
+    keep_screenshot(page, "named-job-run")
