@@ -1,6 +1,8 @@
 """The main job on a small setting, in-process against the Dagster instance of $DAGSTER_HOME:
 what the browser tests' pages need, materialised beforehand because that is cheaper than
-clicking through a dozen launches.
+clicking through a dozen launches. Each stage runs as the named job that owns it
+(`pipeline.jobs.MAIN_JOBS`), as `signals run` does, so the UI lists the runs under those jobs
+and offers to re-execute them (it cannot for an ephemeral asset job's run).
 
 Run as `python -m tests.helpers.small_chain ASSETS_JSON STAGE[:PARTITION]...` (every
 partition of a stage unless one is named) in a process whose SIGNALS_* variables describe
@@ -30,30 +32,30 @@ def main(assets_json: Path, stages: list[str]) -> int:
     import dagster as dg
 
     from pipeline.definitions import ASSETS, build_resources, defs
+    from pipeline.jobs import MAIN_JOB_SEQUENCE, MAIN_JOBS
     from pipeline.location import SETTINGS
     from pipeline.main_job import QUIET_RUN, plan
 
     groups = {s.key.to_user_string(): s.group_name for s in defs.resolve_all_asset_specs()}
     assets_json.write_text(json.dumps(groups, indent=1, sort_keys=True))
-    resources = build_resources(SETTINGS)
+    jobs = dg.Definitions(
+        assets=ASSETS, jobs=MAIN_JOB_SEQUENCE, resources=build_resources(SETTINGS)
+    )
     with dg.DagsterInstance.get() as instance:
         only = dict(s.split(":", 1) for s in stages if ":" in s)
         for stage, key in plan(tuple(s.split(":", 1)[0] for s in stages)):
             if stage in only and key != only[stage]:
                 continue
             started = time.monotonic()
-            asset = next(a for a in ASSETS if a.key.to_user_string() == stage)
             config = {**QUIET_RUN}
             if stage in CONFIG:
                 config["ops"] = {stage: {"config": CONFIG[stage]}}
-            result = dg.materialize(
-                ASSETS,
-                selection=[asset],
-                partition_key=key,
-                resources=resources,
-                instance=instance,
+            result = jobs.resolve_job_def(MAIN_JOBS[stage].name).execute_in_process(
                 run_config=config,
+                instance=instance,
+                partition_key=key,
                 raise_on_error=False,
+                asset_selection=[dg.AssetKey(stage)],
             )
             print(f"{stage} {key or ''}: {result.success} in {time.monotonic() - started:.1f} s")
             if not result.success:

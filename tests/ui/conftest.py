@@ -15,7 +15,8 @@ instead, for local runs only.
 
 When a UI test fails, every page it had open is saved as a full-page PNG (and its URL) under
 test-artifacts/ui/, and the report names the files. With SIGNALS_UI_SCREENSHOTS=DIR the
-passing tests also save the pages a closing note shows (lineage, backfill run, backtest plot).
+passing tests also save the pages a closing note shows (lineage, backfill run, backtest plot,
+a named main-job run, the sensor on, the live signals) and the live test's measured delays.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ ARTIFACTS = REPO / "test-artifacts" / "ui"
 MARKETS = ("BTCUSDT", "ETHUSDT")
 BASE_TIMEFRAME = "1h"
 DATA_END = pd.Timestamp("2021-09-01", tz="UTC")
+# The folder holds a few candles past DATA_END that the replay clock has not reached: the live
+# test moves the clock so that they close while new_candle_sensor is on.
+LIVE_HOURS = 3
+SENSOR_INTERVAL_S = 5  # new_candle_sensor's minimum interval in this dagster dev
 SMALL_SETTING = {
     "SIGNALS_MARKETS": "BTC/USDT:USDT,ETH/USDT:USDT",
     "SIGNALS_TIMEFRAMES": BASE_TIMEFRAME,
@@ -61,6 +66,7 @@ SMALL_SETTING = {
     "SIGNALS_VALIDATION_END": "2021-08-31",
     "SIGNALS_MAX_EPOCHS": "1",
     "SIGNALS_SOURCE": "ccxt",
+    "SIGNALS_SENSOR_INTERVAL_S": str(SENSOR_INTERVAL_S),
 }
 # What the pages need before the tests click: the chain up to a backtest report.
 PREPARED = ("ohlcv", "market_factor", "features", "selected_features")
@@ -119,9 +125,16 @@ class DagsterUi:
 
         return dg.DagsterInstance.from_config(str(self.dev.home))
 
+    @property
+    def dagster_database_url(self) -> str:
+        """Dagster's own database (runs, event logs), as libpq connection text."""
+        from pipeline.store.dagster_storage import dagster_database_name
+
+        return _with_dbname(self.database_url, dagster_database_name(self.database_url))
+
 
 def _small_folder(root: Path, frames: dict[str, pd.DataFrame]) -> Path:
-    end = int(DATA_END.timestamp() * 1000)
+    end = int((DATA_END + pd.Timedelta(hours=LIVE_HOURS)).timestamp() * 1000)
     return write_folder(
         root, {m: frames[m][frames[m]["timestamp"] < end].reset_index(drop=True) for m in MARKETS}
     )
@@ -165,8 +178,9 @@ def dagster_ui(
     (dagster_home / "dagster.yaml").write_text(DEV_INSTANCE.read_text(encoding="utf-8"))
 
     exchange = ReplayExchange(_small_folder(root / "candles", sample_frames), ReplayClock())
-    # As `signals run` serves a past folder: as of its last close, every candle there.
-    exchange.clock.set(exchange.data.last_close_ms(), 1.0)
+    # As `signals run` serves a past folder: as of its last close (here DATA_END; the live
+    # test's candles after it have not closed yet), at the speed of real time.
+    exchange.clock.set(int(DATA_END.timestamp() * 1000), 1.0)
     server = ReplayServer(exchange).start()
     env = {
         **SMALL_SETTING,
