@@ -248,14 +248,14 @@ MAX_CONCURRENT_RUNS = 8
 
 def run_main_job_on_celery(
     instance: dg.DagsterInstance,
-    broker: str,
     stages: tuple[str, ...] = STAGES,
     settings: Settings | None = None,
     on_step: Callable[[StepOutcome], None] | None = None,
     op_config: Mapping[str, Mapping[str, object]] | None = None,
     max_concurrent_runs: int = MAX_CONCURRENT_RUNS,
 ) -> Iterator[StepOutcome]:
-    """The same runs as `run_main_job`, their steps executed by the Celery workers on `broker`.
+    """The same runs as `run_main_job`, their steps executed by the Celery workers of
+    SIGNALS_CELERY_BROKER.
 
     A partition is a run of its own, so to keep N workers busy a stage's partition runs are
     submitted at once (each orchestrated by a process of its own that polls its step's task)
@@ -268,7 +268,7 @@ def run_main_job_on_celery(
     from pipeline.celery_app import run_processes
     from pipeline.scaleout import celery_run_config, reconstructable_job
 
-    on_celery = celery_run_config(broker, settings)
+    on_celery = celery_run_config(settings)
     steps = plan(stages)
     widest = max(Counter(stage for stage, _ in steps).values(), default=1)
     # One pool for the whole job: a run's process loads the job's definitions once.

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster_celery import celery_executor
 
-from pipeline.celery_app import executor_config
+from pipeline.celery_app import broker_url, executor_config
 from pipeline.definitions import ASSETS, build_resources
 from pipeline.jobs import MAIN_JOB_SEQUENCE
 from pipeline.settings import Settings
@@ -25,14 +25,17 @@ from pipeline.settings import Settings
 def celery_definitions() -> dg.Definitions:
     """The main job's named jobs on dagster-celery's executor, resources from the environment.
 
-    Called again in every worker process that executes a step: what it returns there must be
-    the same jobs as here, so it reads nothing but the environment.
+    Called again in every process that loads the jobs (`signals run`, its run processes, each
+    worker): what it returns there must be the same jobs as here, so it reads nothing but the
+    environment. The executor's broker is SIGNALS_CELERY_BROKER's, fixed here rather than in
+    the run config: every process reads the same variable, and a run made on Celery keeps a
+    run config that the code location's own jobs accept, so the UI can re-execute it.
     """
     return dg.Definitions(
         assets=ASSETS,
         jobs=MAIN_JOB_SEQUENCE,
         resources=build_resources(Settings.from_env()),
-        executor=celery_executor,
+        executor=celery_executor.configured(executor_config(broker_url())),
     )
 
 
@@ -46,16 +49,12 @@ def reconstructable_job(name: str, working_directory: str | None = None) -> Reco
     return repository.get_reconstructable_job(name)
 
 
-def celery_run_config(broker: str, settings: Settings | None = None) -> dict[str, Any]:
-    """The run config that puts a run on the workers of `broker`.
-
-    With `settings`, the candle source's configuration travels in the run config (no secret
-    is in it): the replay exchange that `signals run` starts on a free port is then reached by
-    workers that were started before it, with the URL this process chose.
-    """
-    config: dict[str, Any] = {"execution": {"config": executor_config(broker)}}
-    if settings is not None:
-        source = build_resources(settings)["candle_source"]
-        fields = source.model_dump(exclude_none=True)  # type: ignore[attr-defined]
-        config["resources"] = {"candle_source": {"config": fields}}
-    return config
+def celery_run_config(settings: Settings | None = None) -> dict[str, Any]:
+    """What a run on the workers adds to its run config: with `settings`, the candle source's
+    configuration (no secret is in it), so that the replay exchange `signals run` starts on a
+    free port is reached by workers that were started before it, with the URL chosen here."""
+    if settings is None:
+        return {}
+    source = build_resources(settings)["candle_source"]
+    fields = source.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+    return {"resources": {"candle_source": {"config": fields}}}

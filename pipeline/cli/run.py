@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             workers = check_broker(broker, wait_s=args.wait_workers)
             print(f"executing on Celery: {', '.join(workers)} via {broker}", file=sys.stderr)
             outcomes = run_main_job_on_celery(
-                instance, broker, stages, settings=settings, op_config=args.config
+                instance, stages, settings=settings, op_config=args.config
             )
         else:
             outcomes = run_main_job(

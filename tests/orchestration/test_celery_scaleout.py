@@ -79,7 +79,8 @@ def _new_database(server: str) -> str:
 
 
 def _steps_by_worker(dagster_home: Path, database_url: str, monkeypatch) -> list[tuple]:
-    """(job, step, pid of its STEP_START, Celery worker named in the engine event) per run."""
+    """(job, partition, pids of its STEP_START, Celery workers named in its engine events,
+    run config) per run."""
     import dagster as dg
 
     from pipeline.store.dagster_storage import ENV_DAGSTER_PG_URL, dagster_storage_url
@@ -98,7 +99,8 @@ def _steps_by_worker(dagster_home: Path, database_url: str, monkeypatch) -> list
                 for label, entry in e.engine_event_data.metadata.items()
                 if label == "Celery worker"
             ]
-            steps.append((run.job_name, run.tags.get("dagster/partition"), pids, workers))
+            partition = run.tags.get("dagster/partition")
+            steps.append((run.job_name, partition, pids, workers, run.run_config))
     return steps
 
 
@@ -168,10 +170,19 @@ def test_main_job_on_celery_workers_equals_in_process(
     # workers took steps (a stage's partitions are submitted at once).
     workers_pids = set().union(*pool_pids.values())
     assert len(steps) == 2 + 1 + 2 + 3  # ohlcv ×2, market_factor, features ×2, 3 model runs
-    for job, partition, pids, workers in steps:
+    for job, partition, pids, workers, _ in steps:
         assert len(pids) == 1 and pids[0] in workers_pids, (job, partition, pids, pool_pids)
         assert len(workers) == 1 and workers[0].split("@")[0] in pool_pids, (job, workers)
-    assert {w.split("@")[0] for *_, workers in steps for w in workers} == {"w1", "w2"}
+    assert {w.split("@")[0] for *_, workers, _ in steps for w in workers} == {"w1", "w2"}
+    # Their run config names no executor, so the code location's own job (the UI's) takes it:
+    # a run made on Celery can be re-executed from the UI.
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    for job, *_, run_config in steps:
+        assert "execution" not in run_config
+        dg.validate_run_config(defs.resolve_job_def(job), run_config)
 
     # The same materialisations: candle rows, every Parquet asset (market factor, features,
     # selection), the study's best trial and the model (weights' hash, metrics, curves).
