@@ -2,6 +2,7 @@
 #   code server: dagster code-server start -h 0.0.0.0 -p 4000 -m pipeline.definitions
 #   webserver:   dagster-webserver -h 0.0.0.0 -p 3000 -w /opt/dagster/workspace.yaml
 #   daemon:      dagster-daemon run -w /opt/dagster/workspace.yaml
+#   Celery worker (scale-out, README): signals worker --name w1   (SIGNALS_CELERY_BROKER)
 # Set SIGNALS_DATABASE_URL (the system of record) and DAGSTER_PG_* (Dagster's storage, see
 # dagster.yaml) so every container shares the same PostgreSQL.
 FROM python:3.11-slim

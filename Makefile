@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation bench-tuning db-stop clean
+.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation bench-tuning bench-scaleout db-stop clean
 
 # uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
 UV_VERSION := uv>=0.13,<0.14
@@ -58,6 +58,10 @@ bench-evaluation: bench-deps  ## walk-forward wall time for 1, 2 and 4 folds, an
 
 bench-tuning: bench-deps  ## model search: trials per hour with 1 and 2 workers, a trial's phases
 	$(BIN)/python bench/tuning.py
+
+# Needs redis-server (Debian's; .ci/run installs it) and nothing from the `bench` extra.
+bench-scaleout: setup  ## the main job in-process, on 1 and on 2 Celery workers: wall times, same materialisations
+	$(BIN)/python bench/scaleout.py
 
 db-stop:
 	$(BIN)/signals db stop

@@ -16,11 +16,12 @@ from pipeline.cli import (
     run,
     trading,
     tune,
+    worker,
 )
 from pipeline.cli.common import run_command
 
 # In `signals --help` order.
-COMMANDS = (ingest, replay_exchange, run, features, evaluate, tune, live, trading, db)
+COMMANDS = (ingest, replay_exchange, run, worker, features, evaluate, tune, live, trading, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

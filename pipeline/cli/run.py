@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -27,7 +28,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--assets", type=csv_list, help="only these stages, e.g. ohlcv (default: the whole chain)"
     )
+    run.add_argument(
+        "--config",
+        type=_asset_config,
+        default=None,
+        metavar="JSON",
+        help="run config of some assets, as the launchpad takes it, e.g. "
+        '\'{"hyperparameter_study": {"budget": 2}}\' (default: each asset\'s own)',
+    )
+    run.add_argument(
+        "--executor",
+        choices=("in_process", "celery"),
+        default="in_process",
+        help="where the steps execute: in this process, one run after another (default), or "
+        "on the Celery workers of SIGNALS_CELERY_BROKER (`signals worker`), a stage's "
+        "partitions at once",
+    )
+    run.add_argument(
+        "--wait-workers",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="with --executor celery: how long to wait for a worker to answer (default 30)",
+    )
     run.set_defaults(func=cmd_run)
+
+
+def _asset_config(text: str) -> dict[str, dict]:
+    """`--config`: a JSON object of asset name → that asset's run config."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from err
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise argparse.ArgumentTypeError('expected {"asset": {…config…}, …}')
+    return value
 
 
 def local_instance(dagster_home: Path, settings: Settings) -> Path:
@@ -55,14 +90,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster")))
     local_instance(dagster_home, settings)
+    if args.executor == "celery":
+        from pipeline.celery_app import run_processes
+
+        run_processes()  # imports the job's code in the background while this process does
 
     from pipeline.definitions import build_resources
-    from pipeline.main_job import STAGES, plan, run_main_job
+    from pipeline.main_job import STAGES, plan, run_main_job, run_main_job_on_celery
     from pipeline.store.dagster_storage import dagster_database_name
     from pipeline.store.database import resolve_url
 
     stages = tuple(args.assets) if args.assets else STAGES
     steps = plan(stages)
+    unknown = set(args.config or {}) - set(STAGES)
+    if unknown:
+        raise CliError(f"--config names {sorted(unknown)}; assets are {', '.join(STAGES)}")
     with ExitStack() as stack:
         if settings.data_dir and settings.source == "ccxt" and not settings.api_url:
             exchange = ReplayExchange(settings.data_dir, ReplayClock())
@@ -76,9 +118,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             settings = Settings(**{**settings.__dict__, "api_url": server.url})
             print(f"replaying {settings.data_dir} through ccxt at {server.url}", file=sys.stderr)
         instance = stack.enter_context(dg.DagsterInstance.get())
+        if args.executor == "celery":
+            from pipeline.celery_app import broker_url, check_broker
+
+            broker = broker_url()
+            workers = check_broker(broker, wait_s=args.wait_workers)
+            print(f"executing on Celery: {', '.join(workers)} via {broker}", file=sys.stderr)
+            outcomes = run_main_job_on_celery(
+                instance, stages, settings=settings, op_config=args.config
+            )
+        else:
+            outcomes = run_main_job(
+                instance, build_resources(settings), stages, op_config=args.config
+            )
         bar = stack.enter_context(progress(len(steps), sys.stderr.isatty(), unit="run"))
         failures = []
-        for outcome in run_main_job(instance, build_resources(settings), stages):
+        for outcome in outcomes:
             bar.update(1)
             bar.clear()
             print(outcome.summary())

@@ -27,8 +27,9 @@ def database_on_server(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            # Another process may create it between the check and here: that is fine.
-            with suppress(psycopg.errors.DuplicateDatabase):
+            # Another process may create it between the check and here: that is fine. Two
+            # racing CREATEs fail with UniqueViolation on the catalog (workers starting together).
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(server_url)
     info["dbname"] = name
