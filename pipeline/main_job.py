@@ -122,7 +122,8 @@ class StepOutcome:
                 + (
                     f"production is model {meta['production']}"
                     if isinstance(meta["production"], int)
-                    else "no model is in production (live runs record nothing until one is)"
+                    else "no model is in production (live runs decide in shadow, never "
+                    "executed, with the newest candidate whose ERROR checks passed)"
                 )
             )
         details = "  ".join(
