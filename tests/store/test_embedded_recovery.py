@@ -1,0 +1,75 @@
+"""The embedded server killed mid-work comes back on the next command, with its data.
+
+A SIGKILLed postmaster lingers as a zombie (nobody reaps it) that `pid_exists` counts as
+running, beside a stale socket lock: before the fix the next process got "connection
+refused" until the zombie was gone (issue 13's "pool initialization incomplete")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline.store.embedded import embedded_url, postmaster_alive, stop_embedded
+
+NEXT_COMMAND = """
+import sys
+from pathlib import Path
+import psycopg
+from pipeline.store.embedded import embedded_url
+with psycopg.connect(embedded_url(Path(sys.argv[1])), connect_timeout=10) as conn:
+    print(conn.execute("SELECT count(*) FROM kept").fetchone()[0])
+"""
+
+
+@pytest.fixture()
+def own_server():
+    """A server of the test's own (the session's is shared): stopped afterwards."""
+    pgdata = Path(tempfile.mkdtemp(prefix="signals-crash-")) / "pg"
+    yield pgdata
+    stop_embedded(pgdata)
+
+
+def test_a_killed_server_is_back_for_the_next_command_with_its_data(own_server: Path) -> None:
+    url = embedded_url(own_server)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (n int)")
+        conn.execute("INSERT INTO kept SELECT generate_series(1, 1000)")
+    errors: list[str] = []
+
+    def busy() -> None:  # backends at work when the postmaster dies
+        try:
+            with psycopg.connect(url) as conn:
+                conn.execute("INSERT INTO kept SELECT 0 FROM pg_sleep(30)")
+        except psycopg.Error as err:
+            errors.append(type(err).__name__)
+
+    workers = [threading.Thread(target=busy) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)
+    pid = int((own_server / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    for worker in workers:
+        worker.join(30)
+    assert len(errors) == 3  # the work in flight failed (and was not committed)
+    assert not postmaster_alive(own_server)
+
+    for attempt in range(2):  # the first command after the crash, and the one after it
+        done = subprocess.run(
+            [sys.executable, "-c", NEXT_COMMAND, str(own_server)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, (attempt, done.stderr[-2000:])
+        assert done.stdout.strip() == "1000"  # committed rows survived; in-flight ones did not
+    assert postmaster_alive(own_server)
