@@ -91,3 +91,44 @@ def test_restarting_the_embedded_server_between_ingests_loses_nothing(
     finally:
         db.close()
         stop_embedded(pgdata)
+
+
+MIGRATE_AT_ONCE = """
+import sys, time
+import psycopg
+from pipeline.store.migrations import migrate
+url, start_at = sys.argv[1], float(sys.argv[2])
+with psycopg.connect(url) as conn:
+    time.sleep(max(0.0, start_at - time.time()))  # both processes ask at the same moment
+    print(",".join(map(str, migrate(conn))))
+"""
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(database_url: str) -> None:
+    """Two processes on an empty database at the same moment: the advisory lock lets one
+    apply every migration and the other find them applied (no error, no second run)."""
+    import subprocess
+    import sys
+    import time
+
+    start_at = f"{time.time() + 3.0:.3f}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_AT_ONCE, database_url, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outputs]
+    applied = sorted(out.strip() for out, _ in outputs)
+    everything = ",".join(str(v) for v, _, _ in available())
+    assert applied == ["", everything]  # one applied them all, the other none
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY version")
+        assert all(count == 1 for _, count in rows)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(
+            available()
+        )
