@@ -23,7 +23,7 @@ from pipeline.replay.clock import ReplayClock
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.sensors import run_key
-from pipeline.signals.backtest_path import shadow_agreement
+from pipeline.signals.backtest_path import backtest_path, shadow_agreement
 from pipeline.signals.candle import live_features, load_inputs
 from pipeline.signals.drift import market_drift
 from pipeline.store.models import load_model
@@ -383,3 +383,92 @@ def test_the_drift_watch_runs_on_the_deciding_model_and_names_its_verdict(live, 
     assert f"{len(drift.drifted)}/{len(record.features)}" in table.split("| BTCUSDT |")[1]
     if not drift.passed:
         assert not evaluation.passed and "BTCUSDT drifted" in evaluation.description
+
+
+SAME_CANDLE_RUN = """
+import sys, time
+import dagster as dg
+from pipeline.inference_job import live_inference_job
+from pipeline.trading_replay import replay_resources
+url, api, home, candle, start_at = sys.argv[1:6]
+resources = replay_resources(url, api, home, since="2020-10-01", fee=0.0005, balance=10_000.0,
+                             risk_fraction=0.5, retry_attempts=2, retry_backoff_s=0.05)
+job = dg.Definitions(jobs=[live_inference_job], resources=resources).resolve_job_def(
+    live_inference_job.name)
+config = {"ops": {"live_signal": {"config": {
+    "market": "BTCUSDT", "timeframe": "1h", "candle_ms": int(candle)}}}}
+time.sleep(max(0.0, float(start_at) - time.time()))  # both runs start at the same moment
+result = job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral())
+print("ok" if result.success else "failed")
+"""
+
+
+def test_two_runs_of_the_same_candle_at_once_execute_it_once(live, database_url, tmp_path):
+    """Two processes run the live job for one candle at the same moment (a duplicate launch
+    that Dagster's run keys did not stop, e.g. two instances): one signal, one order."""
+    import subprocess
+    import sys
+    import time
+
+    replay, db, symbols, model_id, folder = live
+    # A candle the model trades: the backtest path's decisions (bit for bit the live job's)
+    # over the first live hours, on candles stored beforehand.
+    seed_candles(
+        db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START + 7 * HOUR
+    )
+    with db.connection() as conn:
+        path = backtest_path(
+            conn,
+            "binanceusdm",
+            "BTC/USDT:USDT",
+            "1h",
+            TIMEFRAMES,
+            load_model(conn, model_id),
+            LIVE_START,
+            LIVE_START + 5 * HOUR,
+        )
+        conn.commit()
+    candle = min(ms for ms, (_, side) in path.decisions.items() if side != 0)
+    replay.exchange.clock.set(candle + HOUR + 60_000, speed=1.0)
+    api = replay.resources["candle_source"].api_url
+    start_at = f"{time.time() + 4.0:.3f}"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SAME_CANDLE_RUN,
+                database_url,
+                api,
+                str(tmp_path),
+                str(candle),
+                start_at,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["ok", "ok"], [
+        err[-2000:] for _, err in outputs
+    ]
+    with db.connection() as conn:
+        signals = conn.execute(
+            "SELECT id, side FROM signals WHERE symbol = 'BTC/USDT:USDT'"
+        ).fetchall()
+        orders = conn.execute(
+            "SELECT client_order_id, count(*) FROM orders GROUP BY client_order_id"
+        ).fetchall()
+        conn.commit()
+    assert len(signals) == 1
+    assert all(count == 1 for _, count in orders)
+    assert signals[0][1] == path.decisions[candle][1] != 0
+    # One order, placed once at the (paper) exchange: one paper order, one fill.
+    assert len(orders) == 1
+    with db.connection() as conn:
+        paper_orders = conn.execute("SELECT count(*) FROM paper_orders").fetchone()[0]
+        fills = conn.execute("SELECT count(*) FROM fills").fetchone()[0]
+        conn.commit()
+    assert (paper_orders, fills) == (1, 1)
