@@ -5,7 +5,6 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.store.database import Database, open_database
-from pipeline.store.embedded import embedded_url
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -15,5 +14,6 @@ class PostgresResource(dg.ConfigurableResource):
     home: str = ".signals"
 
     def database(self) -> Database:
-        pgdata = Path(self.home).expanduser().resolve() / "pg"
-        return open_database(url=self.url or embedded_url(pgdata))
+        if self.url:
+            return open_database(url=self.url)
+        return open_database(pgdata=Path(self.home).expanduser().resolve() / "pg")

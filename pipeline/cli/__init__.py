@@ -43,4 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # its reconnect attempts after a crash would bury the one-line error
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     return run_command(args.func, args)

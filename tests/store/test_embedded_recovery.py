@@ -73,3 +73,57 @@ def test_a_killed_server_is_back_for_the_next_command_with_its_data(own_server: 
         assert done.returncode == 0, (attempt, done.stderr[-2000:])
         assert done.stdout.strip() == "1000"  # committed rows survived; in-flight ones did not
     assert postmaster_alive(own_server)
+
+
+def _kill(pgdata: Path) -> None:
+    """SIGKILL the postmaster and wait until its backends have noticed and exited."""
+    import psutil
+
+    os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGKILL)
+    for _ in range(100):
+        backends = []
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if proc.info["name"] == "postgres" and Path(proc.cwd()) == pgdata.resolve():
+                    if proc.status() != psutil.STATUS_ZOMBIE:
+                        backends.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if not backends:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"backends still running: {backends}")
+
+
+def test_a_process_whose_embedded_server_dies_brings_it_back_at_its_next_checkout(
+    own_server: Path,
+) -> None:
+    """A long-lived process (the daemon's sensor, an in-process job) outlives a crash: its
+    next checkout restarts the server, and the committed data is there."""
+    from pipeline.store.database import open_database
+
+    db = open_database(pgdata=own_server)
+    db.first_wait_s = 1.0
+    with db.connection() as conn:
+        conn.execute("CREATE TABLE kept (n int)")
+        conn.execute("INSERT INTO kept SELECT generate_series(1, 10)")
+        conn.commit()
+    _kill(own_server)
+    with db.connection() as conn:  # the pool's dead connection is discarded, not handed out
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 10
+    assert postmaster_alive(own_server)
+    db.close()
+
+
+def test_an_external_server_that_stays_down_is_a_clear_error_within_the_bound(
+    own_server: Path,
+) -> None:
+    from pipeline.store.database import Database, DatabaseUnavailable
+
+    db = Database(embedded_url(own_server))  # by URL: not ours to restart
+    db.first_wait_s, db.checkout_timeout_s = 0.5, 2.0
+    _kill(own_server)
+    with pytest.raises(DatabaseUnavailable, match="did not answer for 2 s"), db.connection():
+        pass
+    assert not postmaster_alive(own_server)  # nobody restarted it
+    db.close()
