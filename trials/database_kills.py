@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import suppress
@@ -242,11 +244,19 @@ class RemoteExchange:
         self.clock = RemoteClock(api_url)
 
 
+def pump(stream, lines: queue.Queue[str]) -> None:
+    """Every line of a child's output into a queue (read as it comes, never blocking it)."""
+    for line in stream:
+        lines.put(line)
+
+
 def last_signalled_candle(url: str) -> int | None:
     import psycopg
 
     with psycopg.connect(url, connect_timeout=30) as conn:
-        row = conn.execute("SELECT max(candle_ms) FROM signals").fetchone()
+        row = conn.execute(
+            "SELECT (extract(epoch FROM max(candle_time)) * 1000)::bigint FROM signals"
+        ).fetchone()
     return None if row[0] is None else int(row[0])
 
 
@@ -256,11 +266,14 @@ def live_child(url_db: str, api_url: str, home: str, closes: list[int]) -> int:
     (the database gone), as a killed run process would. Exit 0 when every close is done."""
     from pipeline.store.embedded import embedded_url
     from pipeline.trading_replay import LiveReplay, replay_resources
+    from resources.database import PostgresResource
 
     embedded_url(Path(home) / "pg")  # the first command after a crash brings the server back
     reached = last_signalled_candle(url_db)
     todo = [c for c in closes if reached is None or c - HOUR >= reached]
     resources = replay_resources(url_db, api_url, home)
+    # As deployed: the embedded server of SIGNALS_HOME, which a run restarts if it dies.
+    resources["database"] = PostgresResource(home=home)
     replay = LiveReplay(resources, RemoteExchange(api_url))  # type: ignore[arg-type]
     for close in todo:
         outcome = replay.tick(close)
@@ -282,17 +295,18 @@ def live_trial(
     from pipeline.exchange.markets import market_id
     from pipeline.replay.clock import ReplayClock
     from pipeline.replay.server import ReplayExchange, ReplayServer
-    from pipeline.store.database import Database, fresh_database
+    from pipeline.store.database import Database
     from pipeline.store.embedded import embedded_url
     from pipeline.trading_replay import parity, seed_candles
     from tests.helpers.live import LIVE_START, install_random_model, live_folder
 
     folder_all = CandleFolder(data_dir)
-    frames = {s: folder_all.read(s) for s in folder_all.symbols()}
-    replay_dir = live_folder(home / "live", frames, candles)
+    frames = {market_id(s): folder_all.read(s) for s in folder_all.symbols()}
+    home = home / "live"  # its own SIGNALS_HOME: its own embedded server, the default database
+    replay_dir = live_folder(home, frames, candles)
     folder = CandleFolder(replay_dir)
     pgdata = home / "pg"
-    url = fresh_database(embedded_url(pgdata), "signals_live_trial")
+    url = embedded_url(pgdata)
     db = Database(url)
     symbols = folder.symbols()
     seed_candles(db, folder, EXCHANGE, symbols, ["1h"], LIVE_START)
@@ -302,39 +316,56 @@ def live_trial(
     exchange = ReplayExchange(replay_dir, ReplayClock(LIVE_START, speed=1.0))
     env = child_env(home)
     env["SIGNALS_MARKETS"] = ",".join(LIVE_MARKETS)
-    hits, resumed, lost, children, failed_runs = 0, 0, [], 0, 0
+    hits, lost, children, failed_runs, in_process = 0, [], 0, 0, 0
+    done = False
     with ReplayServer(exchange) as server:
         command = [
             sys.executable, "-m", "trials.database_kills", "--live-child",
             url, server.url, str(home), json.dumps(closes),
         ]  # fmt: skip
-        done = False
-        while not done and children < kills * 3 + 5:
+        while not done and children < kills + 5:
             children += 1
-            child = subprocess.Popen(
-                command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            killed = False
-            if hits < kills:
-                time.sleep(rng.uniform(3.0, 9.0))  # imports take ~3 s; then a few candles
-                killed = child.poll() is None and kill_postmaster(pgdata)
-            out, err = child.communicate(timeout=900)
-            failed_runs += out.count('"failed"')
-            if killed:
-                hits += 1
-                log(f"live kill {hits}/{kills}: child exit {child.returncode}")
-            elif child.returncode == 0:
+            err_path = home / f"live-process-{children}.err"  # Dagster logs a lot: not a pipe
+            with err_path.open("w") as err_file:
+                child = subprocess.Popen(
+                    command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                    stderr=err_file, text=True,
+                )  # fmt: skip
+            lines: queue.Queue[str] = queue.Queue()
+            reader = threading.Thread(target=pump, args=(child.stdout, lines))
+            reader.start()
+            ticks = failures = 0
+            while hits < kills and child.poll() is None:
+                # Let it decide 1-3 candles (after a kill: proof that it carried on), then kill
+                # at a random moment of the next (a tick of two runs lasts about a second).
+                wanted, seen = rng.randint(1, 3), 0
+                while seen < wanted and (child.poll() is None or not lines.empty()):
+                    with suppress(queue.Empty):
+                        line = lines.get(timeout=0.5)
+                        seen += '"close"' in line
+                        failures += '"failed"' in line
+                ticks += seen
+                time.sleep(rng.uniform(0.0, 1.0))
+                if child.poll() is None and kill_postmaster(pgdata):
+                    hits += 1
+                    log(f"live kill {hits}/{kills}: after candle {ticks} of process {children}")
+            child.wait(timeout=900)
+            reader.join()
+            rest = list(lines.queue)
+            failures += sum('"failed"' in x for x in rest)
+            failed_runs += failures
+            if child.returncode == 0:
                 done = True
-            else:
-                lost.append(f"a live process failed without a kill: {err.strip()[-400:]}")
+            elif child.returncode != 3:  # 3: a run failed (its statement died with the server)
+                err = err_path.read_text()
+                lost.append(f"live process {children} crashed: {err.strip()[-400:]}")
                 break
-        if done:
-            resumed = hits
-    url = embedded_url(pgdata).rsplit("/", 1)[0] + "/signals_live_trial"
+    in_process = hits - (children - 1)  # kills that no process had to be restarted for
+    embedded_url(pgdata)  # the last kill may have had no process after it
     with psycopg.connect(url) as conn:
         per_candle = conn.execute(
-            "SELECT symbol, candle_ms, count(*) FROM signals GROUP BY symbol, candle_ms"
+            "SELECT symbol, (extract(epoch FROM candle_time) * 1000)::bigint, count(*) "
+            "FROM signals GROUP BY 1, 2"
         ).fetchall()
         total, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT client_order_id) FROM orders"
@@ -362,6 +393,7 @@ def live_trial(
             lost.append(f"{symbol}: live differs from its backtest after the kills")
     db.close()
     details = {
+        "live_kills_recovered_in_process": in_process,
         "live_candles": candles,
         "live_markets": len(LIVE_MARKETS),
         "live_processes": children,
@@ -370,7 +402,7 @@ def live_trial(
         "live_round_trips_compared": trades,
         "live_model_threshold": round(threshold, 4),
     }
-    return hits, resumed, lost, details
+    return hits, hits if done else 0, lost, details
 
 
 # -- the trial ----------------------------------------------------------------------------
@@ -416,6 +448,7 @@ def run_trial(
         details["live_kills"] = live_kills
     finally:
         stop_embedded(home / "pg")
+        stop_embedded(home / "live" / "pg")
         if not os.environ.get("TRIAL_KEEP"):
             subprocess.run(["rm", "-rf", str(home)], check=False)
     return TrialOutcome(
