@@ -195,8 +195,12 @@ def ingest_trial(
             continue
         hits += 1
         last_line = (err.strip().splitlines() or [""])[-1]
-        clear = last_line.startswith("signals: error:") and "Traceback" not in err
-        errors.append(last_line[:160])
+        clear = (
+            last_line.startswith("signals: error:")
+            and "the database went away mid-command" in last_line
+            and "Traceback" not in err
+        )
+        errors.append(last_line.split(" (the database went away")[0][:120])
         started = time.perf_counter()
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         restart_s.append(time.perf_counter() - started)

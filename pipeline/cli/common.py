@@ -12,6 +12,21 @@ class CliError(Exception):
     """A failure to report in one line, exit status 1."""
 
 
+LOST_DATABASE = (
+    "the database went away mid-command; what was half-written was rolled back: run the "
+    "command again (it restarts a crashed embedded server)"
+)
+
+
+def lost_database(err: BaseException) -> bool:
+    """Whether the failure is PostgreSQL gone (killed, restarted, unreachable)."""
+    import psycopg
+
+    from pipeline.store.database import DatabaseUnavailable
+
+    return isinstance(err, psycopg.OperationalError | DatabaseUnavailable)
+
+
 def csv_list(text: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -46,5 +61,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         if args.verbose:
             logging.exception("failed")
         message = " ".join(str(err).split()) or type(err).__name__
+        if lost_database(err):
+            message += f" ({LOST_DATABASE})"
         print(f"signals: error: {message}", file=sys.stderr)
         return 1
