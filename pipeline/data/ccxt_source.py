@@ -9,6 +9,7 @@ import ccxt
 import pandas as pd
 
 from pipeline.data.candles import candle_frame
+from pipeline.data.schema import refused
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.exchange.ids import BINANCE_USDM, BYBIT
 from pipeline.exchange.markets import UnknownMarketError
@@ -36,6 +37,45 @@ class CcxtCandleSource:
         # A larger page than the exchange serves would silently lose the rest of each window.
         self.page_limit = min(page_limit or most, most)
         self._markets_loaded = False
+        self._unreadable: list[object] = []
+        self._watch_open_times()
+
+    def _watch_open_times(self) -> None:
+        """Note every raw kline whose open time ccxt cannot read.
+
+        ccxt's since filter drops such a row without a word (it keeps only integer open times
+        at or after `since`), so a page with garbage in it would be stored as a clean page with
+        a hole. Wrapping the client's row parser is the one place that sees every raw row, on
+        every exchange, before that filter.
+        """
+        parse = self.exchange.parse_ohlcv
+
+        def parse_and_check(ohlcv: object, market: object = None) -> list:
+            row = parse(ohlcv, market)
+            opened = row[0] if row else None
+            if not isinstance(opened, int) or isinstance(opened, bool) or opened <= 0:
+                self._unreadable.append(ohlcv)
+            return row
+
+        self.exchange.parse_ohlcv = parse_and_check  # type: ignore[method-assign]
+
+    def _fetch_page(
+        self, symbol: str, timeframe: str, what: str, since: int, limit: int, **params: object
+    ) -> list[list]:
+        """One klines request (retried); a row without a readable open time refuses the batch."""
+
+        def fetch() -> list[list]:
+            self._unreadable.clear()
+            return self.exchange.fetch_ohlcv(
+                symbol, timeframe, since=since, limit=limit, params=params
+            )
+
+        page = with_retries(fetch, what, self.retry)
+        if self._unreadable:
+            sent = f"{self.exchange_id} sent kline"
+            problems = [f"{sent} {row!r}: its open time is unreadable" for row in self._unreadable]
+            raise refused(symbol, timeframe, "open_time_readable", problems)
+        return page
 
     @property
     def exchange_id(self) -> str:
@@ -68,13 +108,7 @@ class CcxtCandleSource:
         self.check_market(symbol, what)
         step = timeframe_ms(timeframe)
         last_closed_open = now_ms - now_ms % step - step
-        page = with_retries(
-            lambda: self.exchange.fetch_ohlcv(
-                symbol, timeframe, since=last_closed_open - 2 * step, limit=5
-            ),
-            what,
-            self.retry,
-        )
+        page = self._fetch_page(symbol, timeframe, what, last_closed_open - 2 * step, 5)
         closed = [int(r[0]) for r in page if int(r[0]) <= last_closed_open]
         return max(closed) if closed else None
 
@@ -102,21 +136,13 @@ class CcxtCandleSource:
         first_cursor = cursor
         while cursor <= last_closed_open:
             window_end = min(cursor + step * self.page_limit - 1, last_closed_open)
-            page = with_retries(
-                lambda c=cursor, e=window_end: self.exchange.fetch_ohlcv(
-                    symbol, timeframe, since=c, limit=self.page_limit, params={"until": e}
-                ),
-                what,
-                self.retry,
+            page = self._fetch_page(
+                symbol, timeframe, what, cursor, self.page_limit, until=window_end
             )
             rows.extend(r for r in page if cursor <= r[0] <= last_closed_open)
             next_cursor = window_end + 1
             if not page and self.exchange_id in ASCENDING_FROM_SINCE:
-                probe = with_retries(
-                    lambda c=cursor: self.exchange.fetch_ohlcv(symbol, timeframe, since=c, limit=1),
-                    what,
-                    self.retry,
-                )
+                probe = self._fetch_page(symbol, timeframe, what, cursor, 1)
                 if not probe:
                     break  # nothing at or after the cursor: the history ends here
                 next_cursor = max(next_cursor, int(probe[0][0]))
