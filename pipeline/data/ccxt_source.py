@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.data.candles import candle_frame
 from pipeline.data.schema import refused
-from pipeline.data.timeframes import timeframe_ms
+from pipeline.data.timeframes import ms_to_iso, timeframe_ms
 from pipeline.exchange.ids import BINANCE_USDM, BYBIT
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import RetryPolicy, with_retries
@@ -35,7 +35,7 @@ class CcxtCandleSource:
         self.retry = retry or RetryPolicy()
         most = PAGE_LIMITS.get(exchange.id, 1000)
         # A larger page than the exchange serves would silently lose the rest of each window.
-        self.page_limit = min(page_limit or most, most)
+        self.page_limit = max(2, min(page_limit or most, most))
         self._markets_loaded = False
         self._unreadable: list[object] = []
         self._watch_open_times()
@@ -121,7 +121,8 @@ class CcxtCandleSource:
     ) -> pd.DataFrame:
         """Candles opened at or after `since_ms` and closed by the exchange's clock, ascending.
 
-        Pages are explicit [start, end] windows, so an exchange that returns newest first
+        Pages are explicit [start, end] windows of one open time fewer than the page limit, so
+        a full page shows rows beyond the grid, and an exchange that returns newest first
         (Bybit) or leaves holes in its history still pages forward without skipping.
         `on_page(done_ms, total_ms)` reports progress.
         """
@@ -135,10 +136,26 @@ class CcxtCandleSource:
         rows: list[list[float]] = []
         first_cursor = cursor
         while cursor <= last_closed_open:
-            window_end = min(cursor + step * self.page_limit - 1, last_closed_open)
+            # One open time fewer than the page holds: a page that comes back full has more
+            # rows than its window has open times, where a window of `page_limit` open times
+            # would silently lose the row the limit cut off (an off-grid or duplicate one).
+            window_end = min(cursor + step * (self.page_limit - 1) - 1, last_closed_open)
             page = self._fetch_page(
                 symbol, timeframe, what, cursor, self.page_limit, until=window_end
             )
+            inside = sum(1 for r in page if cursor <= r[0] <= window_end)
+            slots = (window_end - cursor) // step + 1
+            if inside > slots:
+                raise refused(
+                    symbol,
+                    timeframe,
+                    "page_fits_its_window",
+                    [
+                        f"{self.exchange_id} sent {inside} candles opened from "
+                        f"{ms_to_iso(cursor)} to {ms_to_iso(window_end)}, which has "
+                        f"{slots} open times: duplicate or off-grid open times"
+                    ],
+                )
             rows.extend(r for r in page if cursor <= r[0] <= last_closed_open)
             next_cursor = window_end + 1
             if not page and self.exchange_id in ASCENDING_FROM_SINCE:

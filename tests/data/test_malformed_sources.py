@@ -143,3 +143,54 @@ def test_injected_klines_are_served_raw_and_paged(small_dir: Path, hours) -> Non
         recorded = page(interval="1h", startTime=t[0], limit=2)
         assert [r[0] for r in recorded] == t[:2]
         assert recorded[0][1] == repr(float(hours["open"].iloc[0]))
+
+
+def test_full_precision_prices_in_a_candle_file_are_stored_exactly(db, tmp_path, hours) -> None:
+    """pandas' default float parser is off by an ulp on some 17-digit values; the csv source
+    must store what the file says, as the ccxt source does (float(text) is exact)."""
+    precise = hours.copy()
+    factors = 1 + (pd.Series(range(len(hours))) + 1) * 1.2345678901234e-7
+    for column in ("open", "high", "low", "close", "volume"):
+        precise[column] = precise[column] * factors
+    folder = _csv(tmp_path / "precise", "timestamp,open,high,low,close,volume", _lines(precise))
+    ingest_partition(db, CsvCandleSource(str(folder)), SYM, "1h", 0)
+    stored = _stored(db)
+    assert stored.to_numpy().tolist() == precise.to_numpy().tolist()
+
+
+def test_lines_longer_than_the_header_are_refused_not_shifted(db, tmp_path, hours) -> None:
+    """Every line one field longer than the header: pandas would silently take the first
+    column as the index and shift every value one column left."""
+    before = _seed(db, hours.iloc[:20])
+    whole = hours.astype({c: "int64" for c in ("open", "high", "low", "close", "volume")})
+    lines = [line + ",7" for line in _lines(whole)]
+    folder = _csv(tmp_path / "long", "timestamp,open,high,low,close,volume", lines)
+    with pytest.raises(CandleValidationError) as caught:
+        ingest_partition(db, CsvCandleSource(str(folder)), SYM, "1h", 0)
+    assert caught.value.rule == "csv_readable"
+    assert "more fields than the header" in str(caught.value)
+    pd.testing.assert_frame_equal(_stored(db), before)
+
+
+@pytest.mark.parametrize("extra", ["off_grid", "duplicate"])
+def test_a_candle_cut_off_by_the_page_limit_is_not_missed(db, small_dir, hours, extra) -> None:
+    """An extra row (off-grid or duplicate open time) after any candle of the batch: where a
+    window holds as many open times as the page limit, the limit cuts the last one off, and a
+    pager that trusts the window never sees it."""
+    before = _seed(db, hours.iloc[:10])
+    rows = [_kline(r) for r in hours.iloc[10:30].itertuples(index=False)]
+    clock = ReplayClock(int(hours["timestamp"].iloc[29]) + STEP, speed=1e-9)
+    with ReplayServer(ReplayExchange(small_dir, clock)) as server:
+        exchange = make_exchange("binanceusdm", server.url)
+        source = CcxtCandleSource(exchange, RetryPolicy(attempts=2), page_limit=5)
+        for after in range(12):
+            bad = [list(r) for r in rows]
+            odd = list(bad[after])
+            odd[0] += 60_000 if extra == "off_grid" else 0
+            bad.insert(after + 1, odd)
+            _post(f"{server.url}/_replay/klines", {"symbol": MID, "rows": bad})
+            with pytest.raises(CandleValidationError) as caught:
+                ingest_partition(db, source, SYM, "1h", 0)
+            rule = "timestamp_on_1h_grid" if extra == "off_grid" else "timestamps_unique"
+            assert caught.value.rule in (rule, "page_fits_its_window"), after
+            pd.testing.assert_frame_equal(_stored(db), before)
