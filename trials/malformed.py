@@ -14,7 +14,8 @@ Each batch is drawn for one path, because the paths see different things:
 - `http`: the batch is a page of raw Binance kline arrays that the replay exchange serves to
   ccxt (`POST /_replay/klines`); prices are strings as Binance sends them, a wrong type is
   JSON null, a boolean, a list or text. ccxt sorts each page, so an unsorted page is a valid
-  one there.
+  one there; it reads an unreadable price as None, which the source refuses as sent
+  (`values_readable`), and 'NaN' as NaN, which the schema refuses.
 
 `Batch.expected` is what the table must hold after the ingest when the batch may be stored
 (seed plus the batch's candles, ascending), or None when it must be refused; `Batch.rules`
@@ -49,6 +50,7 @@ HIGH, LOW = "high_at_least_open_and_close", "low_at_most_open_and_close"
 CSV_READABLE, COLUMNS_PRESENT, OPEN_TIME = "csv_readable", "columns_present", "open_time_readable"
 # A window whose page comes back full: more rows than open times (ccxt_source).
 PAGE_FITS = "page_fits_its_window"
+VALUES_READABLE = "values_readable"  # a price or volume ccxt read as None (ccxt_source)
 
 # What each kind of break does to a batch; every one is drawn for both paths.
 KINDS = (
@@ -303,10 +305,14 @@ def _break(draw: st.DrawFn, batch: Batch, kind: str) -> None:
                 if len(r) > index:
                     r.pop(index)
             rules.add(COLUMNS_PRESENT)
-        else:  # a short row: the missing cells read as NaN (csv) or None (ccxt)
-            keep = draw(st.integers(1 if path == "csv" else 0, 5))
+        elif path == "csv":  # a short line: pandas reads the missing cells as NaN
+            keep = draw(st.integers(1, 5))
             del row[keep:]
-            rules.add(OPEN_TIME if keep == 0 else price_or_volume(keep))
+            rules.add(price_or_volume(keep))
+        else:  # a short kline: ccxt reads the missing fields as None
+            keep = draw(st.integers(0, 5))
+            del row[keep:]
+            rules.add(OPEN_TIME if keep == 0 else VALUES_READABLE)
     elif kind == "extra_field":
         if path == "csv" and draw(st.booleans()):
             # Values but no name for them: pandas would take the first column as the index.
@@ -352,7 +358,9 @@ def _break(draw: st.DrawFn, batch: Batch, kind: str) -> None:
                 | st.just([1.0])
                 | st.just({"price": "1"})
             )
-            rules.add(price_or_volume(value_column))  # ccxt reads all of them as None/NaN
+            # ccxt reads 'NaN' as a NaN float, everything else here as None.
+            nan = cell in ("NaN", "nan")
+            rules.add(price_or_volume(value_column) if nan else VALUES_READABLE)
         row[value_column] = cell
         batch.notes.append(f"{COLUMNS[value_column]} {cell!r}")
     else:  # pragma: no cover

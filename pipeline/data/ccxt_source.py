@@ -41,12 +41,14 @@ class CcxtCandleSource:
         self._watch_open_times()
 
     def _watch_open_times(self) -> None:
-        """Note every raw kline whose open time ccxt cannot read.
+        """Note every raw kline whose open time, prices or volume ccxt cannot read.
 
-        ccxt's since filter drops such a row without a word (it keeps only integer open times
-        at or after `since`), so a page with garbage in it would be stored as a clean page with
-        a hole. Wrapping the client's row parser is the one place that sees every raw row, on
-        every exchange, before that filter.
+        ccxt's since filter drops a row without a readable open time without a word (it keeps
+        only integer open times at or after `since`), so a page with garbage in it would be
+        stored as a clean page with a hole; and it reads a price that is no number (text,
+        null, a missing field) as None, which the schema would report as a NaN price, not as
+        what the exchange sent. Wrapping the client's row parser is the one place that sees
+        every raw row, on every exchange, before that filter.
         """
         parse = self.exchange.parse_ohlcv
 
@@ -54,7 +56,9 @@ class CcxtCandleSource:
             row = parse(ohlcv, market)
             opened = row[0] if row else None
             if not isinstance(opened, int) or isinstance(opened, bool) or opened <= 0:
-                self._unreadable.append(ohlcv)
+                self._unreadable.append(("open_time_readable", "open time", ohlcv))
+            elif len(row) < 6 or any(value is None for value in row[1:6]):
+                self._unreadable.append(("values_readable", "price or volume", ohlcv))
             return row
 
         self.exchange.parse_ohlcv = parse_and_check  # type: ignore[method-assign]
@@ -62,7 +66,9 @@ class CcxtCandleSource:
     def _fetch_page(
         self, symbol: str, timeframe: str, what: str, since: int, limit: int, **params: object
     ) -> list[list]:
-        """One klines request (retried); a row without a readable open time refuses the batch."""
+        """One klines request (retried); a row with an unreadable open time, price or volume
+        refuses the batch (rule `open_time_readable` before `values_readable`), the raw row
+        shown."""
 
         def fetch() -> list[list]:
             self._unreadable.clear()
@@ -72,9 +78,14 @@ class CcxtCandleSource:
 
         page = with_retries(fetch, what, self.retry)
         if self._unreadable:
-            sent = f"{self.exchange_id} sent kline"
-            problems = [f"{sent} {row!r}: its open time is unreadable" for row in self._unreadable]
-            raise refused(symbol, timeframe, "open_time_readable", problems)
+            rules = [rule for rule, _, _ in self._unreadable]
+            rule = "open_time_readable" if "open_time_readable" in rules else "values_readable"
+            problems = [
+                f"{self.exchange_id} sent kline {row!r}: its {field} is unreadable"
+                for broken, field, row in self._unreadable
+                if broken == rule
+            ]
+            raise refused(symbol, timeframe, rule, problems)
         return page
 
     @property

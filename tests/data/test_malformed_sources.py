@@ -194,3 +194,25 @@ def test_a_candle_cut_off_by_the_page_limit_is_not_missed(db, small_dir, hours, 
             rule = "timestamp_on_1h_grid" if extra == "off_grid" else "timestamps_unique"
             assert caught.value.rule in (rule, "page_fits_its_window"), after
             pd.testing.assert_frame_equal(_stored(db), before)
+
+
+@pytest.mark.parametrize(("column", "value"), [(1, "abc"), (3, None), (5, True), (2, "")])
+def test_a_kline_with_an_unreadable_price_is_refused_as_sent(
+    db, small_dir: Path, hours, column, value
+) -> None:
+    """ccxt reads text, null or a boolean price as None: the refusal names the raw value the
+    exchange sent, not the NaN the schema would see."""
+    before = _seed(db, hours.iloc[:20])
+    rows = [_kline(r) for r in hours.iloc[20:30].itertuples(index=False)]
+    rows[6][column] = value
+    clock = ReplayClock(int(hours["timestamp"].iloc[29]) + STEP, speed=1e-9)
+    with ReplayServer(ReplayExchange(small_dir, clock)) as server:
+        _post(f"{server.url}/_replay/klines", {"symbol": MID, "rows": rows})
+        source = CcxtCandleSource(make_exchange("binanceusdm", server.url))
+        with pytest.raises(CandleValidationError) as caught:
+            ingest_partition(db, source, SYM, "1h", 0)
+    assert caught.value.rule == "values_readable"
+    message = str(caught.value)
+    assert message.startswith(f"{SYM} 1h: candles break rule 'values_readable'")
+    assert f"{rows[6]!r}: its price or volume is unreadable" in message
+    pd.testing.assert_frame_equal(_stored(db), before)
