@@ -64,11 +64,18 @@ class CcxtCandleSource:
         self.exchange.parse_ohlcv = parse_and_check  # type: ignore[method-assign]
 
     def _fetch_page(
-        self, symbol: str, timeframe: str, what: str, since: int, limit: int, **params: object
+        self,
+        symbol: str,
+        timeframe: str,
+        what: str,
+        since: int,
+        limit: int,
+        values: bool = True,
+        **params: object,
     ) -> list[list]:
-        """One klines request (retried); a row with an unreadable open time, price or volume
-        refuses the batch (rule `open_time_readable` before `values_readable`), the raw row
-        shown."""
+        """One klines request (retried); a row with an unreadable open time (or, with
+        `values`, price or volume) refuses the batch (rule `open_time_readable` before
+        `values_readable`), the raw row shown."""
 
         def fetch() -> list[list]:
             self._unreadable.clear()
@@ -77,6 +84,8 @@ class CcxtCandleSource:
             )
 
         page = with_retries(fetch, what, self.retry)
+        if not values:
+            self._unreadable = [u for u in self._unreadable if u[0] == "open_time_readable"]
         if self._unreadable:
             rules = [rule for rule, _, _ in self._unreadable]
             rule = "open_time_readable" if "open_time_readable" in rules else "values_readable"
@@ -113,13 +122,17 @@ class CcxtCandleSource:
     def latest_closed(self, symbol: str, timeframe: str, now_ms: int) -> int | None:
         """Open time of the newest candle closed by `now_ms` (the exchange's clock), or None.
 
-        One small request: what a sensor asks every tick for every market.
+        One small request: what a sensor asks every tick for every market. An open time that
+        cannot be read refuses (CandleValidationError): which candle is newest is unknown.
         """
         what = f"{self.exchange_id} {symbol} {timeframe}"
         self.check_market(symbol, what)
         step = timeframe_ms(timeframe)
         last_closed_open = now_ms - now_ms % step - step
-        page = self._fetch_page(symbol, timeframe, what, last_closed_open - 2 * step, 5)
+        # Only open times matter here: a bad price is the ingest's to refuse.
+        page = self._fetch_page(
+            symbol, timeframe, what, last_closed_open - 2 * step, 5, values=False
+        )
         closed = [int(r[0]) for r in page if int(r[0]) <= last_closed_open]
         return max(closed) if closed else None
 
