@@ -170,6 +170,9 @@ class Bench:
         try:
             future.result(timeout=HANG_S)
         except FutureTimeout:
+            # The stuck thread cannot be stopped: leave it, and give the next batches a new one.
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="ingest")
             return f"hang: the ingest ran past {HANG_S:.0f} s"
         except CandleValidationError as err:
             refusal = err
