@@ -37,10 +37,11 @@ class CcxtCandleSource:
         # A larger page than the exchange serves would silently lose the rest of each window.
         self.page_limit = max(2, min(page_limit or most, most))
         self._markets_loaded = False
-        self._unreadable: list[object] = []
-        self._watch_open_times()
+        # (rule, field, raw row) of each unreadable row of the page being fetched
+        self._unreadable: list[tuple[str, str, object]] = []
+        self._watch_raw_rows()
 
-    def _watch_open_times(self) -> None:
+    def _watch_raw_rows(self) -> None:
         """Note every raw kline whose open time, prices or volume ccxt cannot read.
 
         ccxt's since filter drops a row without a readable open time without a word (it keeps

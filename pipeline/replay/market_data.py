@@ -238,7 +238,8 @@ class ReplayMarket:
         return self.data.symbols()
 
     def klines(self, query: dict[str, str]) -> list[list]:
-        """GET /fapi/v1/klines: only candles closed by the replay clock exist yet."""
+        """GET /fapi/v1/klines: only candles closed by the replay clock exist yet (unless raw
+        rows were injected for the market: then those, see `set_klines`)."""
         market = query.get("symbol", "")
         interval = query.get("interval", "")
         if market in self.kline_overrides and interval in INTERVALS:
