@@ -17,6 +17,13 @@ Each batch is drawn for one path, because the paths see different things:
   one there; it reads an unreadable price as None, which the source refuses as sent
   (`values_readable`), and 'NaN' as NaN, which the schema refuses.
 
+What is decided, and why: a duplicate open time is refused on both paths, even an identical
+copy (silently keeping one would hide an exchange or recording fault); an unsorted candle file
+is refused (a recording out of order is a broken one), while an unsorted kline page is stored
+sorted, because ccxt sorts every page it parses before the source sees it; a named extra
+column (csv) or extra kline fields (http) are ignored, the candles stored; an empty batch
+stores nothing and is no error (a gap, reported by the ingest as one).
+
 `Batch.expected` is what the table must hold after the ingest when the batch may be stored
 (seed plus the batch's candles, ascending), or None when it must be refused; `Batch.rules`
 are the schema rules a refusal may name in its headline.
