@@ -6,6 +6,7 @@ import warnings
 import dagster as dg
 
 from pipeline.data.ccxt_source import CcxtCandleSource
+from pipeline.data.schema import CandleValidationError
 from pipeline.data.timeframes import ms_to_iso, timeframe_ms
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import ExchangeSourceError
@@ -66,8 +67,9 @@ def new_candle_sensor(
 ) -> dg.SensorResult:
     """Each tick, asks the exchange for every configured market's newest closed candle and
     requests a live inference run for each candle after the cursor (the last one handled
-    per market × timeframe). An exchange error skips that market this tick, with a log
-    line; its cursor stays, so the next tick asks for the same candle again."""
+    per market × timeframe). An exchange error (or klines whose open times cannot be read)
+    skips that market this tick, with a log line; its cursor stays, so the next tick asks for
+    the same candle again."""
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     source = candle_source.open()
     if not isinstance(source, CcxtCandleSource):
@@ -89,7 +91,7 @@ def new_candle_sensor(
         key = f"{market}:{LIVE_TIMEFRAME}"
         try:
             latest = source.latest_closed(symbol, LIVE_TIMEFRAME, now)
-        except (ExchangeSourceError, UnknownMarketError) as err:
+        except (ExchangeSourceError, UnknownMarketError, CandleValidationError) as err:
             context.log.warning(f"{key}: {err}")
             problems.append(f"{key}: {err}")
             continue

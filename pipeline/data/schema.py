@@ -35,11 +35,15 @@ class CandleValidationError(ValueError):
         )
 
 
+def refused(market: str, timeframe: str, rule: str, problems: list[str]) -> CandleValidationError:
+    """The error for a batch refused before it is a candle frame (an unreadable file or page):
+    the same type and message shape as a broken schema rule, each problem in words."""
+    return CandleValidationError(market, timeframe, rule, pd.DataFrame({"problem": problems}))
+
+
 def _describe_row(row: dict) -> str:
     parts = []
-    for key in COLUMNS:
-        if key not in row:
-            continue
+    for key in [*(c for c in COLUMNS if c in row), *(k for k in row if k not in COLUMNS)]:
         value = row[key]
         if key == "timestamp" and isinstance(value, int | np.integer):
             parts.append(f"timestamp={ms_to_iso(int(value))}")

@@ -3,7 +3,11 @@
 
 GET `/_replay/stats`, `/_replay/account`; POST `/_replay/faults`
 {"spec": "lost:1", "delay_s", "seed", "path", "method"} or {} to clear,
-`/_replay/clock` {"ms", "speed"}, `/_replay/account` {"balance", "reset"}.
+`/_replay/clock` {"ms", "speed"}, `/_replay/account` {"balance", "reset"},
+`/_replay/klines` {"symbol": "BTCUSDT", "rows": [[...], ...]} (a data fault: these raw kline
+arrays, wrong types and all, are what GET /fapi/v1/klines serves for that market on every
+interval, paged by startTime/endTime/limit, clock ignored) or {"symbol": "BTCUSDT"} (or {}
+for every market) to serve the recording again.
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ def _control_post(exchange: ReplayExchange, path: str, body: dict) -> tuple[int,
                 method=body.get("method"),
             )
         exchange.set_faults(plan)
+    elif path == "/_replay/klines":
+        market = exchange.market
+        if "symbol" not in body:
+            market.kline_overrides.clear()
+        else:
+            market.set_klines(str(body["symbol"]), body.get("rows"))
     elif path == "/_replay/clock":
         exchange.clock.set(body.get("ms"), body.get("speed"))
     elif path == "/_replay/account":

@@ -81,6 +81,38 @@ class ReplayMarketData:
             return self._cache[key]
 
 
+def _open_time(row: list) -> int | None:
+    """A raw row's open time when it is an integer (as Binance sends it), else None."""
+    value = row[0] if row else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _page_of_raw_rows(rows: list[list], query: dict[str, str]) -> list[list]:
+    """The page of injected raw rows that `startTime`, `endTime` and `limit` select, in the
+    order injected. A row whose open time is not an integer goes with the row before it (or,
+    at the head, the first row after it), so it is served once, on the page where it sits.
+    """
+    try:
+        start = int(query["startTime"]) if "startTime" in query else None
+        end = int(query["endTime"]) if "endTime" in query else None
+        limit = int(query.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        raise BinanceError(-1100, "Illegal characters found in a parameter.") from None
+    times = [_open_time(r) for r in rows]
+    known = [t for t in times if t is not None]
+    placed: list[int] = []
+    previous = known[0] if known else 0
+    for t in times:
+        previous = t if t is not None else previous
+        placed.append(previous)
+    chosen = [
+        row
+        for row, t in zip(rows, placed, strict=True)
+        if (start is None or t >= start) and (end is None or t <= end)
+    ]
+    return chosen[:limit] if start is not None else chosen[-limit:]
+
+
 def _price_decimals(values: np.ndarray) -> int:
     sample = values[: min(len(values), 2000)]
     for decimals in range(0, 9):
@@ -97,6 +129,8 @@ class ReplayMarket:
 
     def __init__(self, data: ReplayMarketData, clock: ReplayClock):
         self.data, self.clock = data, clock
+        # Data faults: raw kline rows served instead of the recorded candles (see set_klines).
+        self.kline_overrides: dict[str, list] = {}
         self.price_decimals = {
             market: _price_decimals(frame["close"].to_numpy())
             for market, frame in data.base.items()
@@ -184,10 +218,32 @@ class ReplayMarket:
             "symbols": symbols,
         }
 
+    def set_klines(self, market: str, rows: list | None) -> None:
+        """Serve `rows` (raw kline arrays, whatever their types) as `market`'s klines on every
+        interval, instead of the recorded candles; None serves the recording again.
+
+        A data fault: it lets a client be tried on the malformed pages an exchange can send
+        (NaN, wrong types, short rows, duplicates, disorder) through its real parser.
+        """
+        if rows is None:
+            self.kline_overrides.pop(market, None)
+            return
+        if market not in self.data.base:
+            raise ValueError(f"unknown market {market!r}: the recording lists {self.symbols()}")
+        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+            raise ValueError("rows must be a list of kline arrays")
+        self.kline_overrides[market] = rows
+
+    def symbols(self) -> list[str]:
+        return self.data.symbols()
+
     def klines(self, query: dict[str, str]) -> list[list]:
-        """GET /fapi/v1/klines: only candles closed by the replay clock exist yet."""
+        """GET /fapi/v1/klines: only candles closed by the replay clock exist yet (unless raw
+        rows were injected for the market: then those, see `set_klines`)."""
         market = query.get("symbol", "")
         interval = query.get("interval", "")
+        if market in self.kline_overrides and interval in INTERVALS:
+            return _page_of_raw_rows(self.kline_overrides[market], query)
         if market not in self.data.base:
             raise BinanceError(-1121, "Invalid symbol.")
         if interval not in INTERVALS:
