@@ -84,9 +84,12 @@ def _kill(pgdata: Path) -> None:
         backends = []
         for proc in psutil.process_iter(["name"]):
             try:
-                if proc.info["name"] == "postgres" and Path(proc.cwd()) == pgdata.resolve():
-                    if proc.status() != psutil.STATUS_ZOMBIE:
-                        backends.append(proc)
+                if (
+                    proc.info["name"] == "postgres"
+                    and Path(proc.cwd()) == pgdata.resolve()
+                    and proc.status() != psutil.STATUS_ZOMBIE
+                ):
+                    backends.append(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         if not backends:
