@@ -6,7 +6,8 @@ exchange through the real sensor and live job, with the ccxt broker built by `Br
 from `EnvVar("SIGNALS_API_KEY")` / `EnvVar("SIGNALS_API_SECRET")`, every logger at DEBUG, and
 Dagster's runs and events in PostgreSQL. On the way it checks that the risk settings reach the
 live job through that resource: the kill switch file flattens the exchange account and stops
-trading, and a daily loss limit flattens and halts. It also runs `signals reconcile` (with the
+trading, and after the account loses a fifth of its wallet the 5 % daily loss limit flattens
+and halts. It also runs `signals reconcile` (with the
 keys, and with a wrong secret). Then the parent searches, for the key and for the secret:
 the child's stdout and stderr, every file under SIGNALS_HOME (DAGSTER_HOME, reports, the
 server's log, the raw database files), every row of every database (`pg_dumpall`), and every
@@ -118,8 +119,9 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
                 kill_file.write_text("trial\n")
             if phase == "kill switch off":
                 kill_file.unlink()
-            if phase == "loss limit":  # any loss at all (a fee is one) halts until tomorrow
-                replay = live(1e-9, replay.cursor)
+            if phase == "loss limit":  # the wallet loses a fifth: the 5 % limit must trip
+                exchange.account.set_balance(exchange.account.wallet * 0.8)
+                replay = live(0.05, replay.cursor)
             before = exchange.account.snapshot()
             failures = [k for c in phase_closes for k in replay.tick(c).failures]
             after = exchange.account.snapshot()
