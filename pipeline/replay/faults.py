@@ -1,13 +1,36 @@
-"""Failures on demand, so clients are tested against what a real exchange does to them:
-rate limits (429), internal errors (500), requests that hang, and answers that are lost."""
+"""Failures on demand, so clients are tested against what a real exchange (and the network
+between) does to them: rate limits (429), internal errors (500), requests that hang, answers
+that are lost, connections reset, bodies cut short and bodies that are not JSON."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-# 'lost': the request is carried out, but its answer never arrives (the connection closes).
-FAULT_KINDS = ("429", "500", "timeout", "lost")
+# What each kind does, and whether the request is carried out (what a client must assume):
+#   429, 500        an error answer; not carried out
+#   timeout         hangs `delay_s`, then the connection closes with no answer; not carried out
+#   lost            carried out, then hangs `delay_s` and closes with no answer
+#   reset           the connection is reset at once (TCP RST), no answer; not carried out
+#   reset_after     carried out, then the connection is reset at once, no answer
+#   truncated       carried out; the headers announce the whole body, half of it is sent, and
+#                   the connection closes
+#   malformed_json  carried out; a 200 whose body is not JSON (a proxy's page, a cut stream)
+FAULT_KINDS = (
+    "429",
+    "500",
+    "timeout",
+    "lost",
+    "reset",
+    "reset_after",
+    "truncated",
+    "malformed_json",
+)
+# The kinds after which the request has been carried out although the caller heard no answer.
+CARRIED_OUT = ("lost", "reset_after", "truncated", "malformed_json")
+# The body of a 'malformed_json' answer: JSON-looking, cut off (ccxt cannot parse it).
+MALFORMED_BODY = b'{"code":200,"msg":"replay fault: this body is cut off'
+
 # The answers of the kinds that answer at all, as Binance words them.
 FAULT_ANSWERS: dict[str, tuple[int, dict]] = {
     "429": (429, {"code": -1003, "msg": "Too many requests; replay fault."}),
