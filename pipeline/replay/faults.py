@@ -41,7 +41,8 @@ FAULT_ANSWERS: dict[str, tuple[int, dict]] = {
 @dataclass
 class FaultPlan:
     """Which requests fail, and how: the next `count` requests, or a `share` of them at random;
-    only those to `path` and/or with `method` when given (e.g. POST /fapi/v1/order)."""
+    only those to `path` and/or with `method` when given (e.g. POST /fapi/v1/order), and only
+    after the first `skip` of those have passed (e.g. the second order of a reversal)."""
 
     kind: str = "500"
     count: int = 0
@@ -50,6 +51,7 @@ class FaultPlan:
     seed: int = 0
     path: str | None = None
     method: str | None = None
+    skip: int = 0
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,9 @@ class FaultPlan:
 
     def draw(self, method: str | None = None, path: str | None = None) -> str | None:
         if not self.matches(method, path):
+            return None
+        if self.skip > 0:
+            self.skip -= 1
             return None
         if self.count > 0:
             self.count -= 1

@@ -109,3 +109,10 @@ def test_an_ingest_through_every_new_kind_lands_the_source_exactly(db, replay, s
         four = load_candles(conn, "binanceusdm", SYM, "4h")
     assert len(hours) == 720 and (stored.to_numpy() == hours.to_numpy()).all()
     assert len(four) == 180
+
+
+def test_a_plan_can_let_the_first_matching_requests_through() -> None:
+    plan = FaultPlan(kind="500", count=1, skip=2, path="/fapi/v1/order", method="POST")
+    draws = [plan.draw("POST", "/fapi/v1/order") for _ in range(4)]
+    assert plan.draw("GET", "/fapi/v1/order") is None
+    assert draws == [None, None, "500", None]
