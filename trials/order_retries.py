@@ -57,7 +57,7 @@ ORDER = "/fapi/v1/order"
 # Faults on the order request; after the first four the order was carried out unanswered.
 KINDS = ("lost", "reset_after", "truncated", "malformed_json", "500", "429", "timeout", "reset")
 ATTEMPTS = 4  # the child broker's retry bound
-TIMEOUT_MS = 1_000  # the child's HTTP time-out; a kill step waits longer (it is killed first)
+TIMEOUT_MS = 500  # the child's HTTP time-out; a kill step waits longer (it is killed first)
 RESULT = "RESULT "
 
 
@@ -292,7 +292,7 @@ class Trial:
                 kind = self.rng.choice(KINDS)
                 count = self.rng.choice((1, 1, 1, 2))
                 plan = FaultPlan(
-                    kind=kind, count=count, delay_s=1.3, path=ORDER, method="POST", skip=skip
+                    kind=kind, count=count, delay_s=0.8, path=ORDER, method="POST", skip=skip
                 )
                 self.exchange.set_faults(plan)
                 result = self._run(step)
@@ -350,26 +350,26 @@ def run_trial(
         log = Path(os.environ.get("TMPDIR", "/tmp")) / f"order-retries-{os.getpid()}.log"
         trial = Trial(server, db, url, log, seed)
         try:
-            candle = T0
+            step = 0
             while True:
                 done_kills = sum(trial.tally.kills.values())
                 done_faults = sum(trial.tally.faults.values())
                 if done_kills >= kills and done_faults >= retries:
                     break
-                if trial.tally.steps > 40 * (retries + kills) + 100:
+                if step > 40 * (retries + kills) + 100:
                     trial.tally.lost.append("the trial could not inject what was asked")
                     break
-                # Kills are spread over the faults: a share such that both counts end together.
+                # Kills spread over the faults: a share such that both counts end together.
                 left_kills, left_faults = kills - done_kills, max(retries - done_faults, 0)
                 share = left_kills / (left_kills + left_faults) if left_kills > 0 else 0.0
-                for symbol in MARKETS:
-                    trial.step(symbol, candle, rng.choice((1, -1, 0)), share)
-                candle += H
-                if progress and trial.tally.steps % 30 == 0:
+                symbol = MARKETS[step % len(MARKETS)]
+                candle = T0 + (step // len(MARKETS)) * H
+                trial.step(symbol, candle, rng.choice((1, -1, 0)), share)
+                step += 1
+                if progress and step % 30 == 0:
                     print(
-                        f"  {trial.tally.steps} steps, {trial.tally.cases} cases "
-                        f"({done_faults} faults, {done_kills} kills), "
-                        f"{len(trial.tally.lost)} lost",
+                        f"  {step} steps, {trial.tally.cases} cases ({done_faults} faults, "
+                        f"{done_kills} kills), {len(trial.tally.lost)} lost",
                         flush=True,
                     )
             placed = set(server.exchange.account.snapshot()["placements"])

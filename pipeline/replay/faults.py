@@ -42,7 +42,9 @@ FAULT_ANSWERS: dict[str, tuple[int, dict]] = {
 class FaultPlan:
     """Which requests fail, and how: the next `count` requests, or a `share` of them at random;
     only those to `path` and/or with `method` when given (e.g. POST /fapi/v1/order), and only
-    after the first `skip` of those have passed (e.g. the second order of a reversal)."""
+    after the first `skip` of those have passed (e.g. the second order of a reversal). With
+    `kinds`, each fault's kind is drawn among them at random (a mix); `drawn` counts the
+    faults served by kind."""
 
     kind: str = "500"
     count: int = 0
@@ -52,10 +54,12 @@ class FaultPlan:
     path: str | None = None
     method: str | None = None
     skip: int = 0
+    kinds: tuple[str, ...] = ()
+    drawn: dict[str, int] = field(init=False, default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
+        if self.kind not in FAULT_KINDS or not set(self.kinds) <= set(FAULT_KINDS):
             raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
         if not 0.0 <= self.share <= 1.0:
             raise ValueError("fault share must lie in [0, 1]")
@@ -91,7 +95,12 @@ class FaultPlan:
             return None
         if self.count > 0:
             self.count -= 1
-            return self.kind
+            return self._served()
         if self.share > 0 and self._rng.random() < self.share:
-            return self.kind
+            return self._served()
         return None
+
+    def _served(self) -> str:
+        kind = self._rng.choice(self.kinds) if self.kinds else self.kind
+        self.drawn[kind] = self.drawn.get(kind, 0) + 1
+        return kind
