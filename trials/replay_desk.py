@@ -27,18 +27,11 @@ EXCHANGE, TIMEFRAME, H = "binanceusdm", "1h", 3_600_000
 
 
 @contextmanager
-def trial_database(server_url: str | None = None) -> Iterator[str]:
-    """The URL of a fresh database: on the server at `server_url` when given (dropped after),
-    else on an embedded server in a temporary SIGNALS_HOME, stopped and removed after."""
-    name = f"trial_{uuid.uuid4().hex[:10]}"
+def trial_server(server_url: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server's URL: `server_url` when given, else an embedded server in a
+    temporary SIGNALS_HOME, stopped and removed after."""
     if server_url:
-        url = fresh_database(server_url, name)
-        try:
-            yield url
-        finally:
-            close_all()
-            with psycopg.connect(server_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield server_url
         return
     from pipeline.store.embedded import embedded_url, stop_embedded
 
@@ -47,7 +40,7 @@ def trial_database(server_url: str | None = None) -> Iterator[str]:
     os.environ["SIGNALS_HOME"] = str(home)
     pgdata = home / "pg"
     try:
-        yield fresh_database(embedded_url(pgdata), name)
+        yield embedded_url(pgdata)
     finally:
         close_all()
         stop_embedded(pgdata)
@@ -56,6 +49,27 @@ def trial_database(server_url: str | None = None) -> Iterator[str]:
             os.environ.pop("SIGNALS_HOME", None)
         else:
             os.environ["SIGNALS_HOME"] = before
+
+
+@contextmanager
+def fresh_trial_database(server_url: str) -> Iterator[str]:
+    """The URL of a fresh database on the server, dropped after."""
+    name = f"trial_{uuid.uuid4().hex[:10]}"
+    url = fresh_database(server_url, name)
+    try:
+        yield url
+    finally:
+        close_all()
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def trial_database(server_url: str | None = None) -> Iterator[str]:
+    """The URL of a fresh database: on the server at `server_url` when given (dropped after),
+    else on an embedded server in a temporary SIGNALS_HOME (stopped and removed after)."""
+    with trial_server(server_url) as server, fresh_trial_database(server) as url:
+        yield url
 
 
 @contextmanager

@@ -57,6 +57,7 @@ class FaultPlan:
     kinds: tuple[str, ...] = ()
     drawn: dict[str, int] = field(init=False, default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
+    _deck: list[str] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS or not set(self.kinds) <= set(FAULT_KINDS):
@@ -101,6 +102,9 @@ class FaultPlan:
         return None
 
     def _served(self) -> str:
-        kind = self._rng.choice(self.kinds) if self.kinds else self.kind
+        if self.kinds and not self._deck:
+            self._deck = list(self.kinds)
+            self._rng.shuffle(self._deck)
+        kind = self._deck.pop() if self.kinds else self.kind
         self.drawn[kind] = self.drawn.get(kind, 0) + 1
         return kind

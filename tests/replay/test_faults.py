@@ -122,7 +122,7 @@ def test_a_mixed_plan_draws_each_kind_and_counts_what_it_served() -> None:
     plan = FaultPlan(kinds=FAULT_KINDS, share=0.5, seed=4)
     served = [plan.draw("GET", "/fapi/v1/klines") for _ in range(400)]
     faults = [kind for kind in served if kind]
-    assert set(faults) == set(FAULT_KINDS)
+    assert set(faults[: len(FAULT_KINDS)]) == set(FAULT_KINDS)  # each once before any twice
     assert plan.drawn == {k: faults.count(k) for k in FAULT_KINDS}
     with pytest.raises(ValueError, match="fault kind"):
         FaultPlan(kinds=("500", "garbled"))
