@@ -61,6 +61,7 @@ TIMEFRAMES = ("1h", "4h", "1d")
 KLINES = "/fapi/v1/klines"
 DELAY_S = 0.3  # a hang's length before the connection is closed unanswered
 SHARES = {"ingest": 0.4, "live": 0.3, "orders": 0.3}  # of the faults asked for
+BURST = 0.08  # the share of steps that also get a burst of faults past the retry bound
 
 
 @dataclass
@@ -147,6 +148,8 @@ def ingest_path(
             for symbol in symbols:
                 for timeframe in TIMEFRAMES:
                     before = dict(plan.drawn)
+                    if rng.random() < BURST:  # past the retry bound: the step fails
+                        plan.count = 5
                     server.exchange.set_faults(plan)
                     for _ in range(20):  # a failed ingest is run again, as the next run would
                         try:
@@ -155,6 +158,7 @@ def ingest_path(
                         except ExchangeSourceError:
                             tally.reruns += 1
                     server.exchange.set_faults(None)
+                    plan.count = 0
                     tally.steps += 1
                     with db.connection() as conn:
                         stored = load_candles(conn, EXCHANGE, symbol, timeframe)
@@ -214,6 +218,8 @@ def live_path(
         while tally.served < target:
             close += H
             before = dict(plan.drawn)
+            if rng.random() < 2 * BURST:  # past the retry bound: a run (or a tick) fails
+                plan.count = 4
             exchange.set_faults(plan)
             wanted = {run_key(m, TIMEFRAME, close - H): m for m in SYMBOLS_BY_MARKET_ID}
             failed: set[str] = set()
@@ -225,6 +231,7 @@ def live_path(
                     break
                 after_ms += 30_000
             exchange.set_faults(None)
+            plan.count = 0
             for key in sorted(failed):  # a failed run is run again (the next run of the key)
                 tally.reruns += 1
                 market = wanted[key]
@@ -295,6 +302,8 @@ def orders_path(
             now_ms = candle + H + 60_000
             server.exchange.clock.set(now_ms, 1e-9)
             before = dict(plan.drawn)
+            if rng.random() < BURST:  # past the retry bound: the execution fails
+                plan.count = 2 * 5
             server.exchange.set_faults(plan)
             problems = []
             for attempt in range(20):
@@ -308,6 +317,7 @@ def orders_path(
                     problems.append(f"orders {symbol} {candle}: {done.note}")
                 break
             server.exchange.set_faults(None)
+            plan.count = 0
             step += 1
             tally.steps += 1
             position = server.exchange.account.snapshot()["positions"].get(market_id(symbol))

@@ -15,3 +15,5 @@ def test_faults_of_every_kind_on_three_paths_lose_nothing(sample_dir, pg_server)
     assert outcome.cases == sum(by_path.values()) >= 20
     assert set(outcome.details["faults by kind"]) == set(FAULT_KINDS)
     assert outcome.survived == outcome.cases and outcome.passed
+    # At least one step ran past the retry bound, failed clearly and was run again.
+    assert sum(outcome.details["steps run again after the bound"].values()) >= 1
