@@ -61,7 +61,7 @@ TIMEFRAMES = ("1h", "4h", "1d")
 KLINES = "/fapi/v1/klines"
 DELAY_S = 0.3  # a hang's length before the connection is closed unanswered
 SHARES = {"ingest": 0.4, "live": 0.3, "orders": 0.3}  # of the faults asked for
-BURST = 0.08  # the share of steps that also get a burst of faults past the retry bound
+BURST = 0.12  # the share of steps that also get a burst of faults past the retry bound
 
 
 @dataclass
@@ -148,7 +148,8 @@ def ingest_path(
             for symbol in symbols:
                 for timeframe in TIMEFRAMES:
                     before = dict(plan.drawn)
-                    if rng.random() < BURST:  # past the retry bound: the step fails
+                    # Past the retry bound (always on the second step): the step fails.
+                    if tally.steps == 1 or rng.random() < BURST:
                         plan.count = 5
                     server.exchange.set_faults(plan)
                     for _ in range(20):  # a failed ingest is run again, as the next run would
@@ -218,17 +219,19 @@ def live_path(
         while tally.served < target:
             close += H
             before = dict(plan.drawn)
-            if rng.random() < 2 * BURST:  # past the retry bound: a run (or a tick) fails
-                plan.count = 4
-            exchange.set_faults(plan)
             wanted = {run_key(m, TIMEFRAME, close - H): m for m in SYMBOLS_BY_MARKET_ID}
             failed: set[str] = set()
+            # Past the retry bound (always on the first candle): the sensor evaluated without
+            # faults, then a burst the runs' retries cannot outlast, so a run fails.
+            if tally.steps == 0 or rng.random() < BURST:
+                failed |= _tick_with_burst(replay, exchange, plan, close, 60_000)
+            exchange.set_faults(plan)
             after_ms = 60_000
             for _ in range(10):  # a tick the faults made skip is followed by the next tick
-                outcome = replay.tick(close, after_ms=after_ms)
-                failed |= set(outcome.failures)
                 if all(replay.launched(key) for key in wanted):
                     break
+                outcome = replay.tick(close, after_ms=after_ms)
+                failed |= set(outcome.failures)
                 after_ms += 30_000
             exchange.set_faults(None)
             plan.count = 0
@@ -263,6 +266,35 @@ def live_path(
             tally.add(plan, before, not problems)
         _served_as_counted(tally, exchange, "live")
     return tally
+
+
+def _tick_with_burst(replay, exchange, plan: FaultPlan, close: int, after_ms: int) -> set[str]:  # type: ignore[no-untyped-def]
+    """`LiveReplay.tick` with the faults held back until the sensor has asked for its runs,
+    then a burst of 8 on the candle pages (the source tries 4 times): the first run gives up.
+    Returns the run keys that failed."""
+    from pipeline.trading_replay import RUN_KEY_TAG
+
+    exchange.clock.set(close + after_ms, speed=1.0)
+    result = replay.evaluate_sensor()
+    plan.count = 8
+    exchange.set_faults(plan)
+    failed = set()
+    for request in result.run_requests or []:
+        if replay.launched(request.run_key):
+            continue
+        run = replay.job.execute_in_process(
+            run_config=request.run_config,
+            tags={**request.tags, RUN_KEY_TAG: request.run_key},
+            instance=replay.instance,
+            raise_on_error=False,
+        )
+        if not run.success:
+            failed.add(request.run_key)
+    if result.cursor is not None:
+        replay.cursor = result.cursor
+    exchange.set_faults(None)
+    plan.count = 0
+    return failed
 
 
 # -- (c) order placement --------------------------------------------------------------------
@@ -302,7 +334,8 @@ def orders_path(
             now_ms = candle + H + 60_000
             server.exchange.clock.set(now_ms, 1e-9)
             before = dict(plan.drawn)
-            if rng.random() < BURST:  # past the retry bound: the execution fails
+            # Past the retry bound (always on the second step): the execution fails.
+            if step == 1 or rng.random() < BURST:
                 plan.count = 2 * 5
             server.exchange.set_faults(plan)
             problems = []
