@@ -63,8 +63,8 @@ RESULT = "RESULT "
 
 # -- the child: executes signals as the live job does ----------------------------------------
 def serve_steps(database_url: str, exchange_url: str) -> None:
-    """Read one step a line on stdin ({symbol, candle_ms, side, model_id, timeout_ms}), execute
-    its signal, answer one RESULT line on stdout. Logs go to stderr."""
+    """Read one step a line on stdin ({signal_id, now_ms, timeout_ms, …}), execute its
+    recorded signal, answer one RESULT line on stdout. Logs go to stderr."""
     import logging
 
     from pipeline.exchange.retry import RetryPolicy
@@ -88,13 +88,41 @@ def serve_steps(database_url: str, exchange_url: str) -> None:
     for line in sys.stdin:
         step = json.loads(line)
         broker.exchange.timeout = step["timeout_ms"]
-        row = record_side(db, step["model_id"], step["symbol"], step["candle_ms"], step["side"])
+        row = signal_row(db, step["signal_id"])
         try:
             done = manager.execute(row, now_ms=step["now_ms"])
             answer = {"ok": True, "action": done.action, "note": done.note}
         except BrokerError as err:
             answer = {"ok": False, "error": str(err)}
         print(RESULT + json.dumps(answer), flush=True)
+
+
+def signal_row(db, signal_id: int):  # type: ignore[no-untyped-def]
+    """The recorded signal as the live job hands it on (read, not re-decided: no torch)."""
+    from pipeline.store.signals import SignalRow
+
+    with db.connection() as conn:
+        r = conn.execute(
+            """SELECT id, model_id, exchange, symbol, timeframe,
+                      (extract(epoch FROM candle_time) * 1000)::bigint, probability_up, side,
+                      input_hash, mode
+               FROM signals WHERE id = %s""",
+            (signal_id,),
+        ).fetchone()
+        conn.commit()
+    return SignalRow(
+        id=r[0],
+        model_id=r[1],
+        exchange=r[2],
+        symbol=r[3],
+        timeframe=r[4],
+        candle_ms=int(r[5]),
+        probability_up=float(r[6]),
+        side=int(r[7]),
+        input_hash=r[8],
+        created=False,
+        mode=r[9],
+    )
 
 
 class Worker:
@@ -213,8 +241,8 @@ class Trial:
         return Worker(self.database_url, self.server.url, self.log)
 
     def close(self) -> None:
-        for worker in (self.worker, self.spare):
-            worker.stop()
+        self.worker.stop()
+        self.spare.kill()  # it never ran a step: no need to wait for its imports
 
     def held(self, symbol: str) -> int:
         position = self.exchange.account.snapshot()["positions"].get(market_id(symbol))
@@ -226,7 +254,7 @@ class Trial:
 
     def _kill_during(self, step: dict, kind: str, skip: int) -> str:
         """Send the step with its order hanging at the exchange; SIGKILL the child there."""
-        plan = FaultPlan(kind=kind, count=1, delay_s=30.0, path=ORDER, method="POST", skip=skip)
+        plan = FaultPlan(kind=kind, count=1, delay_s=10.0, path=ORDER, method="POST", skip=skip)
         served = self.exchange.faults_served
         attempts = sum(self.exchange.account.counters.attempts.values())
         self.exchange.set_faults(plan)
@@ -257,14 +285,14 @@ class Trial:
 
     def step(self, symbol: str, candle: int, side: int, kill_share: float) -> None:
         before = self.held(symbol)
-        record_side(self.db, self.model_id, symbol, candle, side)
+        signal = record_side(self.db, self.model_id, symbol, candle, side)
         now_ms = candle + H + 60_000
         self.exchange.clock.set(now_ms, 1e-9)
         step = {
             "symbol": symbol,
             "candle_ms": candle,
             "side": side,
-            "model_id": self.model_id,
+            "signal_id": signal.id,
             "now_ms": now_ms,
             "timeout_ms": TIMEOUT_MS,
         }

@@ -33,7 +33,7 @@ from pipeline.execution.broker import (
 )
 from pipeline.execution.orders import client_order_id
 from pipeline.execution.risk import RiskConfig, target_side
-from pipeline.signals.inference import FLAT
+from pipeline.signals.sides import FLAT
 from pipeline.store import trading
 from pipeline.store.candles import candle_times
 from pipeline.store.database import Database

@@ -227,6 +227,8 @@ class ReplayServer:
         self.exchange = exchange
         self.httpd = ThreadingHTTPServer((host, port), _handler(exchange))
         self.httpd.daemon_threads = True
+        # A request hanging in a 'timeout' or 'lost' fault must not hold up `stop`.
+        self.httpd.block_on_close = False
         self._thread: threading.Thread | None = None
 
     @property
