@@ -496,3 +496,33 @@ def test_the_manager_over_the_paper_broker(db, sample_dir, opens) -> None:
     assert {s: p.quantity for s, p in book(db, "paper").items()} == {
         ETH: pytest.approx(paper.positions()[ETH].quantity)
     }
+
+
+def test_an_order_row_left_sent_is_resolved_through_the_paper_broker_too(db, opens) -> None:
+    """A process killed after writing its row: the paper broker filled the order (or never
+    got it); the next reconciliation records the fill, and leaves the other row to be sent."""
+
+    class Feed:
+        def quote(self, symbol: str) -> tuple[float, int]:
+            return float(opens[symbol][T0]), T0 + 60_000
+
+    paper = PaperBroker(db, Feed(), fee=FEE)
+    manager = manager_for(db, paper)
+    with db.connection() as conn:
+        for cid in ("filled-unheard", "never-sent"):
+            trading.open_order_row(
+                conn,
+                account="paper",
+                client_order_id=cid,
+                symbol=BTC,
+                side=BUY,
+                quantity=0.01,
+                reduce_only=False,
+                purpose="open",
+                signal_id=None,
+            )
+    paper.place(OrderRequest("filled-unheard", BTC, BUY, 0.01))
+    assert manager.reconcile() == []
+    statuses = rows(db, "SELECT client_order_id, status, filled FROM orders ORDER BY id")
+    assert statuses == [("filled-unheard", "filled", 0.01), ("never-sent", "sent", 0.0)]
+    assert book(db, "paper")[BTC].quantity == pytest.approx(0.01)
