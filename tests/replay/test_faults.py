@@ -126,3 +126,18 @@ def test_a_mixed_plan_draws_each_kind_and_counts_what_it_served() -> None:
     assert plan.drawn == {k: faults.count(k) for k in FAULT_KINDS}
     with pytest.raises(ValueError, match="fault kind"):
         FaultPlan(kinds=("500", "garbled"))
+
+
+def test_a_malformed_page_mid_ingest_is_retried_not_read_as_the_end(db, replay, small_dir) -> None:
+    """Without the guard ccxt read the body as an empty page and the ingest went on past it:
+    a 200-hour hole (520 of 720 rows) and no error."""
+    source = open_source(
+        "ccxt", "binanceusdm", replay.url, retry=RetryPolicy(attempts=3, backoff_s=0.01)
+    )
+    source.page_limit = 200
+    replay.exchange.set_faults(
+        FaultPlan(kind="malformed_json", count=1, skip=2, path="/fapi/v1/klines")
+    )
+    result = ingest_partition(db, source, SYM, "1h", parse_date_ms("2021-01-01"))
+    assert replay.exchange.faults_served == 1
+    assert result.rows_added == 720
