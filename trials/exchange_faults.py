@@ -194,8 +194,10 @@ def live_path(
     seed_candles(db, folder, EXCHANGE, symbols, list(TIMEFRAMES), LIVE_START)
     install_random_model(db, symbols, list(TIMEFRAMES))
     exchange = ReplayExchange(data_dir, ReplayClock(LIVE_START, speed=1.0))
-    home = tempfile.mkdtemp(prefix="signals-trial-live-")
-    with ReplayServer(exchange) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="signals-trial-live-") as home,
+        ReplayServer(exchange) as server,
+    ):
         resources = replay_resources(
             database_url,
             server.url,
