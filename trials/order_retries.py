@@ -409,6 +409,8 @@ def run_trial(
             trial.close()
             db.close()
     tally = trial.tally
+    if not tally.lost:  # kept when something was lost, for whoever reads the losses
+        log.unlink(missing_ok=True)
     return TrialOutcome(
         name=NAME,
         cases=tally.cases,
@@ -422,6 +424,7 @@ def run_trial(
             "steps past the retry bound": tally.past_bound,
             "steps run again (failed or killed)": tally.reruns,
             "orders placed": len(trial.expected),
+            **({"step processes' log": str(log)} if tally.lost else {}),
         },
     )
 
