@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--speed", type=float, default=1.0, help="replay seconds per real second")
     replay.add_argument(
         "--fault",
-        help="fail requests: 429|500|timeout|lost (carried out, answer lost) followed by :N "
-        "(the next N requests) or :0.2 (a share of them), e.g. 500:3",
+        help="fail requests: 429|500|timeout|reset (not carried out) or lost|reset_after|"
+        "truncated|malformed_json (carried out, the answer lost, cut or not JSON) followed by "
+        ":N (the next N requests) or :0.2 (a share of them), e.g. 500:3",
     )
     replay.add_argument(
         "--fault-delay",

@@ -24,6 +24,28 @@ def _point_at(urls: Any, api_url: str) -> Any:
     return urls
 
 
+class UnparsableAnswer(ccxt.BadResponse):
+    """A 2xx answer whose body is not JSON (a proxy's page, a stream cut short). ccxt would
+    hand the raw text on and its parsers would read it as nothing (no candles, an empty
+    order); as a `BadResponse` (an `OperationFailed`) it is retried like a network error,
+    and an order sent with it is looked up before it is sent again."""
+
+
+def _refuse_unparsable(exchange: ccxt.Exchange) -> None:
+    """Make `exchange` raise `UnparsableAnswer` on a 2xx answer ccxt could not parse."""
+    handle_errors = exchange.handle_errors
+
+    def checked(code, reason, url, method, headers, body, response, *rest):  # type: ignore[no-untyped-def]
+        if response is None and body and 200 <= int(code or 0) < 300:
+            raise UnparsableAnswer(
+                f"{exchange.id} {method} {url}: HTTP {code} with a body that is not JSON: "
+                f"{body[:80]!r}"
+            )
+        return handle_errors(code, reason, url, method, headers, body, response, *rest)
+
+    exchange.handle_errors = checked
+
+
 def make_exchange(
     exchange_id: str = DEFAULT_EXCHANGE,
     api_url: str | None = None,
@@ -32,7 +54,9 @@ def make_exchange(
     api_key: str | None = None,
     secret: str | None = None,
 ) -> ccxt.Exchange:
-    """A ccxt client for linear perpetuals, rate limiter on, optionally pointed at another host.
+    """A ccxt client for linear perpetuals, rate limiter on, optionally pointed at another host;
+    a 2xx answer that is not JSON raises `UnparsableAnswer` (retryable) instead of reading as
+    empty.
 
     Without `api_key` / `secret` it can only read public endpoints (candles, tickers).
     """
@@ -46,6 +70,7 @@ def make_exchange(
     exchange = getattr(ccxt, exchange_id)(
         {"enableRateLimit": True, "timeout": timeout_ms, "options": options}
     )
+    _refuse_unparsable(exchange)
     if api_url:
         exchange.urls["api"] = _point_at(exchange.urls["api"], api_url)
     if api_key is not None:

@@ -99,3 +99,8 @@ class Broker(Protocol):
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:
         """Set leverage and margin mode ("isolated" or "cross") for one market."""
         ...
+
+    def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """What became of the order with this client order id; None if the broker never
+        received it. Raise `BrokerError` when the broker cannot be asked."""
+        ...

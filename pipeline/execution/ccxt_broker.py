@@ -347,6 +347,14 @@ class CcxtBroker:
             f"trading again; last error {type(last).__name__}: {last}"
         )
 
+    def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """What became of the order with this client order id, or None when the exchange has
+        none (it never arrived): how the manager resolves an order a run left unanswered."""
+        self._markets()
+        what = f"{self.name} {symbol} order {client_order_id}"
+        found = self._call(what, lambda: self._lookup(symbol, client_order_id))
+        return None if found is None else self._result(symbol, client_order_id, found)
+
     def _duplicate(self, order: OrderRequest, what: str, err: Exception) -> OrderResult:
         """The exchange already has this client order id: that order is this order."""
         found = self._call(what, lambda: self._lookup(order.symbol, order.client_order_id))

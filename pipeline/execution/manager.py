@@ -1,6 +1,8 @@
 """The position manager: from recorded signals to orders, within the risk limits.
 
-For each executed candle it (1) obeys the kill switch (flatten everything, trade nothing),
+For each executed candle it (0) records what became of orders an earlier run left unanswered
+(killed between the order row and the answer, or the broker failing past its bound) by their
+client order ids, (1) obeys the kill switch (flatten everything, trade nothing),
 (2) reconciles the market with the broker and refuses to trade on any difference, (3) checks
 the daily loss limit (flatten, halt until the next UTC day), (4) takes the side to hold by
 the backtest's rule and (5) sends at most a reduce-only close and an opening order, each with
@@ -31,7 +33,7 @@ from pipeline.execution.broker import (
 )
 from pipeline.execution.orders import client_order_id
 from pipeline.execution.risk import RiskConfig, target_side
-from pipeline.signals.inference import FLAT
+from pipeline.signals.sides import FLAT
 from pipeline.store import trading
 from pipeline.store.candles import candle_times
 from pipeline.store.database import Database
@@ -109,6 +111,38 @@ class PositionManager:
         self.account = broker.name
         self.exchange, self.timeframe, self.step_ms = exchange, timeframe, step_ms
 
+    # -- orders left unanswered ----------------------------------------------------------
+    def resolve_unanswered(self, symbols: list[str] | None = None) -> list[OrderResult]:
+        """Record what became of each order a run left unanswered ('sent': the process died
+        between writing the row and hearing back; 'unknown': the broker failed past its retry
+        bound), by looking its client order id up at the broker, so the book catches up with
+        a fill the exchange made. One the broker never received is left as it is: the next
+        run that wants it sends it (once, under the same client order id). Runs before every
+        reconciliation: without it a fill nobody heard of reads as a difference forever.
+        Raises `BrokerError` when the broker cannot be asked (nothing is then traded)."""
+        with self.db.connection() as conn:
+            pending = trading.unanswered_orders(conn, self.account, symbols)
+        settled = []
+        for order in pending:
+            result = self.broker.lookup(order.symbol, order.client_order_id)
+            if result is None:
+                log.info(
+                    "order %s (%s) is not at the broker: never placed",
+                    order.client_order_id,
+                    order.status,
+                )
+                continue
+            log.warning(
+                "order %s was left %s; the broker says %s, %.6g filled: recorded",
+                order.client_order_id,
+                order.status,
+                result.status,
+                result.filled,
+            )
+            self._settle(order.id, order.symbol, order.side, result, None)
+            settled.append(result)
+        return settled
+
     # -- reconciliation -------------------------------------------------------------------
     def reconcile(self, symbols: list[str] | None = None) -> list[Difference]:
         """Positions and open orders at the broker against the book; every difference is
@@ -116,6 +150,7 @@ class PositionManager:
 
         With `symbols`, only those markets, their open orders asked for one market at a time
         (one cheap request each); without, every market (a full reconciliation)."""
+        self.resolve_unanswered(symbols)
         held = self.broker.positions()
         if symbols is None:
             resting = self.broker.open_orders()
@@ -179,6 +214,7 @@ class PositionManager:
         price this decision was for) is gone, and the signal is recorded but not traded."""
         symbol, candle = signal.symbol, signal.candle_ms
         close_ms = candle + self.step_ms
+        self.resolve_unanswered([symbol])  # a killed or failed run's orders, first
         with self.db.connection() as conn:
             mine = trading.book_position(conn, self.account, symbol)
             state = trading.trading_state(conn, self.account)
@@ -356,22 +392,7 @@ class PositionManager:
             with self.db.connection() as conn:
                 trading.mark_order_unknown(conn, row.id, str(err))
             raise
-        with self.db.connection() as conn:
-            trading.settle_order(
-                conn,
-                account=self.account,
-                order_id=row.id,
-                symbol=request.symbol,
-                side=request.side,
-                status=result.status,
-                exchange_order_id=result.exchange_order_id,
-                filled=result.filled,
-                average_price=result.average_price,
-                fee=result.fee,
-                reason=result.reason,
-                at_ms=result.timestamp_ms,
-                candle_ms=candle,
-            )
+        self._settle(row.id, request.symbol, request.side, result, candle)
         if result.status == REJECTED:
             log.warning(
                 "order %s %s %s %.6g refused: %s",
@@ -382,6 +403,27 @@ class PositionManager:
                 result.reason,
             )
         return result
+
+    def _settle(
+        self, order_id: int, symbol: str, side: str, result: OrderResult, candle: int | None
+    ) -> None:
+        """The broker's answer, its fill and the book's move, in one transaction."""
+        with self.db.connection() as conn:
+            trading.settle_order(
+                conn,
+                account=self.account,
+                order_id=order_id,
+                symbol=symbol,
+                side=side,
+                status=result.status,
+                exchange_order_id=result.exchange_order_id,
+                filled=result.filled,
+                average_price=result.average_price,
+                fee=result.fee,
+                reason=result.reason,
+                at_ms=result.timestamp_ms,
+                candle_ms=candle,
+            )
 
     def _book_quantity(self, symbol: str) -> float:
         with self.db.connection() as conn:

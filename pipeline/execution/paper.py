@@ -108,6 +108,13 @@ class PaperBroker:
             )
         return result
 
+    def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """What became of the order with this client order id; None if it was never placed."""
+        with self.db.connection() as conn:
+            found = self._recorded(conn, client_order_id)
+            conn.commit()
+        return found
+
     def _recorded(self, conn: psycopg.Connection, client_order_id: str) -> OrderResult | None:
         known = paper.recorded_order(conn, self.name, client_order_id)
         if known is None:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.signals.inference import FLAT
+from pipeline.signals.sides import FLAT
 
 MARGIN_MODES = ("isolated", "cross")
 

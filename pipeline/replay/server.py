@@ -9,6 +9,8 @@ draws faults; `ReplayServer` serves it on 127.0.0.1 from a background thread.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from pipeline.replay.account import ReplayAccount
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.control import CONTROL_PREFIX, control
 from pipeline.replay.errors import BinanceError
-from pipeline.replay.faults import FAULT_ANSWERS, FaultPlan
+from pipeline.replay.faults import CARRIED_OUT, FAULT_ANSWERS, MALFORMED_BODY, FaultPlan
 from pipeline.replay.funding import ReplayFunding
 from pipeline.replay.market_data import ReplayMarket, ReplayMarketData
 from pipeline.replay.signing import DEFAULT_API_KEY, DEFAULT_API_SECRET, RequestSigning
@@ -162,6 +164,34 @@ def _handler(exchange: ReplayExchange) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             self._serve("DELETE")
 
+        def _reset(self) -> None:
+            """Close with a TCP reset (SO_LINGER 0): the client reads 'connection reset'."""
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+
+        def _send_faulty(self, fault: str, answer: tuple[int, object]) -> None:
+            """A request carried out whose answer never arrives whole (see faults.py)."""
+            if fault == "lost":  # the caller never hears back
+                time.sleep(exchange.fault_delay_s())
+                self.close_connection = True
+            elif fault == "reset_after":
+                self._reset()
+            elif fault == "truncated":  # the whole length announced, half the body sent
+                payload = json.dumps(answer[1], separators=(",", ":")).encode()
+                self.send_response(answer[0])
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.close_connection = True
+            elif fault == "malformed_json":  # a 200 that is not JSON, its length exact
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(MALFORMED_BODY)))
+                self.end_headers()
+                self.wfile.write(MALFORMED_BODY)
+
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
             body = self._body()  # read first, so a keep-alive connection stays in step
@@ -176,12 +206,14 @@ def _handler(exchange: ReplayExchange) -> type[BaseHTTPRequestHandler]:
                 time.sleep(exchange.fault_delay_s())
                 self.close_connection = True
                 return
+            if fault == "reset":  # refused before it is carried out
+                self._reset()
+                return
             answer = exchange.handle(
                 method, url.path, url.query, body, self.headers.get("X-MBX-APIKEY")
             )
-            if fault == "lost":  # carried out, but the caller never hears back
-                time.sleep(exchange.fault_delay_s())
-                self.close_connection = True
+            if fault in CARRIED_OUT:
+                self._send_faulty(fault, answer)
                 return
             self._send(*answer)
 
@@ -195,6 +227,8 @@ class ReplayServer:
         self.exchange = exchange
         self.httpd = ThreadingHTTPServer((host, port), _handler(exchange))
         self.httpd.daemon_threads = True
+        # A request hanging in a 'timeout' or 'lost' fault must not hold up `stop`.
+        self.httpd.block_on_close = False
         self._thread: threading.Thread | None = None
 
     @property

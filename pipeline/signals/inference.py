@@ -20,8 +20,7 @@ import torch
 
 from pipeline.model.contract import DEFAULT_THRESHOLD, probabilities, torch_threads
 from pipeline.model.operating import OperatingPoint, sides
-
-LONG, FLAT, SHORT = 1, 0, -1
+from pipeline.signals.sides import FLAT, LONG, SHORT  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

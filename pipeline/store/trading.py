@@ -272,6 +272,33 @@ def orders_with_status(conn: psycopg.Connection, account: str, status: str) -> l
     ]
 
 
+@dataclass(frozen=True)
+class UnansweredOrder:
+    """An order row with no answer recorded: 'sent' (the process died between writing the row
+    and hearing back) or 'unknown' (the broker failed past its retry bound)."""
+
+    id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+
+
+def unanswered_orders(
+    conn: psycopg.Connection, account: str, symbols: list[str] | None = None
+) -> list[UnansweredOrder]:
+    """The account's orders still 'sent' or 'unknown', oldest first (of `symbols` if given)."""
+    rows = conn.execute(
+        """SELECT id, client_order_id, symbol, side, status FROM orders
+           WHERE account = %s AND status IN ('sent', 'unknown')
+             AND (%s::text[] IS NULL OR symbol = ANY(%s::text[]))
+           ORDER BY id""",
+        (account, symbols, symbols),
+    ).fetchall()
+    conn.commit()
+    return [UnansweredOrder(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
 def fills(conn: psycopg.Connection, account: str, symbol: str) -> list[tuple]:
     """Every fill of one market, oldest first: (side, quantity, price, fee, filled_at_ms)."""
     rows = conn.execute(

@@ -227,3 +227,35 @@ def test_open_orders_of_one_market_are_asked_for_that_market_only(broker, replay
     assert [o.client_order_id for o in broker.open_orders(BTC)] == ["lim-b"]
     assert sorted(o.client_order_id for o in broker.open_orders()) == ["lim-b", "lim-e"]
     assert broker.open_orders(ETH.replace("ETH", "XRP")) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "sends"),
+    [("reset", 2), ("reset_after", 1), ("truncated", 1), ("malformed_json", 1), ("timeout", 2)],
+)
+def test_an_order_through_each_network_fault_is_placed_exactly_once(
+    broker, replay, sample_dir, kind, sends
+) -> None:
+    """Carried out but unanswered (reset_after, truncated, malformed_json): found by its client
+    order id, not sent again; not carried out (reset, timeout): sent again, placed once."""
+    broker.equity()
+    replay.exchange.set_faults(
+        FaultPlan.parse(f"{kind}:1", delay_s=1.3, path="/fapi/v1/order", method="POST")
+    )
+    result = broker.place(OrderRequest(f"net-{kind}", BTC, BUY, 0.01))
+    price = candle_open(sample_dir, "BTCUSDT", T0)
+    assert (result.status, result.filled, result.average_price) == (FILLED, 0.01, price)
+    assert replay.exchange.faults_served == 1
+    state = account(replay)
+    assert state["placements"] == {f"net-{kind}": 1}
+    assert state["attempts"] == {f"net-{kind}": 1}  # carried out once
+    assert replay.exchange.requests_by_method["POST /fapi/v1/order"] == sends
+    assert state["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kind", ["reset", "reset_after", "truncated", "malformed_json"])
+def test_reads_through_each_network_fault_are_retried(broker, replay, kind) -> None:
+    broker.place(OrderRequest("held", BTC, BUY, 0.01))
+    replay.exchange.set_faults(FaultPlan.parse(f"{kind}:1", path="/fapi/v3/positionRisk"))
+    assert broker.positions()[BTC].quantity == pytest.approx(0.01)
+    assert replay.exchange.faults_served == 1

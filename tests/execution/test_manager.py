@@ -13,7 +13,7 @@ import torch
 
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.exchange.retry import RetryPolicy
-from pipeline.execution.broker import BUY, FILLED, REJECTED, SELL, OrderRequest
+from pipeline.execution.broker import BUY, FILLED, REJECTED, SELL, BrokerError, OrderRequest
 from pipeline.execution.ccxt_broker import CcxtBroker
 from pipeline.execution.manager import Difference, PositionManager
 from pipeline.execution.orders import client_order_id
@@ -256,6 +256,41 @@ def test_an_order_whose_answer_is_lost_is_placed_and_recorded_once(db, replay, d
     assert_book_is_the_exchange(db, broker)
 
 
+@pytest.mark.parametrize(
+    ("spec", "reached"),
+    [("lost:1.0", True), ("500:1.0", False)],  # placed but every answer lost / never placed
+)
+def test_an_order_left_unknown_is_resolved_by_the_next_run(
+    db, replay, desk, opens, spec, reached
+) -> None:
+    """The broker fails past its bound: the row says 'unknown', the book has not moved, the
+    run fails. The next run looks the client order id up first: a fill the exchange made is
+    recorded (not sent again); an order it never got is sent once."""
+    broker = make_broker(replay)
+    manager = manager_for(db, broker)
+    signal = desk.signal(BTC, T0, LONG)
+    now_ms = desk.now(T0)
+    broker.equity()  # markets loaded; then placement and look-ups fail, every time
+    replay.exchange.set_faults(FaultPlan.parse(spec, delay_s=0.05, path="/fapi/v1/order"))
+    with pytest.raises(BrokerError, match="outcome unknown"):
+        manager.execute(signal, now_ms=now_ms)
+    ((cid, status, reason),) = rows(db, "SELECT client_order_id, status, reason FROM orders")
+    assert status == "unknown" and "outcome unknown after 4 attempts" in reason
+    assert book(db).get(BTC) is None  # nothing recorded as filled
+    assert account(replay)["placements"] == ({cid: 1} if reached else {})
+
+    replay.exchange.set_faults(None)
+    done = manager.execute(signal, now_ms=now_ms)  # the next run of the same candle
+    assert done.action == ("held" if reached else "opened")
+    assert account(replay)["placements"] == {cid: 1}
+    assert rows(db, "SELECT status, filled, average_price FROM orders") == [
+        ("filled", broker.positions()[BTC].quantity, opens[BTC][T0 + H])
+    ]
+    assert len(rows(db, "SELECT * FROM fills")) == 1
+    assert_book_is_the_exchange(db, broker)
+    assert manager.reconcile() == []
+
+
 def test_a_rejected_order_is_recorded_and_the_book_stays_the_exchange(db, replay, desk) -> None:
     broker = make_broker(replay)
     manager = manager_for(db, broker, risk_fraction=0.45, daily_loss_limit=1.0)
@@ -461,3 +496,33 @@ def test_the_manager_over_the_paper_broker(db, sample_dir, opens) -> None:
     assert {s: p.quantity for s, p in book(db, "paper").items()} == {
         ETH: pytest.approx(paper.positions()[ETH].quantity)
     }
+
+
+def test_an_order_row_left_sent_is_resolved_through_the_paper_broker_too(db, opens) -> None:
+    """A process killed after writing its row: the paper broker filled the order (or never
+    got it); the next reconciliation records the fill, and leaves the other row to be sent."""
+
+    class Feed:
+        def quote(self, symbol: str) -> tuple[float, int]:
+            return float(opens[symbol][T0]), T0 + 60_000
+
+    paper = PaperBroker(db, Feed(), fee=FEE)
+    manager = manager_for(db, paper)
+    with db.connection() as conn:
+        for cid in ("filled-unheard", "never-sent"):
+            trading.open_order_row(
+                conn,
+                account="paper",
+                client_order_id=cid,
+                symbol=BTC,
+                side=BUY,
+                quantity=0.01,
+                reduce_only=False,
+                purpose="open",
+                signal_id=None,
+            )
+    paper.place(OrderRequest("filled-unheard", BTC, BUY, 0.01))
+    assert manager.reconcile() == []
+    statuses = rows(db, "SELECT client_order_id, status, filled FROM orders ORDER BY id")
+    assert statuses == [("filled-unheard", "filled", 0.01), ("never-sent", "sent", 0.0)]
+    assert book(db, "paper")[BTC].quantity == pytest.approx(0.01)
