@@ -450,28 +450,30 @@ def verify(world: dict, instance, market_keys: dict[str, str], candles: list[int
     )
     trades = 0
     for market, symbol in symbols.items():
-        report = parity(
-            db,
-            "binanceusdm",
-            symbol,
-            "1h",
-            TIMEFRAMES,
-            candles,
-            BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
-            f"paper-{market}",
-            BALANCE,
-        )
-        if not report.identical_decisions:
-            lost.append(
-                f"{market}: decisions differ from the backtest: {report.decision_mismatches[:3]}"
+        try:
+            report = parity(
+                db,
+                "binanceusdm",
+                symbol,
+                "1h",
+                TIMEFRAMES,
+                candles,
+                BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
+                f"paper-{market}",
+                BALANCE,
             )
-            bad.update(m["candle_ms"] for m in report.decision_mismatches)
-        if not report.same_trades:
-            lost.append(
-                f"{market}: trades differ from the backtest (live {len(report.live_trades)}, "
-                f"backtest-only {report.backtest_only_trades}, "
-                f"max diff {report.trade_max_abs_diff})"
-            )
+            if not report.identical_decisions:
+                lost.append(f"{market}: decisions differ: {report.decision_mismatches[:3]}")
+                bad.update(m["candle_ms"] for m in report.decision_mismatches)
+            if not report.same_trades:
+                lost.append(
+                    f"{market}: trades differ from the backtest (live {len(report.live_trades)}, "
+                    f"backtest-only {report.backtest_only_trades}, "
+                    f"max diff {report.trade_max_abs_diff})"
+                )
+        except Exception as err:  # a parity that cannot be computed is a failure, said
+            lost.append(f"{market}: no parity report: {type(err).__name__}: {err}")
+            continue
         trades += report.trades_compared
     return Verdict(
         lost=lost,
@@ -552,7 +554,7 @@ def run_trial(
                 kill_at = t0 + rng.uniform(0.0, 10.0) if k in daemon_steps and not restore else None
                 restart_at: float | None = None
                 worker_seen: float | None = None
-                worker_delay = rng.uniform(0.0, 25.0)
+                worker_delay = rng.uniform(0.0, 45.0)
                 while True:
                     now = time.monotonic()
                     if kill_at is not None and now >= kill_at:
@@ -576,7 +578,7 @@ def run_trial(
                                 victim.kill()
                                 kills.append(Kill("worker", candle, now - t0, f"pid {victim.pid}"))
                                 worker_due -= 1
-                                worker_seen, worker_delay = None, rng.uniform(0.0, 25.0)
+                                worker_seen, worker_delay = None, rng.uniform(0.0, 45.0)
                     settled = kill_at is None and restart_at is None
                     if settled and _succeeded(instance, keys):
                         if not restore:
