@@ -63,6 +63,7 @@ def broker_resource(settings: Settings) -> BrokerResource:
     return BrokerResource(
         kind=settings.broker,
         account=settings.account,
+        account_per_market=settings.account_per_market,
         exchange=settings.exchange,
         api_url=settings.api_url,
         home=str(settings.home),

@@ -50,6 +50,9 @@ class Settings:
     max_epochs: int = DEFAULT_MAX_EPOCHS
     broker: str = "paper"  # where live signals trade: `paper` or `ccxt` (the exchange account)
     account: str = "paper"  # the paper account's name
+    # One paper account per market (`<account>-<market id>`), each compounding alone like its
+    # backtest: what a replay compared with the backtest market by market needs.
+    account_per_market: bool = False
     sensor_interval_s: int = 30  # how often new_candle_sensor asks for a closed candle
 
     @classmethod
@@ -72,6 +75,8 @@ class Settings:
             max_epochs=int(env.get("SIGNALS_MAX_EPOCHS", str(DEFAULT_MAX_EPOCHS))),
             broker=env.get("SIGNALS_BROKER", "paper"),
             account=env.get("SIGNALS_ACCOUNT", "paper"),
+            account_per_market=env.get("SIGNALS_ACCOUNT_PER_MARKET", "").lower()
+            in ("1", "true", "yes"),
             sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
         )
 

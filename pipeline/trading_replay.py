@@ -3,9 +3,12 @@ same model's backtest over the same candles, compared decision by decision and t
 
 `LiveReplay` drives it the way the daemon does, one closed candle at a time: move the replay
 clock just past the candle's close, evaluate `new_candle_sensor` with its saved cursor, launch
-each requested run whose run key has not run yet (the daemon's rule), save the cursor. The
-runs are real Dagster runs of `live_inference_job` (in-process), against real PostgreSQL and
-real ccxt over HTTP. `signals live --replay` and the end-to-end tests use it.
+each requested run whose run key has not run yet (the daemon's rule, imitated here: this
+harness skips known keys itself, so a test through it cannot show that Dagster does), save the
+cursor. The runs are real Dagster runs of `live_inference_job` (in-process), against real
+PostgreSQL and real ccxt over HTTP. `signals live --replay` and the end-to-end tests use it.
+That the real `dagster-daemon` deduplicates run keys, through kills and an older cursor, is
+what trials/daemon_kills.py and tests/trials/test_daemon_kills.py check.
 """
 
 from __future__ import annotations

@@ -87,7 +87,9 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     again = replay.tick(closes[half - 1])
     assert again.requested == [] and "no new closed" in (again.skipped or "")
 
-    # A restart that lost the cursor's last save: the sensor asks again, run keys refuse.
+    # A restart that lost the cursor's last save: the sensor asks again for the same keys
+    # (LiveReplay, like the daemon, launches none of them: here the harness skips them;
+    # tests/trials/test_daemon_kills.py shows Dagster's daemon itself refusing them).
     saved = replay.cursor
     replay.cursor = None
     repeat = replay.tick(closes[half - 1])
@@ -126,7 +128,8 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     assert recorded is not None and not recorded.row.created
     assert _live_signals_reports(rerun) == []  # its candle was reported once, by its run
 
-    # Exactly one successful run and one signal per market and candle.
+    # Exactly one successful run and one signal per market and candle (one run per key
+    # through this harness; through the real daemon: tests/trials/test_daemon_kills.py).
     for market in SYMBOLS_BY_MARKET_ID:
         for close in closes:
             key = run_key(market, "1h", close - HOUR)
