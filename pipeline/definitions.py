@@ -13,15 +13,13 @@ from assets.live import live_signals, live_signals_drift
 from assets.market_data import ohlcv
 from assets.modeling import backtest_report, lstm_model, production_model
 from assets.tuning import hyperparameter_study
-from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
-from pipeline.execution.risk import RiskConfig
 from pipeline.inference_job import live_inference_job
 from pipeline.jobs import MAIN_JOB_SEQUENCE, live_checks_job, retraining_job
 from pipeline.location import SETTINGS
 from pipeline.schedules import live_checks_schedule, ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
-from resources.broker import BrokerResource
+from resources.broker import broker_resource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 from resources.io_managers import JsonIOManager, ParquetIOManager
@@ -49,32 +47,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
         ),
         "broker": broker_resource(settings),
     }
-
-
-def broker_resource(settings: Settings) -> BrokerResource:
-    """Paper by default; SIGNALS_BROKER=ccxt trades the exchange account, whose keys Dagster
-    reads from the environment when the resource is initialised (never stored in config)."""
-    risk = RiskConfig.from_env(settings.home)
-    keys = (
-        {"api_key": dg.EnvVar(ENV_API_KEY), "api_secret": dg.EnvVar(ENV_API_SECRET)}
-        if settings.broker == "ccxt"
-        else {}
-    )
-    return BrokerResource(
-        kind=settings.broker,
-        account=settings.account,
-        account_per_market=settings.account_per_market,
-        exchange=settings.exchange,
-        api_url=settings.api_url,
-        home=str(settings.home),
-        risk_fraction=risk.risk_fraction,
-        leverage=risk.leverage,
-        margin_mode=risk.margin_mode,
-        max_notional=risk.max_notional,
-        daily_loss_limit=risk.daily_loss_limit,
-        kill_switch=risk.kill_switch,
-        **keys,
-    )
 
 
 # In dependency order: the main job materialises them in this order.

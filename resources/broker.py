@@ -7,9 +7,11 @@ import dagster as dg
 from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.execution.broker import Broker
+from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET, CcxtBroker
 from pipeline.execution.paper import PaperBroker
 from pipeline.execution.prices import ExchangePriceFeed
 from pipeline.execution.risk import RiskConfig
+from pipeline.settings import Settings
 from pipeline.store.database import Database
 
 BROKERS = ("paper", "ccxt")
@@ -63,8 +65,6 @@ class BrokerResource(dg.ConfigurableResource):
                 self.initial_balance,
             )
         if self.kind == "ccxt":
-            from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET, CcxtBroker
-
             keys = {ENV_API_KEY: self.api_key, ENV_API_SECRET: self.api_secret}
             return CcxtBroker.from_env(self.exchange, self.api_url, self.timeout_ms, environ=keys)
         raise ValueError(f"unknown broker {self.kind!r}; choose one of {', '.join(BROKERS)}")
@@ -80,3 +80,30 @@ class BrokerResource(dg.ConfigurableResource):
             kill_switch=self.kill_switch,
             kill_file=Path(self.home) / "KILL_SWITCH",
         )
+
+
+def broker_resource(settings: Settings) -> BrokerResource:
+    """From the settings (cheap to import: `signals reconcile` needs no Definitions). Paper by
+    default; SIGNALS_BROKER=ccxt trades the exchange account, whose keys Dagster
+    reads from the environment when the resource is initialised (never stored in config)."""
+    risk = RiskConfig.from_env(settings.home)
+    keys = (
+        {"api_key": dg.EnvVar(ENV_API_KEY), "api_secret": dg.EnvVar(ENV_API_SECRET)}
+        if settings.broker == "ccxt"
+        else {}
+    )
+    return BrokerResource(
+        kind=settings.broker,
+        account=settings.account,
+        account_per_market=settings.account_per_market,
+        exchange=settings.exchange,
+        api_url=settings.api_url,
+        home=str(settings.home),
+        risk_fraction=risk.risk_fraction,
+        leverage=risk.leverage,
+        margin_mode=risk.margin_mode,
+        max_notional=risk.max_notional,
+        daily_loss_limit=risk.daily_loss_limit,
+        kill_switch=risk.kill_switch,
+        **keys,
+    )

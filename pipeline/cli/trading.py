@@ -24,9 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Compare the broker's positions and open orders with the book; optionally adopt."""
-    from pipeline.definitions import broker_resource
     from pipeline.execution.manager import PositionManager
     from pipeline.store.database import open_database
+    from resources.broker import broker_resource
 
     settings = Settings.from_env()
     db = open_database(settings)

@@ -101,8 +101,8 @@ def test_every_sensor_schedule_and_job_says_what_it_does() -> None:
 def test_paper_accounts_are_per_market_only_when_asked(tmp_path) -> None:
     """SIGNALS_ACCOUNT_PER_MARKET=1 gives each market a paper account of its own (how a
     replay through the deployed location compares each market with its backtest)."""
-    from pipeline.definitions import broker_resource
     from pipeline.settings import Settings
+    from resources.broker import broker_resource
 
     home = {"SIGNALS_HOME": str(tmp_path)}
     assert not broker_resource(Settings.from_env(home)).account_per_market
