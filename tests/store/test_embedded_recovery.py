@@ -61,6 +61,12 @@ def test_a_killed_server_is_back_for_the_next_command_with_its_data(own_server: 
     for worker in workers:
         worker.join(30)
     assert len(errors) == 3  # the work in flight failed (and was not committed)
+    # A SIGKILLed process still reads as running while the kernel tears it down (its memory
+    # first, under load for a moment): wait until it is dead (a zombie, or gone).
+    for _ in range(100):
+        if not postmaster_alive(own_server):
+            break
+        time.sleep(0.1)
     assert not postmaster_alive(own_server)
 
     for attempt in range(2):  # the first command after the crash, and the one after it
