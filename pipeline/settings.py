@@ -38,6 +38,9 @@ class Settings:
     home: Path = Path(".signals")
     database_url: str | None = None
     data_dir: Path | None = None
+    # Recorded funding (MARKETID_funding.csv[.gz]) for the verdicts and the replay exchange;
+    # None: the candle folder's own funding files, if any.
+    funding_dir: Path | None = None
     source: str = "ccxt"
     exchange: str = DEFAULT_EXCHANGE
     api_url: str | None = None
@@ -59,10 +62,12 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = env.get("SIGNALS_DATA_DIR")
+        funding_dir = env.get("SIGNALS_FUNDING_DIR")
         return cls(
             home=Path(env.get("SIGNALS_HOME", ".signals")).expanduser().resolve(),
             database_url=env.get("SIGNALS_DATABASE_URL") or None,
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+            funding_dir=Path(funding_dir).expanduser().resolve() if funding_dir else None,
             source=env.get("SIGNALS_SOURCE", "ccxt"),
             exchange=env.get("SIGNALS_EXCHANGE", DEFAULT_EXCHANGE),
             api_url=env.get("SIGNALS_API_URL") or None,

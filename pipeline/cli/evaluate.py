@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.cli import evaluate_portfolio
 from pipeline.cli.common import CliError, csv_list, json_default
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.exchange.markets import normalise_symbol
@@ -20,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--data-dir", required=True, help="candle folder (MARKETID.csv[.gz], 1h)")
     ev.add_argument("--markets", type=csv_list, required=True, help="markets to fit on")
     ev.add_argument("--test-markets", type=csv_list, help="markets to test on (default: same)")
-    ev.add_argument("--timeframe", default="1h")
+    ev.add_argument(
+        "--timeframe",
+        default="1h",
+        help="the decision timeframe (1h, 4h, 1d); with --portfolio several, comma-separated: "
+        "each is evaluated and the default is chosen across them on validation",
+    )
     for name in ("train-start", "train-end", "test-start", "test-end"):
         ev.add_argument(f"--{name}", required=True, help="ISO date (UTC)")
     ev.add_argument("--folds", type=int, default=1, help="test slices, each refitted on its past")
@@ -94,11 +100,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where report.md and equity.png go (default ./evaluation-report)",
     )
     ev.add_argument("--json", help="write the full report as JSON to this file ('-': stdout)")
+    evaluate_portfolio.add_arguments(ev)
     ev.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Walk-forward evaluation of the whole chain on a candle folder."""
+    if args.portfolio:
+        return evaluate_portfolio.cmd_evaluate_portfolio(args)
     from dataclasses import replace
 
     from pipeline.backtest.config import BacktestConfig

@@ -6,57 +6,29 @@ stored it falls back to a stated constant (`pipeline.backtest.funding`).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import ccxt
 
 from pipeline.data.ccxt_source import ASCENDING_FROM_SINCE, CcxtCandleSource
-from pipeline.data.timeframes import HOUR_MS, ms_to_iso
+from pipeline.data.funding_rows import (  # noqa: F401  (re-exported: the ingest's API)
+    MAX_ABS_RATE,
+    FundingHistoryError,
+    FundingRows,
+    validate_funding,
+)
+from pipeline.data.timeframes import HOUR_MS
 from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import BINANCE_USDM, BYBIT, DEFAULT_EXCHANGE
 from pipeline.exchange.retry import RetryPolicy, with_retries
 from pipeline.store import funding as funding_store
 from pipeline.store.database import Database
 
-# A funding rate this large (5 % per settlement) is a unit or parsing error, not a market.
-MAX_ABS_RATE = 0.05
 # Most rows per fundingRate request: Binance serves up to 1000, Bybit 200.
 PAGE_LIMITS = {BINANCE_USDM: 1000, BYBIT: 200}
 # No exchange here settles more often than hourly, so a window of `limit` hours never holds
 # more than `limit` rows (for exchanges that answer a window newest first, e.g. Bybit).
 SHORTEST_INTERVAL_MS = HOUR_MS
-
-FundingRows = list[tuple[int, float]]
-
-
-class FundingHistoryError(ValueError):
-    """The exchange's funding history is not usable as it came: the message names the row."""
-
-
-def validate_funding(rows: Iterable[tuple[int, float | None]], what: str) -> FundingRows:
-    """Settlement times rounded to the second, each rate finite and below 5 %, strictly ascending.
-
-    Binance stamps its 00/08/16 UTC settlements a few milliseconds late, so times are rounded
-    (not snapped to an 8h grid: some markets settle every 4h or 1h). A repeated or
-    out-of-order time means the pages overlapped or the exchange misbehaved: refused.
-    """
-    out: FundingRows = []
-    for raw_ms, rate in rows:
-        ms = (int(raw_ms) + 500) // 1000 * 1000
-        if rate is None or not math.isfinite(rate):
-            raise FundingHistoryError(f"{what}: funding rate at {ms_to_iso(ms)} is {rate!r}")
-        if abs(rate) >= MAX_ABS_RATE:
-            raise FundingHistoryError(
-                f"{what}: funding rate {rate!r} at {ms_to_iso(ms)} exceeds {MAX_ABS_RATE:g}"
-            )
-        if out and ms <= out[-1][0]:
-            word = "repeats" if ms == out[-1][0] else "comes before"
-            raise FundingHistoryError(
-                f"{what}: funding time {ms_to_iso(ms)} {word} {ms_to_iso(out[-1][0])}"
-            )
-        out.append((ms, float(rate)))
-    return out
 
 
 class CcxtFundingSource:

@@ -1,9 +1,18 @@
 """Labels: which side a trade entered at the next open would have won, after its costs.
 
-One rule for the labels and the backtest's exits (`pipeline.features.barriers`): barriers at
-k × σ × √T, a time limit of T candles, a dead zone of the round trip + a margin. Rows whose
-outcome pays neither side (NO_TRADE) are left out of training (label NaN), like rows whose
-outcome is not known yet; their decisions are still made and traded.
+Two kinds of target, one rule object (`LabelRule`):
+
+- **Barrier classes** (the default): one rule for the labels and the backtest's exits
+  (`pipeline.features.barriers`): barriers at k × σ × √T, a time limit of T candles, a dead
+  zone of the round trip + a margin. Rows whose outcome pays neither side (NO_TRADE) are left
+  out of training (label NaN), like rows whose outcome is not known yet; their decisions are
+  still made and traded.
+- **Forward risk-adjusted return** (`LabelRule.forward(H)`): the return of a position entered
+  at the next open and held H candles, divided by σ_t × √H (known at t). The label is its
+  sign (no barriers, no dead zone, no cost: a portfolio pays its costs on traded notional,
+  not per round trip), or, `cross_sectional`, whether it beats the median of the markets'
+  risk-adjusted returns at the same decision time. A classifier's P(up) on it is then a
+  score whose distance from ½ is its conviction (`2p − 1`), which the portfolio layer sizes.
 """
 
 from __future__ import annotations
@@ -39,6 +48,22 @@ class LabelRule:
     margin: float = DEFAULT_MARGIN  # dead zone beyond the round trip
     cost: float = ROUND_TRIP
     vol_window: int = VOL_WINDOW
+    # Forward targets only: rank each decision time's risk-adjusted returns across markets.
+    cross_sectional: bool = False
+
+    @classmethod
+    def forward(cls, horizon: int, cross_sectional: bool = False) -> LabelRule:
+        """The forward risk-adjusted return target over `horizon` candles (see the module)."""
+        return cls(
+            horizon=horizon, barrier_k=None, margin=0.0, cost=0.0, cross_sectional=cross_sectional
+        )
+
+    @property
+    def kind(self) -> str:
+        """`barrier`, `forward` or `forward_rank`: what the label says."""
+        if self.cross_sectional:
+            return "forward_rank"
+        return "barrier" if self.barrier_k is not None or self.cost > 0 else "forward"
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -47,6 +72,10 @@ class LabelRule:
             raise ValueError(f"barrier_k must be positive or None, got {self.barrier_k}")
         if self.margin < 0 or self.cost < 0:
             raise ValueError("the margin and the cost must be non-negative")
+        if self.cross_sectional and (self.barrier_k is not None or self.cost or self.margin):
+            raise ValueError(
+                "a cross-sectional target ranks forward returns: no barriers, cost or margin"
+            )
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -123,7 +152,10 @@ def attach_labels(
 
     `forward_return` is a long's gross return to its barrier exit; `outcome` is 1 (up),
     0 (down), −1 (no trade) or NaN (unknown); `label` is `outcome` without the no-trades;
-    `scale` is σ_t × √T (`market_scale`), known at t, for the expected-value filter.
+    `scale` is σ_t × √T (`market_scale`), known at t, for the expected-value filter. With a
+    cross-sectional rule the outcome is 1 where the market's `forward_return / scale` is
+    above the median of the markets known at that time, 0 below (NaN where fewer than two
+    markets are known, or on the median itself).
     """
     parts = []
     for symbol, frame in candles.items():
@@ -142,7 +174,20 @@ def attach_labels(
             )
         )
     labels = pd.concat(parts, ignore_index=True)
+    if rule.cross_sectional:
+        labels = _ranked(labels)
     merged = features.merge(labels, on=["market", "timestamp"], how="left", validate="1:1")
     if merged["forward_return"].isna().all() and len(merged):
         raise ValueError("no feature row matched a candle: markets or timestamps disagree")
     return merged
+
+
+def _ranked(labels: pd.DataFrame) -> pd.DataFrame:
+    """Outcome 1 above the decision time's median risk-adjusted return, 0 below."""
+    z = labels["forward_return"] / labels["scale"]
+    by_time = z.groupby(labels["timestamp"])
+    median = by_time.transform("median")
+    known = by_time.transform("count") >= 2
+    above = np.where(z > median, 1.0, np.where(z < median, 0.0, np.nan))
+    outcome = np.where(known & z.notna() & median.notna(), above, np.nan)
+    return labels.assign(outcome=outcome, label=outcome)
