@@ -15,8 +15,10 @@ In this order (`pipeline.portfolio.weights.target_weights`):
    - "top_k": the `top_k` highest scores long and the `top_k` lowest short; only s > 0 can be
      long and only s < 0 short (a "top" pick with s ≤ 0 is not taken). Ties are broken by the
      lower column index, so a given input always picks the same markets.
-4. Sizing: w_m = size(s_m) × (target_vol / vol_m) / N, size(s) = s with `conviction`, sign(s)
-   without; N = `markets` or, when None, the number of columns given.
+4. Sizing: w_m = size(s_m) × (target_vol / vol_m) / N (`sizing` "inverse_vol"), or
+   w_m = size(s_m) / N (`sizing` "equal": equal sleeves, as equal-weight buy-and-hold holds);
+   size(s) = s with `conviction`, sign(s) without; N = `markets` or, when None, the number of
+   columns given. Equal sizing still needs a valid vol (the market must have a history).
 5. `long_only`: negative weights become 0 (before the caps, so shorts never use up a cap).
 6. Market cap: |w_m| ≤ `market_cap` (None: 2 / N), by clipping.
 7. Gross cap: if Σ|w| > `gross_cap`, every weight is scaled by gross_cap / Σ|w|.
@@ -48,6 +50,7 @@ from typing import Any
 import numpy as np
 
 SELECTIONS = ("all", "threshold", "top_k")
+SIZINGS = ("inverse_vol", "equal")
 
 
 def _is_number(value: object) -> bool:
@@ -84,6 +87,7 @@ class PortfolioConfig:
     long_only: bool = False
     band: float = 0.0  # no-trade band, fraction of equity
     min_hold: int = 0  # decision candles between two orders of a market
+    sizing: str = "inverse_vol"  # "inverse_vol" | "equal"
 
     def __post_init__(self) -> None:
         _positive("target_vol", self.target_vol)
@@ -97,6 +101,8 @@ class PortfolioConfig:
             raise ValueError(
                 f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}"
             )
+        if self.sizing not in SIZINGS:
+            raise ValueError(f"sizing must be one of {', '.join(SIZINGS)}, got {self.sizing!r}")
         _positive("threshold", self.threshold, zero=True)
         if not (_is_count(self.top_k) and self.top_k >= 1):
             raise ValueError(f"top_k must be an integer ≥ 1, got {self.top_k!r}")

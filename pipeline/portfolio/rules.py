@@ -5,9 +5,10 @@
   the L-day return and the score is one of −1, −⅓, ⅓, 1. Sized by the portfolio layer (inverse
   volatility to its target, capped), it is the rule the issue measured at net Sharpe ≈ 0.65 on
   2022–2023.
-- `momentum_scores`: cross-sectional momentum's ranking score, the 30-day risk-adjusted return
-  log(c_t / c_{t−L}) ÷ (σ_candle · √L); the layer's top-k selection (market-neutral) goes long
-  the strongest and short the weakest.
+- `momentum_scores`: cross-sectional momentum's ranking score, tanh of the 30-day
+  risk-adjusted return log(c_t / c_{t−L}) ÷ (σ_candle · √L) (tanh keeps the ranks and the
+  layer's [−1, 1]); the layer's top-k selection (market-neutral) goes long the strongest and
+  short the weakest.
 
 Both read only closes up to t (known at t's close) and are NaN until their longest lookback
 is filled. Rows of `close` are consecutive candles of one grid (the portfolio panel refuses
@@ -50,7 +51,7 @@ def trend_scores(
 
 
 def momentum_scores(close: np.ndarray, timeframe: str, days: float = MOMENTUM_DAYS) -> np.ndarray:
-    """The `days` risk-adjusted return per candle and market: the cross-sectional ranking."""
+    """tanh of the `days` risk-adjusted return per candle and market: the ranking score."""
     close = np.asarray(close, dtype=np.float64)
     lag = candles_in(days, timeframe)
     one = pd.DataFrame(_log_return(close, 1).reshape(len(close), -1))
@@ -58,4 +59,4 @@ def momentum_scores(close: np.ndarray, timeframe: str, days: float = MOMENTUM_DA
     sigma = one.rolling(lag, min_periods=lag).std().to_numpy().reshape(close.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = _log_return(close, lag) / (sigma * np.sqrt(lag))
-    return np.where(np.isfinite(z), z, np.nan)
+    return np.where(np.isfinite(z), np.tanh(z), np.nan)

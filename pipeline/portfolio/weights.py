@@ -73,8 +73,8 @@ def target_weights(scores: np.ndarray, vol: np.ndarray, cfg: PortfolioConfig) ->
     if cfg.neutral and valid.any():
         x = np.where(valid, x - x[valid].mean(), 0.0)
     size = x if cfg.conviction else np.sign(x)
-    safe_vol = np.where(valid, v, 1.0)
-    w = np.where(_picked(x, valid, cfg), size * (cfg.target_vol / safe_vol) / n, 0.0)
+    scale = cfg.target_vol / np.where(valid, v, 1.0) if cfg.sizing == "inverse_vol" else 1.0
+    w = np.where(_picked(x, valid, cfg), size * scale / n, 0.0)
     if cfg.long_only:
         w = np.maximum(w, 0.0)
     cap = cfg.cap_per_market(m)

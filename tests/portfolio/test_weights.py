@@ -185,3 +185,14 @@ def test_caps_hold_and_invalid_markets_hold_nothing(decision, cfg: PortfolioConf
     assert (w[np.isnan(scores)] == 0).all()
     if not cfg.neutral:  # a position never takes the side opposite to its score
         assert (w * np.nan_to_num(scores) >= 0).all()
+
+
+def test_equal_sizing_splits_the_capital_in_sleeves_whatever_the_volatility():
+    cfg = PortfolioConfig(sizing="equal", selection="all", conviction=False, long_only=True)
+    w = target_weights(np.array([1.0, 0.5, -1.0, np.nan]), np.array([0.2, 0.9, 0.5, 0.4]), cfg)
+    np.testing.assert_array_equal(w, [0.25, 0.25, 0.0, 0.0])
+
+
+def test_an_unknown_sizing_is_refused():
+    with pytest.raises(ValueError, match="sizing must be one of inverse_vol, equal"):
+        PortfolioConfig(sizing="kelly")
