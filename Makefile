@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-evaluation bench-tuning bench-scaleout db-stop clean
+.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-portfolio bench-evaluation bench-tuning bench-scaleout db-stop clean
 
 # uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
 UV_VERSION := uv>=0.13,<0.14
@@ -52,6 +52,9 @@ bench: bench-deps
 
 bench-backtest: bench-deps  ## our replay against vectorbt: speed and same final equity
 	$(BIN)/python bench/backtest.py --repeat 7
+
+bench-portfolio: bench-deps  ## our shared-equity portfolio replay against vectorbt's from_orders
+	$(BIN)/python bench/portfolio.py --repeat 7
 
 bench-evaluation: bench-deps  ## walk-forward wall time for 1, 2 and 4 folds, and its phases
 	$(BIN)/python bench/evaluation_folds.py

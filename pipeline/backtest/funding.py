@@ -4,6 +4,10 @@ A candle whose open time is a multiple of the settlement interval (8h: 00/08/16 
 settlement; a position held across that instant pays (long) or receives (short) rate ×
 notional. The rate is the exchange's recorded one where the stored history has a row within a
 minute of the settlement, and the stated constant (0.01 % per 8h) where it does not.
+
+`settlement_rates` serves one market's candles that open at every settlement; the portfolio
+replay, whose 6h, 12h and 1d candles hold settlements inside them, takes the instants and their
+rates from `settlement_times` and `match_rates` (`pipeline.backtest.panel_funding`).
 """
 
 from __future__ import annotations
@@ -62,23 +66,44 @@ def settlement_rates(
         )
     at_settlement = opens % interval_ms == 0
     settle_times = opens[at_settlement]
-    recorded = np.full(len(settle_times), np.nan)
+    recorded, filled = match_rates(settle_times, funding, constant)
+    rates = np.zeros(len(opens), dtype=np.float64)
+    rates[at_settlement] = recorded
+    return SettlementRates(rates=rates, filled_by_constant=filled, settlements=len(settle_times))
+
+
+def settlement_times(
+    after_ms: int, until_ms: int, interval_ms: int = SETTLEMENT_INTERVAL_MS
+) -> np.ndarray:
+    """Every settlement instant s with after_ms < s ≤ until_ms (multiples of the interval)."""
+    if interval_ms <= 0:
+        raise ValueError(f"interval_ms must be positive, got {interval_ms}")
+    first = (after_ms // interval_ms + 1) * interval_ms
+    last = until_ms // interval_ms * interval_ms
+    return np.arange(first, last + 1, interval_ms, dtype=np.int64)
+
+
+def match_rates(
+    settle_times: np.ndarray,
+    funding: list[tuple[int, float]] | None,
+    constant: float = DEFAULT_RATE,
+) -> tuple[np.ndarray, int]:
+    """The rate of each settlement: the history's row within `MATCH_TOLERANCE_MS` of it (the
+    nearest), else `constant`. Returns the rates and how many took the constant."""
+    wanted = np.asarray(settle_times, dtype=np.int64)
+    recorded = np.full(len(wanted), np.nan)
     if funding:
         times = np.array([ms for ms, _ in funding], dtype=np.int64)
         values = np.array([rate for _, rate in funding], dtype=np.float64)
         if (np.diff(times) <= 0).any():
             raise ValueError("funding rows must be strictly ascending in time")
-        right = np.clip(np.searchsorted(times, settle_times), 0, len(times) - 1)
+        right = np.clip(np.searchsorted(times, wanted), 0, len(times) - 1)
         left = np.clip(right - 1, 0, len(times) - 1)
         nearest = np.where(
-            np.abs(times[left] - settle_times) <= np.abs(times[right] - settle_times), left, right
+            np.abs(times[left] - wanted) <= np.abs(times[right] - wanted), left, right
         )
-        close = np.abs(times[nearest] - settle_times) <= MATCH_TOLERANCE_MS
+        close = np.abs(times[nearest] - wanted) <= MATCH_TOLERANCE_MS
         recorded[close] = values[nearest[close]]
     missing = np.isnan(recorded)
     recorded[missing] = constant
-    rates = np.zeros(len(opens), dtype=np.float64)
-    rates[at_settlement] = recorded
-    return SettlementRates(
-        rates=rates, filled_by_constant=int(missing.sum()), settlements=len(settle_times)
-    )
+    return recorded, int(missing.sum())
