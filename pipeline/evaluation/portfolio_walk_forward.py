@@ -28,13 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.backtest.config import FEE_SENSITIVITY
-from pipeline.backtest.portfolio import (
-    PortfolioCosts,
-    PortfolioResult,
-    panel_from_candles,
-    run_portfolio_backtest,
-)
+from pipeline.backtest.config import FEE_SENSITIVITY, YEAR_MS
+from pipeline.backtest.panel import Panel, panel
+from pipeline.backtest.portfolio import PortfolioCosts, PortfolioResult, run_portfolio_backtest
 from pipeline.data.aggregate import aggregate
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.evaluation.baselines import baseline_probabilities
@@ -144,7 +140,7 @@ class Replayer:
         markets: list[str],
         costs: PortfolioCosts,
     ):
-        self.panel = panel_from_candles({m: candles[m] for m in markets}, timeframe)
+        self.panel = panel({m: candles[m] for m in markets}, timeframe)
         self.markets = markets
         self.hourly = {m: hourly[m] for m in markets if m in hourly}
         self.funding = {m: funding[m] for m in markets if m in funding}
@@ -171,7 +167,7 @@ class Replayer:
         costs: PortfolioCosts | None = None,
     ) -> PortfolioResult:
         return run_portfolio_backtest(
-            self.panel.slice(int(rows[0]), int(rows[-1]) + 1),
+            sub_panel(self.panel, int(rows[0]), int(rows[-1]) + 1),
             decisions.targets,
             decisions.orders,
             costs or self.costs,
@@ -186,6 +182,28 @@ class Replayer:
             return headline(self.run(rows, decide(scores, self.vol[rows], cfg)).metrics)
 
         return figures
+
+
+def sub_panel(p: Panel, start: int, stop: int) -> Panel:
+    """Rows [start, stop) of a panel (checked again: a cheap copy of a few thousand rows)."""
+    return Panel(
+        timestamps=p.timestamps[start:stop],
+        markets=p.markets,
+        open=p.open[start:stop],
+        high=p.high[start:stop],
+        low=p.low[start:stop],
+        close=p.close[start:stop],
+        timeframe=p.timeframe,
+    )
+
+
+def market_figures(result: PortfolioResult) -> dict[str, dict[str, Any]]:
+    """Per market: its share of the portfolio's P&L (fractions of the starting equity)."""
+    table = result.by_market
+    return {
+        market: {k: _plain(v) for k, v in row.items()}
+        for market, row in table.to_dict("index").items()
+    }
 
 
 HEADLINE = (
@@ -465,7 +483,7 @@ def evaluate_portfolio(
     report: dict[str, Any] = {"pooled": {}, "markets": {}}
     for name in (*STRATEGIES, *[n for n in scored if n not in STRATEGIES]):
         report["pooled"][name] = headline(results[name].metrics)
-        for market, figures in results[name].market_figures().items():
+        for market, figures in market_figures(results[name]).items():
             report["markets"].setdefault(market, {})[name] = figures
     started_null = time.perf_counter()
     null = _random_null(replayer, test_rows, segments_of["lstm"], cfg.random_draws, cfg.train.seed)
@@ -492,12 +510,17 @@ def evaluate_portfolio(
     report["folds"] = [o.record for o in outcomes]
     report["validation_judged"] = {name: [o.judged[name] for o in outcomes] for name in SCORERS}
     report["default_strategy"], report["default_rule"] = choose_default(report["validation_judged"])
-    lead = results["lstm"]
-    report["funding"] = lead.metrics.get("funding_by_market", {})
+    report["funding"] = {
+        market: {
+            "settlements": int(figures["funding_settlements"]),
+            "filled_by_constant": int(figures["funding_filled_by_constant"]),
+        }
+        for market, figures in market_figures(results[REFERENCE]).items()
+    }
     report["config"] = _config_json(cfg)
     report["target"] = cfg.rule.to_json() | {"kind": cfg.rule.kind}
     report["trials"] = (
-        record_portfolio_look(ledger, report, results, replayer.panel.periods_per_year)
+        record_portfolio_look(ledger, report, results, YEAR_MS / replayer.panel.step_ms)
         if ledger is not None
         else {"trials": None, "note": "not recorded: no ledger given"}
     )
