@@ -69,6 +69,7 @@ def cmd_evaluate_portfolio(args: argparse.Namespace) -> int:
     from pipeline.evaluation.default_choice import choose_default
     from pipeline.evaluation.portfolio_choice import PortfolioChoice
     from pipeline.evaluation.portfolio_walk_forward import (
+        DEFAULT_CANDIDATES,
         SCORER_PORTFOLIO,
         PortfolioEvaluationConfig,
         evaluate_portfolio,
@@ -131,12 +132,15 @@ def cmd_evaluate_portfolio(args: argparse.Namespace) -> int:
         f"{name}@{tf}": folds
         for tf, report in reports.items()
         for name, folds in report["validation_judged"].items()
+        if name in DEFAULT_CANDIDATES
     }
     winner, rule = choose_default(judged)
+    strategy, timeframe = winner.split("@")
     combined = {
-        "default_strategy": winner.split("@")[0],
-        "default_timeframe": winner.split("@")[1],
+        "default_strategy": strategy,  # a key of `pooled`: the default timeframe's figures
+        "default_timeframe": timeframe,
         "default_rule": rule,
+        "pooled": reports[timeframe]["pooled"],
         "timeframes": reports,
     }
     _print_and_write(combined, args, quiet)

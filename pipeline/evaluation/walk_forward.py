@@ -139,7 +139,8 @@ def fold_plan(cfg: EvaluationConfig) -> list[dict[str, pd.Timestamp]]:
     train_start, train_end = _utc(cfg.train_start), _utc(cfg.train_end)
     if not train_start < train_end < test_start < test_end:
         raise ValueError("dates must satisfy train start < train end < test start < test end")
-    edges = pd.date_range(test_start, test_end, periods=cfg.folds + 1)
+    # Edges on the candle grid: an edge between two opens would leave a candle in no slice.
+    edges = pd.date_range(test_start, test_end, periods=cfg.folds + 1).floor(step)
     length = min(train_end, test_start - embargo + cfg.horizon * step) - train_start
     plan = []
     for k in range(cfg.folds):

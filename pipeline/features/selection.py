@@ -88,7 +88,9 @@ def _spearman(matrix: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
     ranks = np.apply_along_axis(rankdata, 0, matrix)
-    return np.corrcoef(ranks, rowvar=False)
+    # A constant column (the hour of day on daily candles) correlates with nothing: 0, not NaN.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(np.corrcoef(ranks, rowvar=False), nan=0.0)
 
 
 def split_windows(data: pd.DataFrame, cfg: SelectionConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
