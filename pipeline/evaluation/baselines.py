@@ -58,16 +58,24 @@ def _last_rows(windows: WindowSet) -> np.ndarray:
     return windows.X.values[windows.X.ends]
 
 
+def fit_baselines(train: WindowSet, seed: int) -> dict[str, object]:
+    """Baseline name → the model fitted on `train`'s windows (their last rows) with `seed`
+    (the run's configured seed, in every path that fits them)."""
+    rows = _last_rows(train)
+    return {name: fit(rows, train.y, seed) for name, fit in BASELINES.items()}
+
+
+def predict_baselines(models: dict[str, object], windows: WindowSet) -> dict[str, np.ndarray]:
+    """Baseline name → P(up) on `windows`."""
+    rows = _last_rows(windows)
+    return {name: probability_up(model, rows) for name, model in models.items()}
+
+
 def baseline_probabilities(
     train: WindowSet, windows: WindowSet, seed: int
 ) -> dict[str, np.ndarray]:
-    """Baseline name → P(up) on `windows`, each fitted on `train` with `seed` (the run's
-    configured seed, in every path that fits them)."""
-    rows = _last_rows(windows)
-    return {
-        name: probability_up(fit(_last_rows(train), train.y, seed), rows)
-        for name, fit in BASELINES.items()
-    }
+    """Baseline name → P(up) on `windows`, each fitted on `train` with `seed`."""
+    return predict_baselines(fit_baselines(train, seed), windows)
 
 
 def momentum_probability(data: pd.DataFrame, windows: WindowSet) -> np.ndarray:

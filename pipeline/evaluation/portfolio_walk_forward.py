@@ -29,44 +29,35 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import FEE_SENSITIVITY, YEAR_MS
-from pipeline.backtest.panel import Panel, panel
-from pipeline.backtest.portfolio import PortfolioCosts, PortfolioResult, run_portfolio_backtest
+from pipeline.backtest.portfolio import PortfolioCosts
 from pipeline.data.aggregate import aggregate
-from pipeline.data.timeframes import timeframe_ms
-from pipeline.evaluation.baselines import baseline_probabilities
 from pipeline.evaluation.default_choice import choose_default
-from pipeline.evaluation.portfolio_choice import (
-    ChosenPortfolio,
-    PortfolioChoice,
-    choose_portfolio,
-    halves,
+from pipeline.evaluation.portfolio_choice import PortfolioChoice
+from pipeline.evaluation.portfolio_replay import (
+    FundingHistories,
+    Replayer,
+    headline,
+    market_figures,
 )
-from pipeline.evaluation.portfolio_scores import (
-    ScoreScale,
-    blend,
-    score_from_probability,
-    to_panel,
+from pipeline.evaluation.portfolio_scorers import (
+    BLEND,
+    SCORER_PORTFOLIO,
+    ScorerSettings,
+    candidate_features,
+    fit_scorers,
 )
 from pipeline.evaluation.portfolio_verdict import record_portfolio_look
 from pipeline.evaluation.walk_forward import fold_plan
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import LabelRule, attach_labels
-from pipeline.features.registry import feature_names, warmups
 from pipeline.features.selection import SelectionConfig, select_features
-from pipeline.model.contract import fit_model, segment_windows
-from pipeline.model.dataset import make_windows
-from pipeline.model.splits import SplitConfig, chronological_split
+from pipeline.model.contract import segment_windows
 from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.layer import PortfolioDecisions, decide, decide_segments
 from pipeline.portfolio.rules import candles_in, momentum_scores, trend_scores
-from pipeline.portfolio.volatility import annual_volatility
-from pipeline.signals.calibration import accuracy
-
-FundingHistories = dict[str, list[tuple[int, float]]]
 
 MODELS = ("lstm", "logistic", "gbm")  # fitted per fold, scores from P(up)
-BLEND = "blend"  # the mean of the LSTM's and gradient boosting's normalised scores
 SCORERS = (*MODELS, BLEND)
 # What the default may be (DESIGN: the brief's LSTM, gradient boosting, or a blend of both);
 # logistic regression is a baseline only.
@@ -75,7 +66,6 @@ RULES = ("trend", "xs_momentum")
 REFERENCE = "buy_and_hold"
 NULL = "random"
 STRATEGIES = (*SCORERS, *RULES, REFERENCE)
-VOL_DAYS = 30  # the volatility every position is sized by: the last 30 days, annualised
 
 # The issue's daily trend rule: each market's sleeve (1/N of the capital) scaled to 40 %
 # annual volatility by its 30-day σ, capped at 2× the sleeve, every score held.
@@ -84,9 +74,6 @@ TREND_PORTFOLIO = PortfolioConfig(target_vol=0.40, selection="all", conviction=T
 MOMENTUM_PORTFOLIO = PortfolioConfig(
     target_vol=0.40, selection="top_k", top_k=1, neutral=True, conviction=False
 )
-# Where scorers start before validation chooses their coverage: sized like the trend rule,
-# long and short, a no-trade band of 5 % of equity so that a small change costs nothing.
-SCORER_PORTFOLIO = PortfolioConfig(target_vol=0.40, selection="threshold", band=0.05)
 
 
 @dataclass(frozen=True)
@@ -123,114 +110,17 @@ class PortfolioEvaluationConfig:
     def rule(self) -> LabelRule:
         return LabelRule.forward(self.horizon, self.cross_sectional)
 
-
-def candidate_features(timeframe: str, max_warmup_days: float) -> list[str]:
-    """The registry's features whose warm-up fits in `max_warmup_days` at `timeframe`."""
-    limit = candles_in(max_warmup_days, timeframe)
-    warm = warmups(timeframe)
-    return [name for name in feature_names() if warm[name] <= limit]
-
-
-class Replayer:
-    """The whole history's panel and what a backtest of any span of it needs."""
-
-    def __init__(
-        self,
-        candles: dict[str, pd.DataFrame],
-        hourly: dict[str, pd.DataFrame],
-        funding: FundingHistories,
-        timeframe: str,
-        markets: list[str],
-        costs: PortfolioCosts,
-    ):
-        self.panel = panel({m: candles[m] for m in markets}, timeframe)
-        self.markets = markets
-        self.hourly = {m: hourly[m] for m in markets if m in hourly}
-        self.funding = {m: funding[m] for m in markets if m in funding}
-        self.costs = costs
-        self.timeframe = timeframe
-        self.vol = annual_volatility(
-            self.panel.close, self.panel.timestamps, timeframe, days=VOL_DAYS
-        )
-
     @property
-    def ms(self) -> np.ndarray:
-        return self.panel.timestamps
-
-    def rows(self, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-        """Panel rows whose candle opens in [start, end]."""
-        lo = np.searchsorted(self.ms, start.value // 1_000_000, side="left")
-        hi = np.searchsorted(self.ms, end.value // 1_000_000, side="right")
-        return np.arange(lo, hi)
-
-    def run(
-        self,
-        rows: np.ndarray,
-        decisions: PortfolioDecisions,
-        costs: PortfolioCosts | None = None,
-    ) -> PortfolioResult:
-        return run_portfolio_backtest(
-            sub_panel(self.panel, int(rows[0]), int(rows[-1]) + 1),
-            decisions.targets,
-            decisions.orders,
-            costs or self.costs,
-            funding=self.funding,
-            hourly=self.hourly,
+    def scorer_settings(self) -> ScorerSettings:
+        return ScorerSettings(
+            markets=self.markets,
+            timeframe=self.timeframe,
+            rule=self.rule,
+            train=self.train,
+            portfolio=self.portfolio,
+            choice=self.choice,
+            seeds=self.seeds,
         )
-
-    def replay(self, rows: np.ndarray) -> Callable[[np.ndarray, PortfolioConfig], dict]:
-        """A `portfolio_choice.Replay` over `rows`: scores there → the backtest's figures."""
-
-        def figures(scores: np.ndarray, cfg: PortfolioConfig) -> dict[str, Any]:
-            return headline(self.run(rows, decide(scores, self.vol[rows], cfg)).metrics)
-
-        return figures
-
-
-def sub_panel(p: Panel, start: int, stop: int) -> Panel:
-    """Rows [start, stop) of a panel (checked again: a cheap copy of a few thousand rows)."""
-    return Panel(
-        timestamps=p.timestamps[start:stop],
-        markets=p.markets,
-        open=p.open[start:stop],
-        high=p.high[start:stop],
-        low=p.low[start:stop],
-        close=p.close[start:stop],
-        timeframe=p.timeframe,
-    )
-
-
-def market_figures(result: PortfolioResult) -> dict[str, dict[str, Any]]:
-    """Per market: its share of the portfolio's P&L (fractions of the starting equity)."""
-    table = result.by_market
-    return {
-        market: {k: _plain(v) for k, v in row.items()}
-        for market, row in table.to_dict("index").items()
-    }
-
-
-HEADLINE = (
-    "total_return",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "turnover_per_year",
-    "avg_gross_exposure",
-    "trades",
-)
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The figures every verdict table shows, plain floats (NaN where undefined)."""
-    out = {k: _plain(metrics.get(k)) for k in HEADLINE}
-    out["liquidated"] = bool(metrics.get("liquidated", False))
-    return out
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass
@@ -249,135 +139,62 @@ def _fit_fold(
     replayer: Replayer,
     log: Callable[[str], None],
 ) -> FoldOutcome:
-    """Fit one fold on its past, choose each scorer's operating point, score its test slice."""
-    tf, rule = cfg.timeframe, cfg.rule
-    step = pd.Timedelta(milliseconds=timeframe_ms(tf))
-    fit = data[(data["timestamp"] >= plan["fit_start"]) & (data["timestamp"] <= plan["test_end"])]
-    train_rows = fit[fit["market"].isin(cfg.markets)]
+    """Select features and fit every scorer on the fold's past, choose each one's operating
+    point on validation, and score the fold's test slice."""
+    tf = cfg.timeframe
+    train_rows = data[
+        data["market"].isin(cfg.markets)
+        & (data["timestamp"] >= plan["fit_start"])
+        & (data["timestamp"] <= plan["fit_end"])
+    ]
     started = time.perf_counter()
     selection = select_features(
-        train_rows[train_rows["timestamp"] <= plan["fit_end"]],
+        train_rows,
         names,
         SelectionConfig(
             train_end=plan["train_end"].isoformat(),
             validation_end=plan["fit_end"].isoformat(),
             timeframe=tf,
-            horizon=rule.horizon,
+            horizon=cfg.rule.horizon,
             n_select=min(cfg.n_select, len(names)),
             seed=cfg.train.seed,
         ),
     )
     log(f"selected {len(selection.selected)} features in {time.perf_counter() - started:.0f} s")
-    selected, window = selection.selected, cfg.train.window
-    splits = chronological_split(
-        make_windows(fit, selected, window, tf),
-        SplitConfig(
-            train_start=plan["fit_start"].isoformat(),
-            train_end=plan["train_end"].isoformat(),
-            val_end=plan["fit_end"].isoformat(),
-            test_end=(plan["test_end"] + rule.horizon * step).isoformat(),
-            window=window,
-            horizon=rule.horizon,
-            timeframe=tf,
-        ),
+    fitted = fit_scorers(
+        data,
+        selection.selected,
+        cfg.scorer_settings,
+        plan["fit_start"],
+        plan["train_end"],
+        plan["fit_end"],
+        replayer,
+        log,
     )
-    train = splits.train.take(np.isin(splits.train.market, cfg.markets))
-    val = splits.validation.take(np.isin(splits.validation.market, cfg.markets))
-    bounds = splits.record()["validation"]
-    first, last = pd.Timestamp(bounds["first_decision"]), pd.Timestamp(bounds["last_decision"])
-    val_all = segment_windows(fit, selected, window, tf, first, last, markets=cfg.markets)
+    history = data[
+        (data["timestamp"] >= plan["fit_start"]) & (data["timestamp"] <= plan["test_end"])
+    ]
     test = segment_windows(
-        fit, selected, window, tf, plan["test_start"], plan["test_end"], markets=cfg.markets
+        history,
+        selection.selected,
+        cfg.train.window,
+        tf,
+        plan["test_start"],
+        plan["test_end"],
+        markets=cfg.markets,
     )
-    started = time.perf_counter()
-    fitted = fit_model(train, val, cfg.train)
-    log(f"LSTM trained in {time.perf_counter() - started:.0f} s ({fitted.result.stopped})")
-    p_val = {
-        "lstm": fitted.validation_probabilities(val_all),
-        **baseline_probabilities(train, val_all, cfg.train.seed),
-    }
-    p_test = {"lstm": fitted.predict(test), **baseline_probabilities(train, test, cfg.train.seed)}
-    for seed in cfg.seeds:  # the same fold and windows; only the LSTM's seed differs
-        other = fit_model(train, val, replace(cfg.train, seed=seed))
-        p_val[f"lstm_seed{seed}"] = other.validation_probabilities(val_all)
-        p_test[f"lstm_seed{seed}"] = other.predict(test)
-    val_rows = replayer.rows(first, last)
-    choose_rows, judge_rows = halves(val_rows)
-    markets = replayer.markets
-    val_scores, test_scores, scales = {}, {}, {}
-    for name, p in p_val.items():
-        scale = ScoreScale.fit(score_from_probability(p))
-        scales[name] = scale.scale
-        val_scores[name] = to_panel(
-            val_all.market,
-            val_all.timestamp,
-            scale.apply(score_from_probability(p)),
-            markets,
-            replayer.ms,
-        )
-        test_scores[name] = to_panel(
-            test.market,
-            test.timestamp,
-            scale.apply(score_from_probability(p_test[name])),
-            markets,
-            replayer.ms,
-        )
-    val_scores[BLEND] = blend(val_scores["lstm"], val_scores["gbm"])
-    test_scores[BLEND] = blend(test_scores["lstm"], test_scores["gbm"])
-    configs: dict[str, PortfolioConfig] = {}
-    judged: dict[str, dict[str, Any]] = {}
-    choices: dict[str, Any] = {}
-    for name, scores in val_scores.items():
-        chosen: ChosenPortfolio = choose_portfolio(
-            scores[choose_rows], cfg.portfolio, replayer.replay(choose_rows), cfg.choice
-        )
-        configs[name] = chosen.config
-        judged[name] = replayer.replay(judge_rows)(scores[judge_rows], chosen.config)
-        choices[name] = {
-            "coverage": chosen.coverage,
-            "threshold": chosen.config.threshold,
-            "enough_trades": chosen.enough_trades,
-            "options": chosen.options,
-            "judged": judged[name],
-        }
-        log(
-            f"{name}: coverage {chosen.coverage:g} chosen; judged half: Sharpe "
-            f"{_fmt(judged[name]['sharpe'])}, net {_fmt(judged[name]['total_return'], '+.1%')}"
-        )
-    result = fitted.result
     record = {
         "plan": {k: v.isoformat() for k, v in plan.items()},
-        "boundaries": splits.record(),
-        "validation_halves": {
-            "choose": [_iso(replayer.ms[choose_rows[0]]), _iso(replayer.ms[choose_rows[-1]])],
-            "judge": [_iso(replayer.ms[judge_rows[0]]), _iso(replayer.ms[judge_rows[-1]])],
-        },
-        "selected": selected,
+        "selected": selection.selected,
         "selection_uplift": selection.uplift,
-        "score_scales": scales,
-        "choices": choices,
-        "stopped": result.stopped,
-        "best_epoch": result.best_epoch,
-        "epochs": len(result.epochs),
-        "n_parameters": result.n_parameters,
-        "gap": float(result.best["gap"]),
-        "train_windows": len(train),
-        "validation_windows": len(val),
-        "validation_accuracy": accuracy(fitted.validation_probabilities(val), val.y),
-        "validation_majority_accuracy": float(np.mean(val.y == float(train.y.mean() >= 0.5))),
+        **fitted.record(),
     }
-    return FoldOutcome(record, test_scores, configs, judged)
-
-
-def _iso(ms: int) -> str:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
-
-
-def _fmt(value: object, spec: str = ".2f") -> str:
-    try:
-        return format(float(value), spec)
-    except (TypeError, ValueError):
-        return "–"
+    return FoldOutcome(
+        record,
+        fitted.scores(test, replayer),
+        {name: chosen.config for name, chosen in fitted.chosen.items()},
+        fitted.judged,
+    )
 
 
 def _stitch(
