@@ -1,21 +1,24 @@
 """`market_factor`, `features`, `selected_features`: from candles to the 50 strongest features."""
 
 import warnings
+from dataclasses import replace
 
 import dagster as dg
 import pandas as pd
 
-from pipeline.data.timeframes import timeframe_ms
+from pipeline.data.timeframes import candles_in, timeframe_ms
 from pipeline.exchange.markets import market_id
+from pipeline.features.candidates import candidate_features
 from pipeline.features.compute import compute_market_features, market_factor_frame
-from pipeline.features.labels import LabelRule, attach_labels, class_balance
+from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels, class_balance
 from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
 from pipeline.features.schema import validate_features
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.partitions import (
-    BASE_FEATURE_PARTITIONS,
-    BASE_TIMEFRAME,
     FACTOR_BASKET,
+    MODEL_FEATURE_PARTITIONS,
+    MODEL_TIMEFRAME,
+    STRATEGY,
     SYMBOLS_BY_MARKET_ID,
     ohlcv_partitions,
     symbol_for,
@@ -227,7 +230,8 @@ class SelectionRunConfig(dg.Config):
     train_end: str | None = None
     validation_end: str | None = None
     # Defaults are SelectionConfig's, so the two cannot drift apart.
-    horizon: int = SelectionConfig.horizon
+    horizon: int = SelectionConfig.horizon  # barrier strategy: the label's time limit
+    horizon_days: float = FORWARD_DAYS  # portfolio strategy: the forward target's horizon
     n_select: int = SelectionConfig.n_select
     folds: int = SelectionConfig.folds
     repeats: int = SelectionConfig.repeats
@@ -237,8 +241,8 @@ class SelectionRunConfig(dg.Config):
 
 @dg.asset(
     group_name="features",
-    deps=[dg.AssetDep("ohlcv", partition_mapping=BASE_FEATURE_PARTITIONS)],
-    ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
+    deps=[dg.AssetDep("ohlcv", partition_mapping=MODEL_FEATURE_PARTITIONS)],
+    ins={"features": dg.AssetIn(partition_mapping=MODEL_FEATURE_PARTITIONS)},
     io_manager_key="parquet_io_manager",
     kinds={"sklearn", "parquet"},
 )
@@ -250,7 +254,9 @@ def selected_features(
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
 ) -> pd.DataFrame:
-    """The 50 strongest of the 79 candidates, chosen on the training window only.
+    """The 50 strongest of the candidates, chosen on the training window only, on the
+    timeframe the model decides on, against the label it trains on (the portfolio's forward
+    risk-adjusted return, or the barrier rule).
 
     Ranking, fold stability and each dropped feature's reason are in the metadata, with the
     uplift the selection claims measured on the validation window, whichever way it goes.
@@ -258,14 +264,21 @@ def selected_features(
     overrides = config.model_dump()
     overrides["train_end"] = config.train_end or project.train_end
     overrides["validation_end"] = config.validation_end or project.validation_end
-    cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **overrides)
+    if STRATEGY == "portfolio":
+        overrides["horizon"] = candles_in(config.horizon_days, MODEL_TIMEFRAME)
+    overrides.pop("horizon_days")
+    cfg = SelectionConfig(timeframe=MODEL_TIMEFRAME, **overrides)
     candles = {
-        symbol: stored_candles(database, candle_source, market, BASE_TIMEFRAME)
+        symbol: stored_candles(database, candle_source, market, MODEL_TIMEFRAME)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
-    # The default label rule with the configured time limit (what lstm_model trains on).
-    data = attach_labels(features, candles, BASE_TIMEFRAME, LabelRule(horizon=cfg.horizon))
-    result = select_features(data, feature_names(), cfg)
+    if STRATEGY == "portfolio":  # what the portfolio's lstm_model trains on
+        rule = LabelRule.forward(cfg.horizon)
+        names = candidate_features(MODEL_TIMEFRAME)
+    else:  # the default barrier rule with the configured time limit
+        rule, names = LabelRule(horizon=cfg.horizon), feature_names()
+    data = attach_labels(features, candles, MODEL_TIMEFRAME, rule)
+    result = select_features(data, names, replace(cfg, n_select=min(cfg.n_select, len(names))))
     train_end = pd.Timestamp(cfg.train_end, tz="UTC")
     data["split"] = "train"
     data.loc[data["timestamp"] > train_end, "split"] = "after train end"

@@ -14,8 +14,12 @@ SYMBOLS_BY_MARKET_ID: dict[str, str] = {market_id(s): s for s in SETTINGS.market
 # the features asset computes the factor over them, and the model record keeps them.
 FACTOR_BASKET: tuple[str, ...] = tuple(sorted(SYMBOLS_BY_MARKET_ID.values()))
 TIMEFRAMES: tuple[str, ...] = SETTINGS.timeframes
-# The timeframe features, labels, models and live decisions work on: the finest configured.
+# The finest configured timeframe: candles are ingested and features computed on it.
 BASE_TIMEFRAME: str = SETTINGS.base_timeframe
+# What the product trades (`portfolio` or `barrier`), and the timeframe its models decide
+# on: the portfolio's decision timeframe, or the base timeframe for barrier models.
+STRATEGY: str = SETTINGS.strategy
+MODEL_TIMEFRAME: str = SETTINGS.model_timeframe
 
 market_partitions = dg.StaticPartitionsDefinition(list(SYMBOLS_BY_MARKET_ID))
 timeframe_partitions = dg.StaticPartitionsDefinition(list(TIMEFRAMES))
@@ -32,6 +36,13 @@ def partition_key(market: str, timeframe: str) -> dg.MultiPartitionKey:
 # read (the baselines are fitted on all markets' training windows).
 BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
     [str(partition_key(m, BASE_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
+)
+
+
+# Every market's features on the model timeframe: what the selection, the model and its
+# backtests read.
+MODEL_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
+    [str(partition_key(m, MODEL_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
 )
 
 

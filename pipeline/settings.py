@@ -23,6 +23,12 @@ DEFAULT_SINCE = "2019-09-01"
 DEFAULT_TRAIN_END = "2022-06-30"
 DEFAULT_VALIDATION_END = "2022-12-31"
 DEFAULT_MAX_EPOCHS = 30  # LSTM training epochs at most (early stopping usually ends sooner)
+# What the product trades: `portfolio` (every market's score → target weights at the decision
+# timeframe, one shared equity) or `barrier` (each market alone, barrier round trips).
+STRATEGIES = ("portfolio", "barrier")
+DEFAULT_STRATEGY = "portfolio"
+# The portfolio's decision timeframe: what validation chose among 1h, 4h and 1d (see README).
+DEFAULT_DECISION_TIMEFRAME = "1d"
 
 
 def _split(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -57,6 +63,19 @@ class Settings:
     # backtest: what a replay compared with the backtest market by market needs.
     account_per_market: bool = False
     sensor_interval_s: int = 30  # how often new_candle_sensor asks for a closed candle
+    strategy: str = DEFAULT_STRATEGY
+    decision_timeframe: str = DEFAULT_DECISION_TIMEFRAME  # the portfolio's (barrier: the base)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"SIGNALS_STRATEGY must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.strategy == "portfolio" and self.decision_timeframe not in self.timeframes:
+            raise ValueError(
+                f"SIGNALS_DECISION_TIMEFRAME {self.decision_timeframe!r} is not among "
+                f"SIGNALS_TIMEFRAMES ({', '.join(self.timeframes)}): its candles would not exist"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -83,6 +102,8 @@ class Settings:
             account_per_market=env.get("SIGNALS_ACCOUNT_PER_MARKET", "").lower()
             in ("1", "true", "yes"),
             sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
+            strategy=env.get("SIGNALS_STRATEGY", DEFAULT_STRATEGY),
+            decision_timeframe=env.get("SIGNALS_DECISION_TIMEFRAME", DEFAULT_DECISION_TIMEFRAME),
         )
 
     @property
@@ -95,6 +116,11 @@ class Settings:
         from pipeline.data.timeframes import timeframe_ms
 
         return min(self.timeframes, key=timeframe_ms)
+
+    @property
+    def model_timeframe(self) -> str:
+        """The timeframe models decide on: the portfolio's decision timeframe, or the base."""
+        return self.decision_timeframe if self.strategy == "portfolio" else self.base_timeframe
 
     @property
     def store_uri(self) -> str:

@@ -24,6 +24,11 @@ def timeframe_ms(timeframe: str) -> int:
     return int(timeframe[:-1]) * _UNIT_MS[timeframe[-1]]
 
 
+def candles_in(days: float, timeframe: str) -> int:
+    """How many candles of `timeframe` make `days` (at least one)."""
+    return max(1, round(days * DAY_MS / timeframe_ms(timeframe)))
+
+
 def floor_to_grid(ms: int, timeframe: str) -> int:
     step = timeframe_ms(timeframe)
     return ms - ms % step

@@ -31,26 +31,17 @@ from pipeline.evaluation.portfolio_scores import (
     to_panel,
 )
 from pipeline.features.labels import LabelRule
-from pipeline.features.registry import feature_names, warmups
 from pipeline.model.contract import FittedModel, fit_model, segment_windows
 from pipeline.model.dataset import WindowSet, make_windows
 from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
-from pipeline.portfolio.rules import candles_in
 from pipeline.signals.calibration import accuracy
 
 BLEND = "blend"  # the mean of the LSTM's and gradient boosting's normalised scores
 # Where scorers start before validation chooses their coverage: sized like the trend rule,
 # long and short, a no-trade band of 5 % of equity so that a small change costs nothing.
 SCORER_PORTFOLIO = PortfolioConfig(target_vol=0.40, selection="threshold", band=0.05)
-
-
-def candidate_features(timeframe: str, max_warmup_days: float) -> list[str]:
-    """The registry's features whose warm-up fits in `max_warmup_days` at `timeframe`."""
-    limit = candles_in(max_warmup_days, timeframe)
-    warm = warmups(timeframe)
-    return [name for name in feature_names() if warm[name] <= limit]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,15 @@ import pandas as pd
 from pipeline.backtest.config import FEE_SENSITIVITY, YEAR_MS
 from pipeline.backtest.portfolio import PortfolioCosts
 from pipeline.data.aggregate import aggregate
+from pipeline.data.timeframes import candles_in
 from pipeline.evaluation.default_choice import choose_default
+from pipeline.evaluation.portfolio_baselines import (
+    BUY_AND_HOLD,
+    RULES,
+    percentile,
+    random_sharpes,
+    reference_decisions,
+)
 from pipeline.evaluation.portfolio_choice import PortfolioChoice
 from pipeline.evaluation.portfolio_replay import (
     FundingHistories,
@@ -43,37 +51,26 @@ from pipeline.evaluation.portfolio_scorers import (
     BLEND,
     SCORER_PORTFOLIO,
     ScorerSettings,
-    candidate_features,
     fit_scorers,
 )
 from pipeline.evaluation.portfolio_verdict import record_portfolio_look
 from pipeline.evaluation.walk_forward import fold_plan
+from pipeline.features.candidates import MAX_WARMUP_DAYS, candidate_features
 from pipeline.features.compute import compute_features
-from pipeline.features.labels import LabelRule, attach_labels
+from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.model.contract import segment_windows
 from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
-from pipeline.portfolio.layer import PortfolioDecisions, decide, decide_segments
-from pipeline.portfolio.rules import candles_in, momentum_scores, trend_scores
+from pipeline.portfolio.layer import PortfolioDecisions, decide_segments
 
 MODELS = ("lstm", "logistic", "gbm")  # fitted per fold, scores from P(up)
 SCORERS = (*MODELS, BLEND)
 # What the default may be (DESIGN: the brief's LSTM, gradient boosting, or a blend of both);
 # logistic regression is a baseline only.
 DEFAULT_CANDIDATES = ("lstm", "gbm", BLEND)
-RULES = ("trend", "xs_momentum")
-REFERENCE = "buy_and_hold"
-NULL = "random"
+REFERENCE = BUY_AND_HOLD
 STRATEGIES = (*SCORERS, *RULES, REFERENCE)
-
-# The issue's daily trend rule: each market's sleeve (1/N of the capital) scaled to 40 %
-# annual volatility by its 30-day σ, capped at 2× the sleeve, every score held.
-TREND_PORTFOLIO = PortfolioConfig(target_vol=0.40, selection="all", conviction=True)
-# Cross-sectional momentum: market-neutral, long the strongest and short the weakest.
-MOMENTUM_PORTFOLIO = PortfolioConfig(
-    target_vol=0.40, selection="top_k", top_k=1, neutral=True, conviction=False
-)
 
 
 @dataclass(frozen=True)
@@ -86,10 +83,10 @@ class PortfolioEvaluationConfig:
     timeframe: str = "1d"
     folds: int = 8
     validation_share: float = 0.3  # of each fit period: its halves choose and judge
-    horizon_days: float = 5.0  # the target's holding horizon H
+    horizon_days: float = FORWARD_DAYS  # the target's holding horizon H
     cross_sectional: bool = False  # rank the target across markets
     n_select: int = 50
-    max_warmup_days: float = 60.0  # candidate features must be usable this soon
+    max_warmup_days: float = MAX_WARMUP_DAYS  # candidate features must be usable this soon
     seeds: tuple[int, ...] = ()  # more LSTM seeds: the per-seed spread
     train: TrainConfig = field(default_factory=TrainConfig)
     costs: PortfolioCosts = field(default_factory=PortfolioCosts)
@@ -211,42 +208,6 @@ def _stitch(
     return scores, segments
 
 
-def _buy_and_hold(n: int, markets: int) -> PortfolioDecisions:
-    """Equal weights ordered at the first decision and never again."""
-    cfg = PortfolioConfig(
-        selection="all", conviction=False, sizing="equal", long_only=True, min_hold=n + 1
-    )
-    return decide(np.ones((n, markets)), np.ones((n, markets)), cfg)
-
-
-def _random_null(
-    replayer: Replayer,
-    test_rows: np.ndarray,
-    segments: list[tuple[int, PortfolioConfig]],
-    draws: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Random scores (uniform in [−1, 1]) through the LSTM's own operating points."""
-    rng = np.random.default_rng(seed)
-    vol = replayer.vol[test_rows]
-    sharpe, total = np.empty(draws), np.empty(draws)
-    for i in range(draws):
-        scores = rng.uniform(-1.0, 1.0, size=vol.shape)
-        metrics = replayer.run(test_rows, decide_segments(scores, vol, segments)).metrics
-        sharpe[i] = _finite(metrics.get("sharpe"))
-        total[i] = metrics["total_return"]
-    return {"draws": draws, "sharpe": sharpe, "total_return": total}
-
-
-def _finite(value: object) -> float:
-    value = float(value) if value is not None else float("nan")
-    return value if np.isfinite(value) else -np.inf
-
-
-def _percentile(values: np.ndarray, value: float) -> float:
-    return float(100.0 * np.mean(values < value) + 50.0 * np.mean(values == value))
-
-
 def evaluate_portfolio(
     hourly: dict[str, pd.DataFrame],
     cfg: PortfolioEvaluationConfig,
@@ -293,12 +254,7 @@ def evaluate_portfolio(
         scores, segments = _stitch(outcomes, name, fold_rows, test_rows)
         segments_of[name] = segments
         decisions[name] = decide_segments(scores, vol, segments)
-    close = replayer.panel.close
-    decisions["trend"] = decide(trend_scores(close, tf)[test_rows], vol, TREND_PORTFOLIO)
-    decisions["xs_momentum"] = decide(
-        momentum_scores(close, tf)[test_rows], vol, MOMENTUM_PORTFOLIO
-    )
-    decisions[REFERENCE] = _buy_and_hold(len(test_rows), len(markets))
+    decisions |= reference_decisions(replayer, test_rows)
     results = {name: replayer.run(test_rows, d) for name, d in decisions.items()}
     report: dict[str, Any] = {"pooled": {}, "markets": {}}
     for name in (*STRATEGIES, *[n for n in scored if n not in STRATEGIES]):
@@ -306,15 +262,16 @@ def evaluate_portfolio(
         for market, figures in market_figures(results[name]).items():
             report["markets"].setdefault(market, {})[name] = figures
     started_null = time.perf_counter()
-    null = _random_null(replayer, test_rows, segments_of["lstm"], cfg.random_draws, cfg.train.seed)
-    lstm_sharpe = _finite(report["pooled"]["lstm"]["sharpe"])
+    null = random_sharpes(
+        replayer, test_rows, segments_of["lstm"], cfg.random_draws, cfg.train.seed
+    )
+    lstm_sharpe = report["pooled"]["lstm"]["sharpe"]
+    lstm_sharpe = lstm_sharpe if lstm_sharpe is not None and np.isfinite(lstm_sharpe) else -np.inf
     report["random_scores"] = {
         "draws": cfg.random_draws,
-        "sharpe_median": float(np.median(null["sharpe"])) if cfg.random_draws else None,
-        "sharpe_p95": float(np.percentile(null["sharpe"], 95)) if cfg.random_draws else None,
-        "lstm_sharpe_percentile": _percentile(null["sharpe"], lstm_sharpe)
-        if cfg.random_draws
-        else None,
+        "sharpe_median": float(np.median(null)) if cfg.random_draws else None,
+        "sharpe_p95": float(np.percentile(null, 95)) if cfg.random_draws else None,
+        "lstm_sharpe_percentile": percentile(null, lstm_sharpe) if cfg.random_draws else None,
     }
     log(f"{cfg.random_draws} random-score draws in {time.perf_counter() - started_null:.0f} s")
     report["cost_sensitivity"] = {

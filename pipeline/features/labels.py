@@ -37,6 +37,9 @@ DEFAULT_HORIZON = 24
 DEFAULT_BARRIER_K = 1.0
 DEFAULT_MARGIN = 0.0
 ROUND_TRIP = 0.001  # taker 0.05 % a side, in and out
+# The forward target's holding horizon, in days (fixed before any look: a week of trading
+# days, the scale the trend rule holds positions at).
+FORWARD_DAYS = 5.0
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.data.timeframes import DAY_MS, timeframe_ms
+from pipeline.data.timeframes import candles_in
 
 TREND_LOOKBACK_DAYS = (20, 60, 120)
 MOMENTUM_DAYS = 30
-
-
-def candles_in(days: float, timeframe: str) -> int:
-    """How many candles of `timeframe` make `days` (at least one)."""
-    return max(1, round(days * DAY_MS / timeframe_ms(timeframe)))
 
 
 def _log_return(close: np.ndarray, lag: int) -> np.ndarray:

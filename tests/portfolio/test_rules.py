@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.portfolio.rules import candles_in, momentum_scores, trend_scores
+from pipeline.data.timeframes import candles_in
+from pipeline.portfolio.rules import momentum_scores, trend_scores
 
 
 def test_lookbacks_in_days_become_candles_of_the_timeframe():
