@@ -1,11 +1,16 @@
-"""`ohlcv`: candles per market × timeframe in PostgreSQL, with their checks."""
+"""`ohlcv`: candles per market × timeframe in PostgreSQL, with their checks; `funding_rates`:
+each market's recorded funding settlements beside them."""
 
 import dagster as dg
 
+from pipeline.data.ccxt_source import CcxtCandleSource
+from pipeline.data.funding import ingest_funding, open_funding_source
+from pipeline.data.funding_rows import read_funding_folder
 from pipeline.data.ingest import PartitionResult, ingest_partition
 from pipeline.data.schema import CandleValidationError, validate_candles
 from pipeline.data.timeframes import ms_to_iso, parse_date_ms, timeframe_ms
-from pipeline.partitions import ohlcv_partitions, symbol_for
+from pipeline.partitions import market_partitions, ohlcv_partitions, symbol_for
+from pipeline.store import funding as funding_store
 from pipeline.store.candles import load_candles
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
@@ -118,4 +123,47 @@ def ohlcv(
             "gaps": result.gaps,
         },
         check_results=[schema_check, freshness_check, gaps_check],
+    )
+
+
+@dg.asset(partitions_def=market_partitions, group_name="market_data", kinds={"postgres"})
+def funding_rates(
+    context: dg.AssetExecutionContext,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+) -> dg.MaterializeResult:
+    """The market's recorded funding settlements, stored beside its candles (incremental,
+    validated, idempotent): every portfolio verdict charges them, and charges the stated
+    constant (counted in its report) only where none is recorded. Offline, the replay exchange
+    serves `SIGNALS_FUNDING_DIR`'s files; the csv source reads them directly."""
+    symbol = symbol_for(context.partition_key)
+    db = database.database()
+    exchange = candle_source.exchange
+    if candle_source.source == "csv":
+        folder = candle_source.funding_dir or candle_source.data_dir
+        recorded = read_funding_folder(folder, [context.partition_key]) if folder else {}
+        rows = recorded.get(context.partition_key, [])
+        with db.connection() as conn:
+            added = funding_store.upsert_funding(conn, exchange, symbol, rows)
+    else:
+        source = candle_source.open()
+        end_ms = source.now_ms() if isinstance(source, CcxtCandleSource) else None
+        funding = open_funding_source(exchange, candle_source.api_url)
+        added = ingest_funding(
+            db, funding, symbol, parse_date_ms(candle_source.since), end_ms or 2**62
+        )
+    with db.connection() as conn:
+        summary = funding_store.funding_summary(conn, exchange, symbol)
+    if not summary.rows:
+        context.log.warning(
+            f"{symbol}: no funding history recorded; verdicts charge the stated constant"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "market": symbol,
+            "rows_added": added,
+            "rows_total": summary.rows,
+            "first_settlement": ms_to_iso(summary.first_ms) or "none",
+            "last_settlement": ms_to_iso(summary.last_ms) or "none",
+        }
     )

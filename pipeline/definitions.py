@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets import modeling, portfolio
 from assets.features import features, market_factor, selected_features
 from assets.live import live_signals, live_signals_drift
-from assets.market_data import ohlcv
-from assets.modeling import backtest_report, lstm_model, production_model
+from assets.market_data import funding_rates, ohlcv
 from assets.tuning import hyperparameter_study
 from pipeline.inference_job import live_inference_job
 from pipeline.jobs import MAIN_JOB_SEQUENCE, live_checks_job, retraining_job
 from pipeline.location import SETTINGS
+from pipeline.partitions import STRATEGY
 from pipeline.schedules import live_checks_schedule, ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
@@ -43,23 +44,38 @@ def build_resources(settings: Settings) -> dict[str, object]:
             exchange=settings.exchange,
             api_url=settings.api_url,
             data_dir=str(settings.data_dir) if settings.data_dir else None,
+            funding_dir=str(settings.funding_dir) if settings.funding_dir else None,
             since=settings.since,
         ),
         "broker": broker_resource(settings),
     }
 
 
-# In dependency order: the main job materialises them in this order.
-ASSETS = [
-    ohlcv,
-    market_factor,
-    features,
-    selected_features,
-    hyperparameter_study,
-    lstm_model,
-    backtest_report,
-    production_model,
-]
+# In dependency order: the main job materialises them in this order. The strategy
+# (SIGNALS_STRATEGY) decides which model chain: the portfolio's (assets/portfolio.py) or the
+# barrier round trips' (assets/modeling.py, with the study).
+if STRATEGY == "portfolio":
+    ASSETS = [
+        ohlcv,
+        funding_rates,
+        market_factor,
+        features,
+        selected_features,
+        portfolio.portfolio_lstm_model,
+        portfolio.portfolio_backtest_report,
+        portfolio.portfolio_production_model,
+    ]
+else:
+    ASSETS = [
+        ohlcv,
+        market_factor,
+        features,
+        selected_features,
+        hyperparameter_study,
+        modeling.lstm_model,
+        modeling.backtest_report,
+        modeling.production_model,
+    ]
 
 defs = dg.Definitions(
     assets=[*ASSETS, live_signals],

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.partitions import market_partitions, ohlcv_partitions, timeframe_partitions
+from pipeline.partitions import (
+    STRATEGY,
+    market_partitions,
+    ohlcv_partitions,
+    timeframe_partitions,
+)
+
+PORTFOLIO = STRATEGY == "portfolio"
+# The portfolio strategy's model is trained without the barrier study (whose search space is
+# the barrier rule's); the barrier strategy's with it.
+TRAINING_ASSETS = (
+    ("selected_features", "lstm_model")
+    if PORTFOLIO
+    else ("selected_features", "hyperparameter_study", "lstm_model")
+)
 
 ohlcv_job = dg.define_asset_job(
     "ohlcv_job",
@@ -19,9 +33,7 @@ ohlcv_job = dg.define_asset_job(
 # own (ohlcv_refresh_schedule and the assets' automation conditions).
 retraining_job = dg.define_asset_job(
     "retraining_job",
-    selection=dg.AssetSelection.assets(
-        "selected_features", "hyperparameter_study", "lstm_model", "production_model"
-    ),
+    selection=dg.AssetSelection.assets(*TRAINING_ASSETS, "production_model"),
     description="Reselect the features, tune within the study's budget, train a candidate "
     "with the best trial, and let the gate decide (a refusal is the WARN check "
     "production_model_gate_passed). Launched weekly by retraining_schedule.",
@@ -48,18 +60,29 @@ features_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets("selected_features", "hyperparameter_study", "lstm_model"),
-    description="Select the features, run the study within its budget and train a candidate "
-    "with its best trial (checks: the train/validation gap, the majority class). The main "
-    "job's fourth stage; a candidate that passes its checks decides in shadow at once.",
+    selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+    description="Select the features and train a candidate: the portfolio strategy's LSTM "
+    "scorer with its operating point chosen on validation's first half, or the barrier "
+    "strategy's with the study's best trial (checks: the train/validation gap, the majority "
+    "class). The main job's fourth stage; a candidate that passes its checks decides in "
+    "shadow at once.",
 )
 
 backtest_job = dg.define_asset_job(
     "backtest_job",
     selection=dg.AssetSelection.assets("backtest_report"),
+    partitions_def=None if PORTFOLIO else market_partitions,
+    description="Replay the newest candidate beside the baselines, with costs: as one "
+    "portfolio over validation's judging half, or (barrier strategy) one market over its "
+    "validation period. The main job's fifth stage.",
+)
+
+funding_job = dg.define_asset_job(
+    "funding_job",
+    selection=dg.AssetSelection.assets("funding_rates"),
     partitions_def=market_partitions,
-    description="Replay the newest candidate over its validation period on one market, "
-    "beside the baselines, with costs. The main job's fifth stage.",
+    description="Ingest one market's recorded funding settlements (incremental, validated, "
+    "idempotent): what every portfolio verdict charges.",
 )
 
 gate_job = dg.define_asset_job(
@@ -73,6 +96,7 @@ gate_job = dg.define_asset_job(
 # The main job's named jobs, in the order its stages run.
 MAIN_JOB_SEQUENCE = [
     ohlcv_job,
+    *([funding_job] if PORTFOLIO else []),
     market_factor_job,
     features_job,
     training_job,
@@ -82,10 +106,11 @@ MAIN_JOB_SEQUENCE = [
 # Which named job materialises each asset of the main job.
 MAIN_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
     "ohlcv": ohlcv_job,
+    **({"funding_rates": funding_job} if PORTFOLIO else {}),
     "market_factor": market_factor_job,
     "features": features_job,
     "selected_features": training_job,
-    "hyperparameter_study": training_job,
+    **({} if PORTFOLIO else {"hyperparameter_study": training_job}),
     "lstm_model": training_job,
     "backtest_report": backtest_job,
     "production_model": gate_job,

@@ -98,6 +98,41 @@ class StepOutcome:
                 f"lr {params['lr']:.1e} wd {params['weight_decay']:.1e} T {params['horizon']} "
                 f"k {params['barrier_k']} coverage {params['coverage']:.0%}  study {meta['study']}"
             )
+        if self.asset == "funding_rates":
+            return (
+                f"funding_rates  {meta['market']:<16} +{meta['rows_added']:<6} total "
+                f"{meta['rows_total']:<6} {meta['first_settlement']} → {meta['last_settlement']}"
+            )
+        if self.asset == "lstm_model" and meta.get("kind") == "portfolio":
+            return (
+                f"lstm_model  portfolio candidate {meta['model_id']} ({meta['decision_timeframe']} "
+                f"decisions): {meta['parameters']} parameters, {meta['epochs']} epochs "
+                f"({meta['stopped']}), validation accuracy {meta['val_accuracy']:.4f} vs "
+                f"majority {meta['val_majority_accuracy']:.4f} (reported, not judged), gap "
+                f"{meta['gap']:+.4f}; coverage {meta.get('coverage', float('nan')):g} chosen on "
+                f"validation's first half; judging half: net Sharpe "
+                f"{meta.get('judged_sharpe', float('nan')):.2f}, net "
+                f"{meta.get('judged_net_return', float('nan')):+.1%}  checks: {verdict}"
+            )
+        if self.asset == "backtest_report" and "attribution" in meta:
+            return (
+                f"backtest_report  portfolio on validation's judging half "
+                f"{meta['judging_half']}: {meta['report']}\n{meta['table']}\n\n"
+                f"{meta['attribution']}"
+            )
+        if self.asset == "production_model" and "judged" in meta:
+            verdict_text = "PROMOTED" if meta["passed"] else "REFUSED"
+            return (
+                f"production_model  candidate {meta['candidate']} {verdict_text}: "
+                f"{meta['reasons']}; judged on validation's second half (it chose nothing), "
+                f"after fees and funding, beside the baselines:\n{meta['judged']}\n"
+                + (
+                    f"production is model {meta['production']}"
+                    if isinstance(meta["production"], int)
+                    else "no model is in production (live runs decide in shadow, never "
+                    "executed, with the newest candidate whose ERROR checks passed)"
+                )
+            )
         if self.asset == "lstm_model":
             return (
                 f"lstm_model  candidate {meta['model_id']}: {meta['parameters']} parameters, "

@@ -15,6 +15,7 @@ class CandleSourceResource(dg.ConfigurableResource):
     exchange: str = DEFAULT_EXCHANGE
     api_url: str | None = None
     data_dir: str | None = None
+    funding_dir: str | None = None  # recorded funding files (the csv source's funding_rates)
     since: str = "2019-09-01"
     retry_attempts: int = 5
     retry_backoff_s: float = 0.5

@@ -14,6 +14,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay-exchange", help="serve a candle folder over Binance USDⓈ-M's REST API"
     )
     replay.add_argument("--data-dir", required=True, help="folder of MARKETID.csv[.gz] 1h files")
+    replay.add_argument(
+        "--funding-dir",
+        default=os.environ.get("SIGNALS_FUNDING_DIR") or None,
+        help="folder of MARKETID_funding.csv[.gz] recorded funding (default $SIGNALS_FUNDING_DIR; "
+        "without one, the candle folder's own files, else a stated 0.01 %% stand-in)",
+    )
     replay.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free one")
     replay.add_argument("--host", default="127.0.0.1")
     replay.add_argument(
@@ -57,7 +63,9 @@ def cmd_replay_exchange(args: argparse.Namespace) -> int:
         for name, var in (("api_key", "SIGNALS_API_KEY"), ("api_secret", "SIGNALS_API_SECRET"))
         if os.environ.get(var)
     }
-    exchange = ReplayExchange(args.data_dir, clock, balance=args.balance, **credentials)
+    exchange = ReplayExchange(
+        args.data_dir, clock, balance=args.balance, funding_dir=args.funding_dir, **credentials
+    )
     shown = "real time" if args.clock in (None, "now") else args.clock
     if args.clock is None:
         start = sample_start_ms(exchange.data.last_close_ms(), int(time.time() * 1000))

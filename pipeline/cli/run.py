@@ -107,7 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"--config names {sorted(unknown)}; assets are {', '.join(STAGES)}")
     with ExitStack() as stack:
         if settings.data_dir and settings.source == "ccxt" and not settings.api_url:
-            exchange = ReplayExchange(settings.data_dir, ReplayClock())
+            exchange = ReplayExchange(
+                settings.data_dir, ReplayClock(), funding_dir=settings.funding_dir
+            )
             # A folder that ends in the past is served as of its last close: every candle
             # is there, and ohlcv's freshness is judged against the data, not against today.
             last_close = exchange.data.last_close_ms()

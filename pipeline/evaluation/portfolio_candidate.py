@@ -234,13 +234,14 @@ def judged_beside_baselines(
         name: replayer.run(rows, d) for name, d in reference_decisions(replayer, rows).items()
     }
     figures = {name: headline(r.metrics) for name, r in results.items()}
-    null = random_sharpes(replayer, rows, [(len(rows), null_config)], draws, seed)
-    sharpe = figures["lstm"]["sharpe"]
-    sharpe = sharpe if sharpe is not None and np.isfinite(sharpe) else -np.inf
-    figures[RANDOM] = {
-        "draws": draws,
-        "sharpe_median": float(np.median(null)),
-        "sharpe_p95": float(np.percentile(null, 95)),
-        "candidate_percentile": percentile(null, sharpe),
-    }
+    if draws:
+        null = random_sharpes(replayer, rows, [(len(rows), null_config)], draws, seed)
+        sharpe = figures["lstm"]["sharpe"]
+        sharpe = sharpe if sharpe is not None and np.isfinite(sharpe) else -np.inf
+        figures[RANDOM] = {
+            "draws": draws,
+            "sharpe_median": float(np.median(null)),
+            "sharpe_p95": float(np.percentile(null, 95)),
+            "candidate_percentile": percentile(null, sharpe),
+        }
     return {"figures": figures, "results": results}

@@ -1,19 +1,24 @@
 """The replay exchange's funding history: GET /fapi/v1/fundingRate as Binance USDⓈ-M serves it.
 
-Rates come from `MARKETID_funding.csv[.gz]` beside the candles (columns funding_ms, rate) when
-the folder has one. Otherwise every 00/08/16 UTC settlement within the market's candles is
-given the constant 0.0001 (0.01 % per 8h): a stand-in, not a record, since the shared sample
-holds no funding. Settlements after the replay clock do not exist yet.
+Rates come from `MARKETID_funding.csv[.gz]` in the funding folder (`funding_dir`, the shared
+sample's `binance-usdm-funding/`) or, without one, beside the candles (columns funding_ms,
+rate). A market with no file: with a funding folder given, it has no recorded history and
+none is served (a verdict then charges its stated constant and counts it); without one, every
+00/08/16 UTC settlement within its candles is given the constant 0.0001 (0.01 % per 8h), a
+stand-in for tests of the paging, not a record. Settlements after the replay clock do not
+exist yet.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.data.funding_rows import funding_file
 from pipeline.data.timeframes import HOUR_MS
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.errors import BinanceError
@@ -41,8 +46,11 @@ def _recorded(path: object, market: str) -> tuple[np.ndarray, np.ndarray]:
 class ReplayFunding:
     """Funding settlements per market, recorded or constant, loaded on first request."""
 
-    def __init__(self, data: ReplayMarketData, clock: ReplayClock):
+    def __init__(
+        self, data: ReplayMarketData, clock: ReplayClock, funding_dir: str | Path | None = None
+    ):
         self.data, self.clock = data, clock
+        self.funding_dir = Path(funding_dir) if funding_dir is not None else None
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
@@ -50,9 +58,14 @@ class ReplayFunding:
         """(funding times ms, rates), ascending, for the market's whole recorded span."""
         with self._lock:
             if market not in self._series:
-                path = self.data.folder.funding_file(market)
+                if self.funding_dir is not None:
+                    path = funding_file(self.funding_dir, market)
+                else:
+                    path = self.data.folder.funding_file(market)
                 if path is not None:
                     self._series[market] = _recorded(path, market)
+                elif self.funding_dir is not None:  # no record: nothing to serve
+                    self._series[market] = (np.empty(0, "int64"), np.empty(0))
                 else:
                     opens = self.data.base[market]["timestamp"]
                     first = math.ceil(int(opens.iloc[0]) / SETTLEMENT_MS) * SETTLEMENT_MS

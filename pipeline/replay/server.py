@@ -42,6 +42,7 @@ class ReplayExchange:
         api_key: str = DEFAULT_API_KEY,
         api_secret: str = DEFAULT_API_SECRET,
         balance: float = 10_000.0,
+        funding_dir: str | Path | None = None,
     ):
         self.data = ReplayMarketData(CandleFolder(data_dir))
         self.clock = clock or ReplayClock()
@@ -52,7 +53,7 @@ class ReplayExchange:
         self._lock = threading.Lock()
         self._signing = RequestSigning(api_key, api_secret)
         self.market = ReplayMarket(self.data, self.clock)
-        self.funding = ReplayFunding(self.data, self.clock)
+        self.funding = ReplayFunding(self.data, self.clock, funding_dir)
         self.account = ReplayAccount(
             self.market.rules, self.market.price, self.clock.now_ms, balance
         )
