@@ -6,19 +6,17 @@ from dataclasses import replace
 import dagster as dg
 import pandas as pd
 
-from pipeline.data.timeframes import candles_in, timeframe_ms
+from pipeline.data.timeframes import timeframe_ms
 from pipeline.exchange.markets import market_id
-from pipeline.features.candidates import candidate_features
 from pipeline.features.compute import compute_market_features, market_factor_frame
-from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels, class_balance
+from pipeline.features.labels import LabelRule, attach_labels, class_balance
 from pipeline.features.registry import HIGHER_TIMEFRAMES, feature_names
 from pipeline.features.schema import validate_features
 from pipeline.features.selection import SelectionConfig, select_features
 from pipeline.partitions import (
+    BASE_FEATURE_PARTITIONS,
+    BASE_TIMEFRAME,
     FACTOR_BASKET,
-    MODEL_FEATURE_PARTITIONS,
-    MODEL_TIMEFRAME,
-    STRATEGY,
     SYMBOLS_BY_MARKET_ID,
     ohlcv_partitions,
     symbol_for,
@@ -230,8 +228,7 @@ class SelectionRunConfig(dg.Config):
     train_end: str | None = None
     validation_end: str | None = None
     # Defaults are SelectionConfig's, so the two cannot drift apart.
-    horizon: int = SelectionConfig.horizon  # barrier strategy: the label's time limit
-    horizon_days: float = FORWARD_DAYS  # portfolio strategy: the forward target's horizon
+    horizon: int = SelectionConfig.horizon
     n_select: int = SelectionConfig.n_select
     folds: int = SelectionConfig.folds
     repeats: int = SelectionConfig.repeats
@@ -241,8 +238,8 @@ class SelectionRunConfig(dg.Config):
 
 @dg.asset(
     group_name="features",
-    deps=[dg.AssetDep("ohlcv", partition_mapping=MODEL_FEATURE_PARTITIONS)],
-    ins={"features": dg.AssetIn(partition_mapping=MODEL_FEATURE_PARTITIONS)},
+    deps=[dg.AssetDep("ohlcv", partition_mapping=BASE_FEATURE_PARTITIONS)],
+    ins={"features": dg.AssetIn(partition_mapping=BASE_FEATURE_PARTITIONS)},
     io_manager_key="parquet_io_manager",
     kinds={"sklearn", "parquet"},
 )
@@ -254,9 +251,7 @@ def selected_features(
     candle_source: CandleSourceResource,
     features: pd.DataFrame,
 ) -> pd.DataFrame:
-    """The 50 strongest of the candidates, chosen on the training window only, on the
-    timeframe the model decides on, against the label it trains on (the portfolio's forward
-    risk-adjusted return, or the barrier rule).
+    """The 50 strongest of the 79 candidates, chosen on the training window only.
 
     Ranking, fold stability and each dropped feature's reason are in the metadata, with the
     uplift the selection claims measured on the validation window, whichever way it goes.
@@ -264,21 +259,32 @@ def selected_features(
     overrides = config.model_dump()
     overrides["train_end"] = config.train_end or project.train_end
     overrides["validation_end"] = config.validation_end or project.validation_end
-    if STRATEGY == "portfolio":
-        overrides["horizon"] = candles_in(config.horizon_days, MODEL_TIMEFRAME)
-    overrides.pop("horizon_days")
-    cfg = SelectionConfig(timeframe=MODEL_TIMEFRAME, **overrides)
+    cfg = SelectionConfig(timeframe=BASE_TIMEFRAME, **overrides)
+    # The default label rule with the configured time limit (what lstm_model trains on).
+    return select_on(
+        context, cfg, database, candle_source, features, LabelRule(horizon=cfg.horizon)
+    )
+
+
+def select_on(
+    context: dg.AssetExecutionContext,
+    cfg: SelectionConfig,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+    features: pd.DataFrame,
+    rule: LabelRule,
+    names: list[str] | None = None,
+) -> pd.DataFrame:
+    """Select among `names` (default: all 79) on `cfg.timeframe`'s features, labelled by
+    `rule`, and describe the selection in the run's metadata; returns the ranking table."""
+    names = names if names is not None else feature_names()
+    cfg = replace(cfg, n_select=min(cfg.n_select, len(names)))
     candles = {
-        symbol: stored_candles(database, candle_source, market, MODEL_TIMEFRAME)
+        symbol: stored_candles(database, candle_source, market, cfg.timeframe)
         for market, symbol in SYMBOLS_BY_MARKET_ID.items()
     }
-    if STRATEGY == "portfolio":  # what the portfolio's lstm_model trains on
-        rule = LabelRule.forward(cfg.horizon)
-        names = candidate_features(MODEL_TIMEFRAME)
-    else:  # the default barrier rule with the configured time limit
-        rule, names = LabelRule(horizon=cfg.horizon), feature_names()
-    data = attach_labels(features, candles, MODEL_TIMEFRAME, rule)
-    result = select_features(data, names, replace(cfg, n_select=min(cfg.n_select, len(names))))
+    data = attach_labels(features, candles, cfg.timeframe, rule)
+    result = select_features(data, names, cfg)
     train_end = pd.Timestamp(cfg.train_end, tz="UTC")
     data["split"] = "train"
     data.loc[data["timestamp"] > train_end, "split"] = "after train end"

@@ -1,4 +1,5 @@
-"""The portfolio strategy's `lstm_model`, `backtest_report` and `production_model`.
+"""The portfolio strategy's `selected_features`, `lstm_model`, `backtest_report` and
+`production_model`.
 
 Under `SIGNALS_STRATEGY=portfolio` (the default) these replace the barrier strategy's assets of
 the same names (`assets/modeling.py`): the candidate is an LSTM scoring every market at the
@@ -15,7 +16,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from assets.features import stored_candles
+from assets.features import SelectionRunConfig, select_on, stored_candles
 from assets.modeling import (
     GAP_CHECK,
     GATE_CHECK,
@@ -27,6 +28,7 @@ from assets.modeling import (
 )
 from pipeline.backtest.portfolio import PortfolioCosts
 from pipeline.backtest.portfolio_report import write_portfolio_report
+from pipeline.data.timeframes import candles_in
 from pipeline.evaluation.portfolio_candidate import (
     PortfolioCandidateConfig,
     fit_portfolio_candidate,
@@ -39,13 +41,15 @@ from pipeline.evaluation.portfolio_choice import COVERAGES, PortfolioChoice
 from pipeline.evaluation.portfolio_gate import PortfolioGateConfig, check_portfolio_gate
 from pipeline.evaluation.portfolio_replay import Replayer, headline
 from pipeline.evaluation.portfolio_scorers import SCORER_PORTFOLIO
+from pipeline.features.candidates import candidate_features
 from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels
 from pipeline.features.registry import feature_names
+from pipeline.features.selection import SelectionConfig
 from pipeline.model.contract import MODEL_NAME, load_for_inference
 from pipeline.model.training import TrainConfig
 from pipeline.partitions import (
-    MODEL_FEATURE_PARTITIONS,
-    MODEL_TIMEFRAME,
+    DECISION_FEATURE_PARTITIONS,
+    DECISION_TIMEFRAME,
     SYMBOLS_BY_MARKET_ID,
     TIMEFRAMES,
 )
@@ -93,7 +97,7 @@ class PortfolioModelConfig(dg.Config):
             train_end=self.train_end or project.train_end,
             val_end=self.validation_end or project.validation_end,
             markets=tuple(SYMBOLS_BY_MARKET_ID.values()),
-            timeframe=MODEL_TIMEFRAME,
+            timeframe=DECISION_TIMEFRAME,
             horizon_days=self.horizon_days,
             cross_sectional=self.cross_sectional,
             portfolio=replace(
@@ -126,11 +130,12 @@ def replayer(
     funding settlements inside them and the recorded funding (`funding_rates`), if any."""
     markets = dict(SYMBOLS_BY_MARKET_ID)
     candles = {
-        s: stored_candles(database, candle_source, m, MODEL_TIMEFRAME) for m, s in markets.items()
+        s: stored_candles(database, candle_source, m, DECISION_TIMEFRAME)
+        for m, s in markets.items()
     }
     hourly = (
         {s: stored_candles(database, candle_source, m, HOURLY) for m, s in markets.items()}
-        if HOURLY in TIMEFRAMES and MODEL_TIMEFRAME != HOURLY
+        if HOURLY in TIMEFRAMES and DECISION_TIMEFRAME != HOURLY
         else {}
     )
     with database.database().connection() as conn:
@@ -139,7 +144,7 @@ def replayer(
             for s in markets.values()
             if (rows := funding_store.load_funding(conn, candle_source.exchange, s))
         }
-    return Replayer(candles, hourly, funding, MODEL_TIMEFRAME, list(markets.values()), costs)
+    return Replayer(candles, hourly, funding, DECISION_TIMEFRAME, list(markets.values()), costs)
 
 
 def _labelled(features: pd.DataFrame, replay: Replayer, rule: LabelRule) -> pd.DataFrame:
@@ -152,7 +157,7 @@ def _labelled(features: pd.DataFrame, replay: Replayer, rule: LabelRule) -> pd.D
         )
         for j, m in enumerate(replay.markets)
     }
-    return attach_labels(features, candles, MODEL_TIMEFRAME, rule)
+    return attach_labels(features, candles, DECISION_TIMEFRAME, rule)
 
 
 def _judged_table(figures: dict[str, dict]) -> str:
@@ -188,11 +193,46 @@ def _num(value, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{float(value):.{digits}f}"
 
 
+class PortfolioSelectionConfig(SelectionRunConfig):
+    """The selection's settings, and the forward target's horizon it labels with."""
+
+    horizon_days: float = FORWARD_DAYS
+
+
+@dg.asset(
+    name="selected_features",
+    group_name="features",
+    deps=[dg.AssetDep("ohlcv", partition_mapping=DECISION_FEATURE_PARTITIONS)],
+    ins={"features": dg.AssetIn(partition_mapping=DECISION_FEATURE_PARTITIONS)},
+    io_manager_key="parquet_io_manager",
+    kinds={"sklearn", "parquet"},
+)
+def portfolio_selected_features(
+    context: dg.AssetExecutionContext,
+    config: PortfolioSelectionConfig,
+    project: ProjectResource,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+    features: pd.DataFrame,
+) -> pd.DataFrame:
+    """The 50 strongest candidates at the decision timeframe (those whose warm-up leaves
+    history to train on), chosen on the training window only against the forward
+    risk-adjusted return the portfolio's lstm_model trains on."""
+    overrides = config.model_dump()
+    overrides["train_end"] = config.train_end or project.train_end
+    overrides["validation_end"] = config.validation_end or project.validation_end
+    overrides["horizon"] = candles_in(overrides.pop("horizon_days"), DECISION_TIMEFRAME)
+    cfg = SelectionConfig(timeframe=DECISION_TIMEFRAME, **overrides)
+    rule = LabelRule.forward(cfg.horizon)
+    names = candidate_features(DECISION_TIMEFRAME)
+    return select_on(context, cfg, database, candle_source, features, rule, names)
+
+
 @dg.asset(
     name="lstm_model",
     group_name="modeling",
     ins={
-        "features": dg.AssetIn(partition_mapping=MODEL_FEATURE_PARTITIONS),
+        "features": dg.AssetIn(partition_mapping=DECISION_FEATURE_PARTITIONS),
         "selected_features": dg.AssetIn(),
     },
     check_specs=[
@@ -253,7 +293,7 @@ def portfolio_lstm_model(
         metadata={
             "model_id": model_id,
             "kind": "portfolio",
-            "decision_timeframe": MODEL_TIMEFRAME,
+            "decision_timeframe": DECISION_TIMEFRAME,
             "parameters": result.n_parameters,
             "epochs": len(result.epochs),
             "best_epoch": result.best_epoch,
@@ -337,7 +377,7 @@ def judge_model(
     name="backtest_report",
     group_name="evaluation",
     ins={
-        "features": dg.AssetIn(partition_mapping=MODEL_FEATURE_PARTITIONS),
+        "features": dg.AssetIn(partition_mapping=DECISION_FEATURE_PARTITIONS),
         "lstm_model": dg.AssetIn(),
     },
     kinds={"matplotlib"},
@@ -355,7 +395,7 @@ def portfolio_backtest_report(
     equal-weight buy-and-hold and random scores through its own operating point: the shared
     equity, the gross exposure and turnover, each market's share of the P&L."""
     record = _stored_model(database, lstm_model)
-    portfolio, _, _ = stored_portfolio(record)
+    portfolio = stored_portfolio(record).config
     costs = PortfolioCosts(**record.config["costs"])
     replay = replayer(database, candle_source, costs)
     rows = judge_rows(record, replay)
@@ -366,7 +406,7 @@ def portfolio_backtest_report(
     report = write_portfolio_report(
         judged["results"],
         out_dir,
-        f"model {record.id}: {MODEL_TIMEFRAME} portfolio on validation's judging half "
+        f"model {record.id}: {DECISION_TIMEFRAME} portfolio on validation's judging half "
         f"{first} … {last}",
         lead="lstm",
     )
@@ -404,7 +444,7 @@ class PortfolioGateRunConfig(dg.Config):
     group_name="evaluation",
     deps=["backtest_report"],
     ins={
-        "features": dg.AssetIn(partition_mapping=MODEL_FEATURE_PARTITIONS),
+        "features": dg.AssetIn(partition_mapping=DECISION_FEATURE_PARTITIONS),
         "lstm_model": dg.AssetIn(),
     },
     kinds={"postgres"},
@@ -429,14 +469,14 @@ def portfolio_production_model(
     after costs: net Sharpe above the floor and above the trend rule's, drawdown and fills
     within bounds, no worse than the production model on the same candles."""
     candidate = _stored_model(database, lstm_model)
-    portfolio, _, _ = stored_portfolio(candidate)
+    portfolio = stored_portfolio(candidate).config
     costs = PortfolioCosts(**candidate.config["costs"])
     replay = replayer(database, candle_source, costs)
     rows = judge_rows(candidate, replay)
     result = judge_model(candidate, features, replay, rows)
     judged = judged_beside_baselines(result, replay, rows, portfolio, draws=0)["figures"]
     with database.database().connection() as conn:
-        current = model_store.production_model(conn, MODEL_NAME, MODEL_TIMEFRAME)
+        current = model_store.production_model(conn, MODEL_NAME, DECISION_TIMEFRAME)
     production = (
         headline(judge_model(current, features, replay, rows).metrics)
         if current is not None and current.config.get("kind") == "portfolio"

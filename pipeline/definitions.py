@@ -17,6 +17,7 @@ from pipeline.inference_job import live_inference_job
 from pipeline.jobs import MAIN_JOB_SEQUENCE, live_checks_job, retraining_job
 from pipeline.location import SETTINGS
 from pipeline.partitions import STRATEGY
+from pipeline.portfolio_live import portfolio_live_job
 from pipeline.schedules import live_checks_schedule, ohlcv_refresh_schedule, retraining_schedule
 from pipeline.sensors import new_candle_sensor
 from pipeline.settings import Settings
@@ -60,7 +61,7 @@ if STRATEGY == "portfolio":
         funding_rates,
         market_factor,
         features,
-        selected_features,
+        portfolio.portfolio_selected_features,
         portfolio.portfolio_lstm_model,
         portfolio.portfolio_backtest_report,
         portfolio.portfolio_production_model,
@@ -80,7 +81,12 @@ else:
 defs = dg.Definitions(
     assets=[*ASSETS, live_signals],
     asset_checks=[live_signals_drift],
-    jobs=[*MAIN_JOB_SEQUENCE, retraining_job, live_inference_job, live_checks_job],
+    jobs=[
+        *MAIN_JOB_SEQUENCE,
+        retraining_job,
+        portfolio_live_job if STRATEGY == "portfolio" else live_inference_job,
+        live_checks_job,
+    ],
     schedules=[ohlcv_refresh_schedule, retraining_schedule, live_checks_schedule],
     sensors=[new_candle_sensor],
     resources=build_resources(SETTINGS),

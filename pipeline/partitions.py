@@ -16,9 +16,10 @@ FACTOR_BASKET: tuple[str, ...] = tuple(sorted(SYMBOLS_BY_MARKET_ID.values()))
 TIMEFRAMES: tuple[str, ...] = SETTINGS.timeframes
 # The finest configured timeframe: candles are ingested and features computed on it.
 BASE_TIMEFRAME: str = SETTINGS.base_timeframe
-# What the product trades (`portfolio` or `barrier`), and the timeframe its models decide
-# on: the portfolio's decision timeframe, or the base timeframe for barrier models.
+# What the product trades (`portfolio` or `barrier`: the Definitions wire that strategy's
+# chain), the portfolio's decision timeframe, and the timeframe the live models decide on.
 STRATEGY: str = SETTINGS.strategy
+DECISION_TIMEFRAME: str = SETTINGS.decision_timeframe
 MODEL_TIMEFRAME: str = SETTINGS.model_timeframe
 
 market_partitions = dg.StaticPartitionsDefinition(list(SYMBOLS_BY_MARKET_ID))
@@ -39,10 +40,10 @@ BASE_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
 )
 
 
-# Every market's features on the model timeframe: what the selection, the model and its
-# backtests read.
-MODEL_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
-    [str(partition_key(m, MODEL_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
+# Every market's features on the decision timeframe: what the portfolio's selection, model
+# and backtests read.
+DECISION_FEATURE_PARTITIONS = dg.SpecificPartitionsPartitionMapping(
+    [str(partition_key(m, DECISION_TIMEFRAME)) for m in SYMBOLS_BY_MARKET_ID]
 )
 
 

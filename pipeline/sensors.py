@@ -12,18 +12,44 @@ from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import ExchangeSourceError
 from pipeline.inference_job import live_inference_job
 from pipeline.location import SETTINGS
-from pipeline.partitions import BASE_TIMEFRAME, SYMBOLS_BY_MARKET_ID
+from pipeline.partitions import MODEL_TIMEFRAME, STRATEGY, SYMBOLS_BY_MARKET_ID
+from pipeline.portfolio_live import portfolio_live_job
 from resources.exchange import CandleSourceResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module="dagster")
 
-# The model decides on the base timeframe, so that is the one the sensor watches.
-LIVE_TIMEFRAME = BASE_TIMEFRAME
+# The timeframe models decide on (the portfolio's decision timeframe, or the base one for
+# barrier models) is the one the sensor watches.
+LIVE_TIMEFRAME = MODEL_TIMEFRAME
+PORTFOLIO = STRATEGY == "portfolio"
 # A sensor that was off for a while catches up this many candles per market per tick; the
 # cursor moves only past what was requested, so nothing is skipped, and no tick floods the
 # run queue. (Candles too old to trade are recorded but not traded: see PositionManager.)
 MAX_CANDLES_PER_TICK = 12
 LIVE_RUN_RETRIES = 2
+
+
+def portfolio_run_key(timeframe: str, candle_ms: int) -> str:
+    """Unique per decision candle: every market of it is decided in one run."""
+    return f"live:portfolio:{timeframe}:{candle_ms}"
+
+
+def portfolio_run_request(timeframe: str, candle_ms: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=portfolio_run_key(timeframe, candle_ms),
+        run_config={
+            "ops": {
+                "portfolio_signals": {"config": {"timeframe": timeframe, "candle_ms": candle_ms}}
+            }
+        },
+        tags={
+            "timeframe": timeframe,
+            "signals/candle": ms_to_iso(candle_ms),
+            # One portfolio run at a time (dagster.yaml's tag limit): candles in order.
+            "signals/series": f"portfolio-{timeframe}",
+            "dagster/max_retries": str(LIVE_RUN_RETRIES),
+        },
+    )
 
 
 def run_key(market: str, timeframe: str, candle_ms: int) -> str:
@@ -56,11 +82,16 @@ def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunReq
 
 
 @dg.sensor(
-    job=live_inference_job,
+    job=portfolio_live_job if PORTFOLIO else live_inference_job,
     minimum_interval_seconds=SETTINGS.sensor_interval_s,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Each tick, one live_inference_job run per market whose newest candle closed "
-    "since the last tick (run key = market and candle, so a candle runs once).",
+    description=(
+        "Each tick, one portfolio_live_job run per decision candle every market has closed "
+        "since the last tick (run key = the candle, so a candle runs once)."
+        if PORTFOLIO
+        else "Each tick, one live_inference_job run per market whose newest candle closed "
+        "since the last tick (run key = market and candle, so a candle runs once)."
+    ),
 )
 def new_candle_sensor(
     context: dg.SensorEvaluationContext, candle_source: CandleSourceResource
@@ -87,6 +118,7 @@ def new_candle_sensor(
         context.log.warning(f"exchange clock unavailable: {err}")
         return dg.SensorResult(skip_reason=f"exchange unavailable: {err}", cursor=context.cursor)
     requests, problems = [], []
+    closed: list[int] = []  # portfolio: each market's newest closed candle
     for market, symbol in SYMBOLS_BY_MARKET_ID.items():
         key = f"{market}:{LIVE_TIMEFRAME}"
         try:
@@ -97,10 +129,21 @@ def new_candle_sensor(
             continue
         if latest is None:
             continue
+        if PORTFOLIO:  # one run per candle, once every market has closed it
+            closed.append(latest)
+            continue
         last = cursor.get(key)
         first = latest if last is None else last + step  # first tick: start from now
         candles = list(range(first, latest + 1, step))[:MAX_CANDLES_PER_TICK]
         requests += [candle_run_request(market, LIVE_TIMEFRAME, c) for c in candles]
+        if candles:
+            cursor[key] = candles[-1]
+    if PORTFOLIO and closed and not problems:
+        key, latest = f"portfolio:{LIVE_TIMEFRAME}", min(closed)
+        last = cursor.get(key)
+        first = latest if last is None else last + step
+        candles = list(range(first, latest + 1, step))[:MAX_CANDLES_PER_TICK]
+        requests += [portfolio_run_request(LIVE_TIMEFRAME, c) for c in candles]
         if candles:
             cursor[key] = candles[-1]
     if requests:

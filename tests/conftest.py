@@ -14,6 +14,13 @@ import pandas as pd
 import psycopg
 import pytest
 
+# The Definitions wire one strategy per process (its partitions, jobs and sensor are read at
+# import). The suite's process and the subprocesses it starts run the barrier strategy's
+# chain, which most orchestration tests were written for; the portfolio strategy (the
+# product's default) is tested through its own assets, its live job and, in subprocesses
+# that set SIGNALS_STRATEGY=portfolio, its Definitions and `signals run`.
+os.environ.setdefault("SIGNALS_STRATEGY", "barrier")
+
 from tests.helpers.folders import write_folder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,16 +33,17 @@ from pipeline.evaluation.portfolio_scorers import (
     ScorerSettings,
     fit_scorers,
 )
-from pipeline.evaluation.portfolio_scores import ScoreScale, score_from_probability, to_panel
+from pipeline.evaluation.portfolio_scores import to_panel
 from pipeline.features.labels import FORWARD_DAYS, LabelRule
 from pipeline.model.checkpoint import checkpoint_bytes
 from pipeline.model.contract import MODEL_NAME, LoadedModel, segment_windows
 from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.layer import decide
+from pipeline.portfolio.model import KIND, PortfolioSettings
+from pipeline.portfolio.scores import score_from_probability
 from pipeline.store.models import ModelRecord
 
-KIND = "portfolio"  # config["kind"] of a portfolio model's record
 RANDOM_DRAWS = 50  # random score panels the candidate is ranked among on the judging half
 
 
@@ -169,16 +170,9 @@ def _utc(text: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def stored_portfolio(record: ModelRecord) -> tuple[PortfolioConfig, ScoreScale, list[str]]:
-    """A portfolio record's operating point, score scale and the layer's market order."""
-    config = record.config
-    if config.get("kind") != KIND:
-        raise ValueError(f"model {record.id} is not a portfolio model")
-    return (
-        PortfolioConfig.from_json(config["portfolio"]),
-        ScoreScale(float(config["score_scale"])),
-        list(config["universe"]),
-    )
+def stored_portfolio(record: ModelRecord) -> PortfolioSettings:
+    """A portfolio record's operating point, score scale, market order and volatility window."""
+    return PortfolioSettings.from_config(record.config, record.id)
 
 
 def judge_rows(record: ModelRecord, replayer: Replayer) -> np.ndarray:
@@ -196,7 +190,8 @@ def model_judged(
 ) -> PortfolioResult:
     """A stored portfolio model replayed over `rows` of the panel: its windows scored one at a
     time (the live path), through its own score scale and operating point."""
-    cfg, scale, universe = stored_portfolio(record)
+    settings = stored_portfolio(record)
+    cfg, scale, universe = settings.config, settings.scale, settings.universe
     if universe != list(replayer.markets):
         raise ValueError(f"model {record.id} trades {universe}, the panel holds {replayer.markets}")
     ms = replayer.ms[rows]

@@ -47,18 +47,20 @@ def record_signal(
     timings: dict[str, float],
     mode: Mode = "production",
     horizon: int | None = None,
+    context: dict[str, Any] | None = None,
 ) -> SignalRow:
     """Insert the decision unless this model already decided this candle; return the row.
-    `horizon`: the model's label horizon in candles (when the signal resolves)."""
+    `horizon`: the model's label horizon in candles (when the signal resolves); `context`: a
+    portfolio model's place of this market in the portfolio (score, target weight, …)."""
     if mode not in MODES:
         raise ValueError(f"signal mode {mode!r} is not one of {MODES}")
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO signals (model_id, exchange, symbol, timeframe, candle_time,
                                     probability_up, confidence, side, threshold, input_hash,
-                                    explanation, run_id, timings, mode, horizon)
+                                    explanation, run_id, timings, mode, horizon, context)
                VALUES (%s, %s, %s, %s, to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s, %s, %s,
-                       %s, %s, %s)
+                       %s, %s, %s, %s)
                ON CONFLICT (model_id, exchange, symbol, timeframe, candle_time) DO NOTHING
                RETURNING id""",
             (
@@ -77,6 +79,7 @@ def record_signal(
                 jsonb(timings),
                 mode,
                 horizon,
+                jsonb(context) if context is not None else None,
             ),
         ).fetchone()
         created = row is not None

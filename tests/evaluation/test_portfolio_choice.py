@@ -13,8 +13,9 @@ from pipeline.evaluation.portfolio_choice import (
     halves,
     threshold_for,
 )
-from pipeline.evaluation.portfolio_scores import ScoreScale, blend, score_from_probability, to_panel
+from pipeline.evaluation.portfolio_scores import to_panel
 from pipeline.portfolio.config import PortfolioConfig
+from pipeline.portfolio.scores import ScoreScale, blend, score_from_probability
 
 
 def test_the_threshold_keeps_the_given_share_of_scores_by_size():

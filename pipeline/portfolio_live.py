@@ -1,0 +1,306 @@
+"""The live portfolio job: on one closed decision candle, every market decided together.
+
+Launched by `new_candle_sensor` under the portfolio strategy once per decision candle (run key
+`live:portfolio:TIMEFRAME:CANDLE_MS`: Dagster never launches it twice). Two steps in one
+process:
+
+- `portfolio_signals`: refresh every market's candles (the decision timeframe, and the base
+  timeframe the market factor and the higher-timeframe features read), compute the features
+  with the assets' code, and let each deciding model (production, and in shadow the newest
+  candidate that passed its ERROR checks) decide every market through the one inference path;
+  its scores become target weights through the portfolio layer's step from the model's last
+  stored state. The decision (scores, volatilities, weights, orders, the layer's state) is
+  recorded once; each market's signal is recorded with its place in the portfolio (score,
+  target weight, ordered or not, exposure) and reported to its `live_signals` partition.
+- `rebalance_portfolio`: hand production's targets to the portfolio manager, which rebalances
+  the account to them with ordinary market orders (reduce-only when reducing, the exchange's
+  precision and minimum notional respected), within the risk limits. Shadow is never traded.
+"""
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import dagster as dg
+import numpy as np
+
+from pipeline.data.ccxt_source import CcxtCandleSource
+from pipeline.data.timeframes import parse_date_ms, timeframe_ms
+from pipeline.exchange.markets import market_id
+from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
+from pipeline.features.registry import feature_names
+from pipeline.inference_job import LIVE_PAGE_LIMIT, _ms_since, _refresh
+from pipeline.model.contract import MODEL_NAME, load_for_inference
+from pipeline.partitions import SYMBOLS_BY_MARKET_ID, timeframe_partitions
+from pipeline.portfolio.model import PortfolioSettings, is_portfolio
+from pipeline.portfolio.rebalance import LayerState
+from pipeline.reporting.text import utc_text
+from pipeline.signals.candle import factor_basket, live_features, load_inputs
+from pipeline.signals.live_report import LIVE_SIGNALS_ASSET, TABLE_KEY, live_signal_metadata
+from pipeline.signals.portfolio import PortfolioDecision, decide_portfolio
+from pipeline.store import models as model_store
+from pipeline.store import portfolio as portfolio_store
+from pipeline.store.signals import (
+    Mode,
+    latest_signals,
+    mark_reported,
+    record_signal,
+    reported,
+    update_timings,
+)
+from resources.broker import BrokerResource
+from resources.database import PostgresResource
+from resources.exchange import CandleSourceResource
+
+
+class PortfolioCandleConfig(dg.Config):
+    """The closed decision candle this run handles (the sensor fills it in)."""
+
+    timeframe: str
+    candle_ms: int  # the candle's open time, epoch ms UTC
+
+
+@dataclass(frozen=True)
+class ProductionTargets:
+    """What execution acts on: production's decision at one candle."""
+
+    decision_id: int
+    candle_ms: int
+    timeframe: str
+    exchange: str
+    targets: list[MarketTarget]
+
+
+def _deciders(conn, timeframe: str) -> list[tuple[model_store.ModelRecord, str]]:
+    return [
+        (record, mode)
+        for record, mode in model_store.deciding_models(conn, MODEL_NAME, timeframe)
+        if is_portfolio(record.config)
+    ]
+
+
+@dg.op
+def portfolio_signals(
+    context: dg.OpExecutionContext,
+    config: PortfolioCandleConfig,
+    database: PostgresResource,
+    candle_source: CandleSourceResource,
+) -> ProductionTargets | None:
+    """Refresh candles; decide every market with production (and in shadow the newest
+    candidate); step the layer; record the decision and each market's signal."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {"step_started_at": time.time()}
+    tf, candle_ms = config.timeframe, config.candle_ms
+    close_ms = candle_ms + timeframe_ms(tf)
+    source = candle_source.open()
+    if not isinstance(source, CcxtCandleSource):
+        raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
+    source.page_limit = LIVE_PAGE_LIMIT
+    source.exchange.enableRateLimit = False
+    db = database.database()
+    since_ms = parse_date_ms(candle_source.since)
+    timeframes = list(timeframe_partitions.get_partition_keys())
+    with db.connection() as conn:
+        deciders = _deciders(conn, tf)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    for record, _ in deciders:
+        symbols += [s for s in factor_basket(record) if s not in symbols]
+    added = 0
+    # The decision candles and the higher timeframes its features join (`load_inputs`).
+    frames = [f for f in timeframes if timeframe_ms(f) >= timeframe_ms(tf)]
+    for symbol in symbols:
+        for frame in frames:
+            added += _refresh(db, source, symbol, frame, close_ms, since_ms)
+    timings["refresh_ms"] = _ms_since(started)
+    if not deciders:
+        context.log.warning(
+            f"no portfolio model for {tf} (production, or a candidate that passed its checks): "
+            f"nothing decided at the candle of {utc_text(candle_ms)} (train one with "
+            "training_job; production_model's gate promotes it)"
+        )
+        context.add_output_metadata({"decision": "none", "reason": "no model to decide with"})
+        return None
+    if deciders[0][1] == "shadow":
+        context.log.warning(
+            f"no production portfolio model for {tf}: candidate {deciders[0][0].id} decides in "
+            "shadow (recorded, never executed)"
+        )
+    production: ProductionTargets | None = None
+    for record, mode in deciders:
+        decision = _decide(db, source.exchange_id, record, tf, timeframes, candle_ms)
+        with db.connection() as conn:
+            stored = portfolio_store.record_decision(
+                conn,
+                model_id=int(record.id),
+                exchange=source.exchange_id,
+                timeframe=tf,
+                candle_ms=candle_ms,
+                mode=mode,
+                markets=decision.markets,
+                scores=[_plain(x) for x in decision.scores],
+                vol=[_plain(x) for x in decision.vol],
+                raw=decision.raw.tolist(),
+                targets=decision.targets.tolist(),
+                orders=decision.orders.tolist(),
+                state=decision.state.to_json(),
+                run_id=context.run_id,
+            )
+        if not stored.created:  # a retried run: the first run's decision stands
+            decision = _as_recorded(decision, stored)
+        _record_signals(context, db, source.exchange_id, decision, record, mode, tf, timings)
+        context.log.info(
+            f"model {record.id} ({mode}) at {utc_text(candle_ms)}: targets "
+            + ", ".join(
+                f"{m} {w:+.3f}{'*' if o else ''}"
+                for m, w, o in zip(decision.markets, decision.targets, decision.orders, strict=True)
+            )
+            + " (* ordered)"
+        )
+        if mode == "production":
+            production = ProductionTargets(
+                decision_id=stored.id,
+                candle_ms=candle_ms,
+                timeframe=tf,
+                exchange=source.exchange_id,
+                targets=[
+                    MarketTarget(m, float(w), bool(o))
+                    for m, w, o in zip(
+                        decision.markets, decision.targets, decision.orders, strict=True
+                    )
+                ],
+            )
+    context.add_output_metadata({"candles_added": added, **timings})
+    return production
+
+
+def _plain(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _decide(
+    db, exchange: str, record, tf: str, timeframes: list[str], candle_ms: int
+) -> PortfolioDecision:
+    """Every market of the model's universe decided at `candle_ms` from its last state."""
+    settings = PortfolioSettings.from_config(record.config, record.id)
+    loaded = load_for_inference(record, feature_names())
+    basket = tuple(factor_basket(record))
+    features, candles = {}, {}
+    with db.connection() as conn:
+        for symbol in settings.universe:
+            inputs = load_inputs(conn, exchange, symbol, tf, basket, timeframes, candle_ms)
+            features[symbol] = live_features(inputs, tf)
+            candles[symbol] = inputs.base
+        before = portfolio_store.previous_decision(conn, int(record.id), exchange, tf, candle_ms)
+    state = LayerState.from_json(before.state) if before is not None else None
+    return decide_portfolio(loaded, settings, features, candles, candle_ms, tf, state)
+
+
+def _as_recorded(decision: PortfolioDecision, stored) -> PortfolioDecision:
+    """The decision as the first run recorded it (a retried run must act on that one)."""
+    return replace(
+        decision,
+        targets=np.array(stored.targets, dtype=np.float64),
+        orders=np.array(stored.orders, dtype=bool),
+        raw=np.array(stored.raw, dtype=np.float64),
+        state=LayerState.from_json(stored.state),
+    )
+
+
+def _record_signals(
+    context: dg.OpExecutionContext,
+    db,
+    exchange: str,
+    decision: PortfolioDecision,
+    record,
+    mode: str,
+    tf: str,
+    timings: dict[str, Any],
+) -> None:
+    """Each market's signal with its place in the portfolio, reported to `live_signals`."""
+    for market in decision.markets:
+        explained = decision.decisions.get(market)
+        if explained is None:
+            context.log.warning(
+                f"{market} {utc_text(decision.candle_ms)}: no decision by model {record.id}: "
+                f"{decision.skipped.get(market, 'no window')}"
+            )
+            continue
+        held = replace(explained, side=decision.side(market))
+        with db.connection() as conn:
+            row = record_signal(
+                conn,
+                exchange=exchange,
+                symbol=market,
+                timeframe=tf,
+                candle_ms=decision.candle_ms,
+                decision=held,
+                run_id=context.run_id,
+                timings=timings,
+                mode=cast(Mode, mode),
+                horizon=int(record.config["horizon"]),
+                context=decision.context(market),
+            )
+            latest = latest_signals(conn, exchange, market, tf)
+            already = reported(conn, row.id)
+        if already:
+            continue
+        metadata = live_signal_metadata([(row, held.to_json())], latest, decision.candle_ms, 0)
+        metadata[TABLE_KEY] = dg.MetadataValue.md(str(metadata[TABLE_KEY]))
+        metadata |= {
+            f"portfolio_{k}": v for k, v in decision.context(market).items() if v is not None
+        }
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=LIVE_SIGNALS_ASSET,
+                partition=market_id(market),
+                description=f"{market} {utc_text(decision.candle_ms)} ({mode} portfolio)",
+                metadata=metadata,
+            )
+        )
+        with db.connection() as conn:
+            mark_reported(conn, [row.id])
+            update_timings(conn, row.id, {"signal_recorded_at": time.time()})
+
+
+@dg.op
+def rebalance_portfolio(
+    context: dg.OpExecutionContext,
+    targets: ProductionTargets | None,
+    database: PostgresResource,
+    broker: BrokerResource,
+    candle_source: CandleSourceResource,
+) -> None:
+    """Rebalance the account to production's targets, within the risk limits."""
+    if targets is None:
+        context.log.warning(
+            "nothing to execute: no production portfolio decision for this candle (a shadow "
+            "decision is never executed)"
+        )
+        return
+    started = time.perf_counter()
+    db = database.database()
+    manager = PortfolioManager(
+        db,
+        broker.open(db),
+        broker.risk(1),
+        targets.exchange,
+        targets.timeframe,
+        timeframe_ms(targets.timeframe),
+    )
+    source = candle_source.open()
+    now_ms = source.now_ms() if isinstance(source, CcxtCandleSource) else None
+    done = manager.execute(targets.candle_ms, targets.targets, now_ms=now_ms)
+    context.log.info(f"portfolio {utc_text(targets.candle_ms)}: {done.action} {done.note}".strip())
+    context.add_output_metadata(
+        {
+            "action": done.action,
+            "execution": dg.MetadataValue.json(done.to_json()),
+            "execute_ms": _ms_since(started),
+        }
+    )
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"signals/kind": "live"})
+def portfolio_live_job() -> None:
+    """One closed decision candle: every market decided together, recorded, rebalanced."""
+    rebalance_portfolio(portfolio_signals())
