@@ -9,7 +9,7 @@ offline). Quantities are in base units and signed where they describe a position
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 BUY, SELL = "buy", "sell"
 FILLED, REJECTED, OPEN, CANCELLED = "filled", "rejected", "open", "cancelled"
@@ -51,6 +51,17 @@ class OrderResult:
     fee: float  # quote currency, ≥ 0
     timestamp_ms: int  # the broker's (exchange's) time of the answer
     reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as the managers' execution reports give it."""
+        return {
+            "client_order_id": self.client_order_id,
+            "status": self.status,
+            "filled": self.filled,
+            "price": self.average_price,
+            "fee": self.fee,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
