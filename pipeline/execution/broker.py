@@ -72,6 +72,22 @@ class BrokerPosition:
 
 
 @dataclass(frozen=True)
+class MarketRules:
+    """The exchange's filters an order must pass in one market: quantities are multiples of
+    `amount_step` (0: any quantity), and an order's notional (quantity × price) is at least
+    `min_notional` (0: no minimum) unless it is reduce-only."""
+
+    amount_step: float = 0.0
+    min_notional: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("amount_step", "min_notional"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+
+
+@dataclass(frozen=True)
 class OpenOrder:
     client_order_id: str
     exchange_order_id: str
@@ -109,6 +125,10 @@ class Broker(Protocol):
 
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:
         """Set leverage and margin mode ("isolated" or "cross") for one market."""
+        ...
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The market's amount step and minimum notional, as the exchange publishes them."""
         ...
 
     def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
