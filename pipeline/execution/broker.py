@@ -9,7 +9,7 @@ offline). Quantities are in base units and signed where they describe a position
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 BUY, SELL = "buy", "sell"
 FILLED, REJECTED, OPEN, CANCELLED = "filled", "rejected", "open", "cancelled"
@@ -52,12 +52,39 @@ class OrderResult:
     timestamp_ms: int  # the broker's (exchange's) time of the answer
     reason: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The answer as the managers' execution reports give it."""
+        return {
+            "client_order_id": self.client_order_id,
+            "status": self.status,
+            "filled": self.filled,
+            "price": self.average_price,
+            "fee": self.fee,
+            "reason": self.reason,
+        }
+
 
 @dataclass(frozen=True)
 class BrokerPosition:
     symbol: str
     quantity: float  # signed: + long, − short
     entry_price: float
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """The exchange's filters an order must pass in one market: quantities are multiples of
+    `amount_step` (0: any quantity), and an order's notional (quantity × price) is at least
+    `min_notional` (0: no minimum) unless it is reduce-only."""
+
+    amount_step: float = 0.0
+    min_notional: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("amount_step", "min_notional"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,10 @@ class Broker(Protocol):
 
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:
         """Set leverage and margin mode ("isolated" or "cross") for one market."""
+        ...
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The market's amount step and minimum notional, as the exchange publishes them."""
         ...
 
     def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:

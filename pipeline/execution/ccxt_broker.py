@@ -34,10 +34,12 @@ from pipeline.execution.broker import (
     REJECTED,
     BrokerError,
     BrokerPosition,
+    MarketRules,
     OpenOrder,
     OrderRequest,
     OrderResult,
 )
+from pipeline.execution.market_rules import ccxt_market_rules
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +283,12 @@ class CcxtBroker:
             )
             for o in raw
         ]
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The amount step and minimum notional of the exchange's loaded markets (Binance's
+        LOT_SIZE stepSize and MIN_NOTIONAL filters)."""
+        self._markets()
+        return ccxt_market_rules(self.exchange, symbol)
 
     # -- settings ------------------------------------------------------------------------
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:

@@ -6,9 +6,16 @@ equity holds, honours reduce-only, and remembers every client order id, so a ret
 is answered from the record instead of filled again. Its wallet and positions live in their
 own tables (`paper_*`, kept by `pipeline.store.paper`), apart from the position manager's
 book, so reconciling them checks something real.
+
+Its market rules (amount step, minimum notional) are the exchange's when its price feed reads
+a ccxt exchange (`ExchangePriceFeed`), else the ones given (default: no step, no minimum).
+It reports them for the managers to obey and does not enforce them itself, so a paper fill is
+the quantity asked, as the backtest's is.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import psycopg
 
@@ -17,6 +24,7 @@ from pipeline.execution.broker import (
     FILLED,
     REJECTED,
     BrokerPosition,
+    MarketRules,
     OpenOrder,
     OrderRequest,
     OrderResult,
@@ -38,13 +46,17 @@ class PaperBroker:
         fee: float = 0.0005,
         slippage_bps: float = 0.0,
         initial_balance: float = 10_000.0,
+        rules: MarketRules | Mapping[str, MarketRules] | None = None,
     ):
+        """`rules`: one `MarketRules` for every market or one per symbol (a symbol left out
+        has none); when None, the feed's exchange's rules if it has an exchange."""
         if fee < 0 or slippage_bps < 0:
             raise ValueError("fee and slippage are costs: they cannot be negative")
         if initial_balance <= 0:
             raise ValueError("the paper account needs a positive starting balance")
         self.db, self.feed, self.name = db, feed, account
         self.fee, self.slippage = fee, slippage_bps / 10_000.0
+        self.rules = rules
         with db.connection() as conn, conn.transaction():
             paper.open_account(conn, account, initial_balance)
 
@@ -74,6 +86,14 @@ class PaperBroker:
 
     def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
         return []  # market orders only: nothing rests
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        if isinstance(self.rules, MarketRules):
+            return self.rules
+        if self.rules is not None:
+            return self.rules.get(symbol, MarketRules())
+        from_exchange = getattr(self.feed, "market_rules", None)
+        return from_exchange(symbol) if from_exchange is not None else MarketRules()
 
     # -- trading ---------------------------------------------------------------------------
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:

@@ -7,6 +7,8 @@ from typing import Protocol
 import ccxt
 
 from pipeline.exchange.retry import RetryPolicy, with_retries
+from pipeline.execution.broker import MarketRules
+from pipeline.execution.market_rules import ccxt_market_rules
 
 
 class PriceFeed(Protocol):
@@ -34,3 +36,8 @@ class ExchangePriceFeed:
             raise ValueError(f"{self.exchange.id} {symbol}: the ticker has no usable price")
         stamp = ticker.get("timestamp")
         return float(price), int(stamp) if stamp else int(self.exchange.milliseconds())
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The exchange's amount step and minimum notional for `symbol` (public markets)."""
+        with_retries(self.exchange.load_markets, f"{self.exchange.id} markets", self.retry)
+        return ccxt_market_rules(self.exchange, symbol)
