@@ -53,30 +53,29 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 # In dependency order: the main job materialises them in this order. The strategy
-# (SIGNALS_STRATEGY) decides which model chain: the portfolio's (assets/portfolio.py) or the
-# barrier round trips' (assets/modeling.py, with the study).
-if STRATEGY == "portfolio":
-    ASSETS = [
-        ohlcv,
-        funding_rates,
-        market_factor,
-        features,
-        portfolio.portfolio_selected_features,
-        portfolio.portfolio_lstm_model,
-        portfolio.portfolio_backtest_report,
-        portfolio.portfolio_production_model,
-    ]
-else:
-    ASSETS = [
-        ohlcv,
-        market_factor,
-        features,
-        selected_features,
-        hyperparameter_study,
-        modeling.lstm_model,
-        modeling.backtest_report,
-        modeling.production_model,
-    ]
+# (SIGNALS_STRATEGY) decides which model chain the location offers: the portfolio's
+# (assets/portfolio.py) or the barrier round trips' (assets/modeling.py, with the study).
+PORTFOLIO_ASSETS = [
+    ohlcv,
+    funding_rates,
+    market_factor,
+    features,
+    portfolio.portfolio_selected_features,
+    portfolio.portfolio_lstm_model,
+    portfolio.portfolio_backtest_report,
+    portfolio.portfolio_production_model,
+]
+BARRIER_ASSETS = [
+    ohlcv,
+    market_factor,
+    features,
+    selected_features,
+    hyperparameter_study,
+    modeling.lstm_model,
+    modeling.backtest_report,
+    modeling.production_model,
+]
+ASSETS = PORTFOLIO_ASSETS if STRATEGY == "portfolio" else BARRIER_ASSETS
 
 defs = dg.Definitions(
     assets=[*ASSETS, live_signals],
