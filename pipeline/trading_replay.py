@@ -1,5 +1,6 @@
 """Live trading replayed: the real sensor and live job over the replay exchange, then the
-same model's backtest over the same candles, compared decision by decision and trade by trade.
+same model's backtest over the same candles, compared decision by decision and trade by trade
+(a portfolio model: decision by decision and fill by fill, `replay_portfolio`).
 
 `LiveReplay` drives it the way the daemon does, one closed candle at a time: move the replay
 clock just past the candle's close, evaluate `new_candle_sensor` with its saved cursor, launch
@@ -33,9 +34,10 @@ from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.exchange.markets import market_id
 from pipeline.inference_job import live_inference_job
 from pipeline.model.operating import OperatingPoint
+from pipeline.portfolio_live import portfolio_live_job
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
-from pipeline.sensors import new_candle_sensor
+from pipeline.sensors import PORTFOLIO, new_candle_sensor
 from pipeline.settings import Settings
 from pipeline.signals.backtest_path import backtest_path
 from pipeline.signals.candle import factor_basket
@@ -46,6 +48,9 @@ from pipeline.store.database import Database, fresh_database, open_database, res
 from pipeline.store.signals import load_signals
 
 RUN_KEY_TAG = "dagster/run_key"
+# A portfolio replay's fills against the backtest's: the relative drift an account that rounds
+# its orders to the exchange's amount step may show beside the backtest's exact quantities.
+DRIFT = 1e-4
 
 
 def seed_candles(
@@ -125,10 +130,11 @@ def replay_resources(
     risk_fraction: float = 0.5,
     retry_attempts: int = 5,
     retry_backoff_s: float = 0.5,
+    account_per_market: bool = True,
 ) -> dict[str, Any]:
     """Resources for a replay: the replay exchange for candles and prices, one paper account
-    per market (each compounds alone, like its backtest), no cap and no daily limit (the
-    backtest has neither; both are tested on their own)."""
+    per market (each compounds alone, like its backtest; a portfolio shares one), no cap and no
+    daily limit (the backtest has neither; both are tested on their own)."""
     from resources.broker import BrokerResource
     from resources.database import PostgresResource
     from resources.exchange import CandleSourceResource
@@ -153,7 +159,7 @@ def replay_resources(
             risk_fraction=risk_fraction,
             max_notional=1e15,
             daily_loss_limit=1.0,
-            account_per_market=True,
+            account_per_market=account_per_market,
         ),
     }
 
@@ -177,10 +183,10 @@ class LiveReplay:
         instance: dg.DagsterInstance | None = None,
         after_close_ms: int = 60_000,
     ):
-        self.defs = dg.Definitions(
-            jobs=[live_inference_job], sensors=[new_candle_sensor], resources=resources
-        )
-        self.job = self.defs.resolve_job_def(live_inference_job.name)
+        # The sensor's job: live_inference_job per market, or portfolio_live_job per candle.
+        job = portfolio_live_job if PORTFOLIO else live_inference_job
+        self.defs = dg.Definitions(jobs=[job], sensors=[new_candle_sensor], resources=resources)
+        self.job = self.defs.resolve_job_def(job.name)
         self.resources = resources
         self.exchange = exchange
         self.instance = instance or dg.DagsterInstance.ephemeral()
@@ -531,3 +537,278 @@ def replay_live(
         )
     db.close()
     return ReplayOutcome(len(closes), symbols, failures, reports)
+
+
+@dataclass
+class PortfolioParity:
+    """A portfolio model's live record against its backtest over the same candles."""
+
+    candles: int
+    live_decisions: int
+    compared: int
+    decision_mismatches: list[dict[str, Any]]
+    score_max_abs_diff: float
+    live_fills: int
+    backtest_fills: int
+    matched_fills: int
+    fill_mismatches: list[dict[str, Any]]
+    quantity_max_steps: float  # largest |live − backtest quantity| in the market's amount steps
+    quantity_max_rel_diff: float
+    price_max_abs_diff: float
+    live_equity: float
+    backtest_equity: float
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def identical_decisions(self) -> bool:
+        return not self.decision_mismatches and self.compared == self.live_decisions > 0
+
+    @property
+    def same_fills(self) -> bool:
+        return not self.fill_mismatches and self.matched_fills == self.backtest_fills
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candles": self.candles,
+            "live_decisions": self.live_decisions,
+            "compared": self.compared,
+            "identical_decisions": self.identical_decisions,
+            "decision_mismatches": self.decision_mismatches,
+            "score_max_abs_diff": self.score_max_abs_diff,
+            "live_fills": self.live_fills,
+            "backtest_fills": self.backtest_fills,
+            "matched_fills": self.matched_fills,
+            "same_fills": self.same_fills,
+            "fill_mismatches": self.fill_mismatches,
+            "quantity_max_steps": self.quantity_max_steps,
+            "quantity_max_rel_diff": self.quantity_max_rel_diff,
+            "price_max_abs_diff": self.price_max_abs_diff,
+            "live_equity": self.live_equity,
+            "backtest_equity": self.backtest_equity,
+            "fills": self.fills,
+        }
+
+
+def _same(a: float | None, b: float) -> bool:
+    """Bit-equal floats, a missing value matching NaN."""
+    return (a is None and math.isnan(b)) or (a is not None and a == b)
+
+
+def portfolio_parity(
+    db: Database,
+    exchange_id: str,
+    timeframe: str,
+    timeframes: list[str],
+    decided: list[int],
+    fee: float,
+    account: str,
+    balance: float,
+    steps: dict[str, float],
+) -> PortfolioParity:
+    """Compare the live portfolio decisions of the candles `decided` (open times) and the
+    account's fills with the backtest path over the same stored candles: scores, target
+    weights and orders bit for bit; every fill at the same open, market, side and price, its
+    quantity within two amount steps of the backtest's (the exchange's precision, `steps`)
+    and the account's drift from that rounding (`DRIFT` of the quantity).
+    The backtest charges the paper account's fee and no funding, as the paper account does."""
+    from pipeline.backtest.panel import panel
+    from pipeline.backtest.portfolio import PortfolioCosts, run_portfolio_backtest
+    from pipeline.signals.portfolio_path import portfolio_path
+    from pipeline.store import portfolio as portfolio_store
+
+    step = timeframe_ms(timeframe)
+    first, last = decided[0], decided[-1]
+    with db.connection() as conn:
+        record, _ = pick_model(db, timeframe)
+        live = [
+            d
+            for d in portfolio_store.decisions(conn, int(record.id), exchange_id, timeframe)
+            if first <= d.candle_ms <= last and d.mode == "production"
+        ]
+        path = portfolio_path(conn, exchange_id, timeframe, timeframes, record, first, last)
+        fills = {symbol: trading.fills(conn, account, symbol) for symbol in path.markets}
+    row_of = {int(t): k for k, t in enumerate(path.timestamps)}
+    mismatches: list[dict[str, Any]] = []
+    diffs = []
+    for d in live:
+        k = row_of.get(d.candle_ms)
+        if k is None:
+            continue
+        b = path.decisions
+        for j, market in enumerate(path.markets):
+            live_score, bt_score = d.scores[j], float(path.scores[k, j])
+            if live_score is not None and math.isfinite(bt_score):
+                diffs.append(abs(live_score - bt_score))
+            same = (
+                _same(live_score, bt_score)
+                and d.targets[j] == float(b.targets[k, j])
+                and d.orders[j] == bool(b.orders[k, j])
+            )
+            if not same:
+                mismatches.append(
+                    {
+                        "candle_ms": d.candle_ms,
+                        "market": market,
+                        "live": {
+                            "score": live_score,
+                            "target": d.targets[j],
+                            "ordered": d.orders[j],
+                        },
+                        "backtest": {
+                            "score": bt_score,
+                            "target": float(b.targets[k, j]),
+                            "ordered": bool(b.orders[k, j]),
+                        },
+                    }
+                )
+    compared = sum(1 for d in live if d.candle_ms in row_of)
+    # The backtest over the decided candles and the one after (the last decision's fills).
+    prices = panel(path.candles, timeframe, first, last + step)
+    n = len(prices.timestamps)
+    targets = np.zeros((n, len(path.markets)))
+    orders = np.zeros((n, len(path.markets)), dtype=bool)
+    targets[: len(path.timestamps)] = path.decisions.targets
+    orders[: len(path.timestamps)] = path.decisions.orders
+    result = run_portfolio_backtest(
+        prices, targets, orders, PortfolioCosts(fee=fee, funding_rate=0.0), funding=None
+    )
+    backtest = {
+        (int(r.time.value // 1_000_000), str(r.market)): (
+            float(r.quantity) * balance,
+            float(r.price),
+        )
+        for r in result.fills.itertuples()
+    }
+    live_net: dict[tuple[int, str], list[float]] = {}
+    for symbol, rows in fills.items():
+        for side, quantity, price, _fee, at_ms in rows:
+            key = (int(at_ms) // step * step, symbol)
+            signed = quantity if side == "buy" else -quantity
+            entry = live_net.setdefault(key, [0.0, price])
+            entry[0] += signed
+    fill_mismatches, records = [], []
+    max_steps = max_rel = max_price = 0.0
+    for key in sorted(set(backtest) | set(live_net)):
+        bt = backtest.get(key)
+        lv = live_net.get(key)
+        record_row = {"open_ms": key[0], "market": key[1], "live": lv, "backtest": bt}
+        records.append(record_row)
+        if bt is None or lv is None:
+            fill_mismatches.append({**record_row, "why": "only in one of them"})
+            continue
+        step_size = steps.get(key[1], 0.0)
+        gap = abs(lv[0] - bt[0])
+        steps_off = (
+            gap / step_size if step_size else (0.0 if gap <= 1e-9 * abs(bt[0]) else math.inf)
+        )
+        max_steps = max(max_steps, steps_off)
+        max_rel = max(max_rel, gap / abs(bt[0]) if bt[0] else 0.0)
+        max_price = max(max_price, abs(lv[1] - bt[1]))
+        # Live rounds each order down to the exchange's amount step, so its positions and
+        # equity drift from the backtest's by the residuals: a fill may differ by a step
+        # each way, and by the account's drift (measured: a few 1e-6 of the quantity).
+        tolerance = 2.0 * step_size + DRIFT * abs(bt[0])
+        if gap > tolerance or lv[1] != bt[1] or (lv[0] > 0) != (bt[0] > 0):
+            fill_mismatches.append({**record_row, "why": "side, quantity or price"})
+    matched = sum(1 for k in backtest if k in live_net)
+    with db.connection() as conn:
+        equity = trading.latest_equity(conn, account)
+    return PortfolioParity(
+        candles=len(decided),
+        live_decisions=len(live),
+        compared=compared,
+        decision_mismatches=mismatches,
+        score_max_abs_diff=max(diffs, default=0.0),
+        live_fills=len(live_net),
+        backtest_fills=len(backtest),
+        matched_fills=matched,
+        fill_mismatches=fill_mismatches,
+        quantity_max_steps=max_steps,
+        quantity_max_rel_diff=max_rel,
+        price_max_abs_diff=max_price,
+        live_equity=equity if equity is not None else math.nan,
+        backtest_equity=float(result.equity_values[-1]) * balance,
+        fills=records,
+    )
+
+
+@dataclass(frozen=True)
+class PortfolioReplayOutcome:
+    candles: int
+    symbols: list[str]
+    model_id: int
+    failures: list[str]
+    parity: PortfolioParity
+
+
+def replay_portfolio(
+    settings: Settings,
+    data_dir: str | Path | None,
+    start: str,
+    candles: int,
+    *,
+    model_id: int | None = None,
+    fee: float = 0.0005,
+    balance: float = 100_000.0,
+    log: Callable[[str], None] = lambda message: None,
+    progress: Callable[[int], AbstractContextManager[Ticker]] | None = None,
+) -> PortfolioReplayOutcome:
+    """`signals live --replay` of a portfolio model: `candles` decision candles from `start`
+    through the real sensor and the portfolio live job (one run per candle, every market) in a
+    fresh `signals_replay` database and one paper account, then the parity with the backtest."""
+    data_dir = data_dir or settings.data_dir
+    if not data_dir:
+        raise ValueError("--data-dir (or SIGNALS_DATA_DIR) is needed: the candles to replay")
+    if not PORTFOLIO:
+        raise ValueError("a portfolio replay needs SIGNALS_STRATEGY=portfolio")
+    timeframe = settings.decision_timeframe
+    step = timeframe_ms(timeframe)
+    start_ms = parse_date_ms(start) // step * step
+    if candles < 2:
+        raise ValueError("--candles must be at least 2")
+    folder = CandleFolder(data_dir)
+    record, why = pick_model(open_database(settings), timeframe, model_id)
+    if record.config.get("kind") != "portfolio":
+        raise ValueError(f"model {record.id} is not a portfolio model")
+    log(f"replaying portfolio model {record.id} ({timeframe} decisions), {why}")
+    universe = list(record.config["universe"])
+    seeded = list(dict.fromkeys([*universe, *factor_basket(record)]))
+    missing = [s for s in seeded if s not in folder.symbols()]
+    if missing:
+        raise ValueError(f"{data_dir} has no candles for {', '.join(missing)}")
+    url = fresh_database(resolve_url(settings), "signals_replay")
+    db = Database(url)
+    timeframes = list(settings.timeframes)
+    log(f"seeding candles before {start} into database signals_replay …")
+    seed_candles(db, folder, settings.exchange, seeded, timeframes, start_ms)
+    install_model(db, record, {"reason": "signals live --replay", "source_model": record.id})
+    exchange = ReplayExchange(
+        data_dir,
+        ReplayClock(start_ms, speed=1.0),
+        balance=balance,
+        funding_dir=settings.funding_dir,
+    )
+    closes = [start_ms + (k + 1) * step for k in range(candles)]
+    with ReplayServer(exchange) as server:
+        resources = replay_resources(
+            url,
+            server.url,
+            str(settings.home),
+            exchange=settings.exchange,
+            since=settings.since,
+            fee=fee,
+            balance=balance,
+            account_per_market=False,
+        )
+        replay = LiveReplay(resources, exchange)
+        with (progress or (lambda _: nullcontext(_NoTicker())))(len(closes)) as bar:
+            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
+        steps = {s: float(exchange.market.rules[market_id(s)].step) for s in universe}
+    failures = [key for o in outcomes for key in o.failures]
+    seed_candles(db, folder, settings.exchange, seeded, timeframes, closes[-1] + step)
+    decided = [c - step for c in closes]
+    parity = portfolio_parity(
+        db, settings.exchange, timeframe, timeframes, decided, fee, "paper", balance, steps
+    )
+    db.close()
+    return PortfolioReplayOutcome(len(closes), universe, int(record.id), failures, parity)

@@ -41,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--risk-fraction", type=float, default=0.5, help="of equity per position")
     live.add_argument("--fee", type=float, default=0.0005, help="taker fee a side (0.05%%)")
-    live.add_argument("--balance", type=float, default=10_000.0, help="paper USDT per market")
+    live.add_argument(
+        "--balance",
+        type=float,
+        help="paper USDT per market (barrier strategy, default 10000) or of the portfolio's one "
+        "account (default 100000)",
+    )
     live.add_argument("--json", help="write the parity reports to this file")
     live.set_defaults(func=cmd_live)
 
@@ -53,6 +58,9 @@ def cmd_live(args: argparse.Namespace) -> int:
             "live trading runs in Dagster: `make ui` and turn on new_candle_sensor (README); "
             "`signals live --replay` replays it offline"
         )
+    settings = Settings.from_env()
+    if settings.strategy == "portfolio":
+        return _replay_portfolio(args, settings)
     from pipeline.trading_replay import replay_live
 
     outcome = replay_live(
@@ -64,7 +72,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         risk_fraction=args.risk_fraction,
         fee=args.fee,
-        balance=args.balance,
+        balance=args.balance or 10_000.0,
         log=lambda message: print(message, file=sys.stderr),
         progress=lambda total: progress(total, sys.stderr.isatty(), unit="candle"),
     )
@@ -99,5 +107,62 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise CliError(
             f"parity broken: {len(failures)} failed run(s); decisions or trades differ for "
             f"{', '.join(bad) or 'no market'}"
+        )
+    return 0
+
+
+def _replay_portfolio(args: argparse.Namespace, settings: Settings) -> int:
+    """A portfolio model replayed: one run per decision candle, every market, one account."""
+    from pipeline.trading_replay import replay_portfolio
+
+    outcome = replay_portfolio(
+        settings,
+        args.data_dir,
+        args.start,
+        args.candles,
+        model_id=args.model,
+        fee=args.fee,
+        balance=args.balance or 100_000.0,
+        log=lambda message: print(message, file=sys.stderr),
+        progress=lambda total: progress(total, sys.stderr.isatty(), unit="candle"),
+    )
+    p = outcome.parity
+    print(
+        f"{outcome.candles} {settings.decision_timeframe} candles × {len(outcome.symbols)} "
+        f"markets, model {outcome.model_id}, {len(outcome.failures)} failed run(s)"
+    )
+    print(
+        markdown_table(
+            ("what", "live", "backtest", "same"),
+            [
+                (
+                    "decisions (scores, weights, orders)",
+                    p.live_decisions,
+                    p.compared,
+                    "yes" if p.identical_decisions else f"NO ({len(p.decision_mismatches)})",
+                ),
+                (
+                    "fills",
+                    p.live_fills,
+                    p.backtest_fills,
+                    "yes" if p.same_fills else f"NO ({len(p.fill_mismatches)})",
+                ),
+                ("equity at the end", f"{p.live_equity:,.2f}", f"{p.backtest_equity:,.2f}", ""),
+            ],
+        )
+    )
+    print(
+        f"largest differences: score {p.score_max_abs_diff:.1e}, fill price "
+        f"{p.price_max_abs_diff:.1e}, fill quantity {p.quantity_max_rel_diff:.1e} of the "
+        "backtest's (live rounds each order down to the exchange's amount step); the backtest "
+        "charges the paper account's fee and, like it, no funding"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(p.to_json(), indent=2, default=json_default))
+    if outcome.failures or not (p.identical_decisions and p.same_fills):
+        raise CliError(
+            f"parity broken: {len(outcome.failures)} failed run(s); decisions "
+            f"{'agree' if p.identical_decisions else 'differ'}, fills "
+            f"{'agree' if p.same_fills else 'differ'}"
         )
     return 0

@@ -213,6 +213,15 @@ def record_equity(
         )
 
 
+def latest_equity(conn: psycopg.Connection, account: str) -> float | None:
+    """The account's newest equity mark, if any."""
+    row = conn.execute(
+        "SELECT equity FROM equity WHERE account = %s ORDER BY at DESC LIMIT 1", (account,)
+    ).fetchone()
+    conn.commit()
+    return float(row[0]) if row else None
+
+
 def trading_state(conn: psycopg.Connection, account: str) -> TradingState:
     row = conn.execute(
         """SELECT halted, halted_reason, halted_until, day, day_start_equity
