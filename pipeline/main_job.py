@@ -104,14 +104,18 @@ class StepOutcome:
                 f"{meta['rows_total']:<6} {meta['first_settlement']} → {meta['last_settlement']}"
             )
         if self.asset == "lstm_model" and meta.get("kind") == "portfolio":
+            size = (
+                f"{meta['parameters']} parameters ({meta['stopped']})"
+                if meta["scorer"] == "lstm"
+                else f"{meta['trees']} trees, {meta['tree_nodes']} nodes"
+            )
             return (
-                f"lstm_model  portfolio candidate {meta['model_id']} ({meta['decision_timeframe']} "
-                f"decisions): {meta['parameters']} parameters, {meta['epochs']} epochs "
-                f"({meta['stopped']}), validation accuracy {meta['val_accuracy']:.4f} vs "
-                f"majority {meta['val_majority_accuracy']:.4f} (reported, not judged), gap "
-                f"{meta['gap']:+.4f}; coverage {meta.get('coverage', float('nan')):g} chosen on "
-                f"validation's first half; judging half: net Sharpe "
-                f"{meta.get('judged_sharpe', float('nan')):.2f}, net "
+                f"lstm_model  portfolio candidate {meta['model_id']}: {meta['scorer']} "
+                f"({size}) on {meta['decision_timeframe']} candles, validation accuracy "
+                f"{meta['val_accuracy']:.4f} vs majority {meta['val_majority_accuracy']:.4f} "
+                f"(reported, not judged), gap {meta['gap']:+.4f}; coverage "
+                f"{meta.get('coverage', float('nan')):g} chosen on validation's first half; "
+                f"judging half: net Sharpe {meta.get('judged_sharpe', float('nan')):.2f}, net "
                 f"{meta.get('judged_net_return', float('nan')):+.1%}  checks: {verdict}"
             )
         if self.asset == "backtest_report" and "attribution" in meta:

@@ -30,9 +30,9 @@ from pipeline.exchange.markets import market_id
 from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
 from pipeline.features.registry import feature_names
 from pipeline.inference_job import LIVE_PAGE_LIMIT, _ms_since, _refresh
-from pipeline.model.contract import MODEL_NAME, load_for_inference
+from pipeline.model.scorer import load_scorer
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, timeframe_partitions
-from pipeline.portfolio.model import PortfolioSettings, is_portfolio
+from pipeline.portfolio.model import MODEL_NAME, PortfolioSettings, is_portfolio
 from pipeline.portfolio.rebalance import LayerState
 from pipeline.reporting.text import utc_text
 from pipeline.signals.candle import factor_basket, live_features, load_inputs
@@ -182,7 +182,7 @@ def _decide(
 ) -> PortfolioDecision:
     """Every market of the model's universe decided at `candle_ms` from its last state."""
     settings = PortfolioSettings.from_config(record.config, record.id)
-    loaded = load_for_inference(record, feature_names())
+    loaded = load_scorer(record, feature_names())
     basket = tuple(factor_basket(record))
     features, candles = {}, {}
     with db.connection() as conn:

@@ -27,8 +27,11 @@ DEFAULT_MAX_EPOCHS = 30  # LSTM training epochs at most (early stopping usually 
 # timeframe, one shared equity) or `barrier` (each market alone, barrier round trips).
 STRATEGIES = ("portfolio", "barrier")
 DEFAULT_STRATEGY = "portfolio"
-# The portfolio's decision timeframe: what validation chose among 1h, 4h and 1d (see README).
-DEFAULT_DECISION_TIMEFRAME = "1d"
+# The portfolio's decision timeframe and scorer: what the walk-forward's written rule chose on
+# validation's judging halves among 1h, 4h and 1d and the LSTM, boosting and their blend
+# (pipeline/evaluation/default_choice.py; the README gives the run and its figures).
+DEFAULT_DECISION_TIMEFRAME = "4h"
+DEFAULT_SCORER = "gbm"
 
 
 def _split(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -65,12 +68,15 @@ class Settings:
     sensor_interval_s: int = 30  # how often new_candle_sensor asks for a closed candle
     strategy: str = DEFAULT_STRATEGY
     decision_timeframe: str = DEFAULT_DECISION_TIMEFRAME  # the portfolio's (barrier: the base)
+    scorer: str = DEFAULT_SCORER  # the portfolio model's scorer: lstm or gbm
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"SIGNALS_STRATEGY must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
             )
+        if self.scorer not in ("lstm", "gbm"):
+            raise ValueError(f"SIGNALS_SCORER must be lstm or gbm, got {self.scorer!r}")
         if self.strategy == "portfolio" and self.decision_timeframe not in self.timeframes:
             raise ValueError(
                 f"SIGNALS_DECISION_TIMEFRAME {self.decision_timeframe!r} is not among "
@@ -104,6 +110,7 @@ class Settings:
             sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
             strategy=env.get("SIGNALS_STRATEGY", DEFAULT_STRATEGY),
             decision_timeframe=env.get("SIGNALS_DECISION_TIMEFRAME", DEFAULT_DECISION_TIMEFRAME),
+            scorer=env.get("SIGNALS_SCORER", DEFAULT_SCORER),
         )
 
     @property

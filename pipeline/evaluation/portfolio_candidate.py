@@ -2,8 +2,10 @@
 
 Shared by the Dagster assets of the portfolio strategy (`lstm_model`, `backtest_report`,
 `production_model`): the same functions as one walk-forward fold (`portfolio_scorers`), on the
-project's training and validation windows. The candidate is the LSTM scorer (the brief's
-model) with the operating point validation's first half chose; validation's second half,
+project's training and validation windows. The candidate is the configured scorer (the
+default: what the walk-forward's written rule chose, `SIGNALS_SCORER`: the brief's LSTM or
+gradient boosting on the same windows) with the operating point validation's first half
+chose; validation's second half,
 which chose nothing, judges it beside every baseline through the same layer, costs and
 funding: the figures the gate reads.
 """
@@ -19,6 +21,7 @@ import pandas as pd
 
 from pipeline.backtest.portfolio import PortfolioCosts, PortfolioResult
 from pipeline.data.timeframes import candles_in
+from pipeline.evaluation.baselines import predict_baselines
 from pipeline.evaluation.portfolio_baselines import (
     RANDOM,
     percentile,
@@ -36,15 +39,19 @@ from pipeline.evaluation.portfolio_scorers import (
 from pipeline.evaluation.portfolio_scores import to_panel
 from pipeline.features.labels import FORWARD_DAYS, LabelRule
 from pipeline.model.checkpoint import checkpoint_bytes
-from pipeline.model.contract import MODEL_NAME, LoadedModel, segment_windows
+from pipeline.model.contract import segment_windows
+from pipeline.model.scorer import SCORER_KINDS, LoadedScorer
 from pipeline.model.training import TrainConfig
+from pipeline.model.trees import TreeEnsemble
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.layer import decide
-from pipeline.portfolio.model import KIND, PortfolioSettings
+from pipeline.portfolio.model import KIND, MODEL_NAME, PortfolioSettings
 from pipeline.portfolio.scores import score_from_probability
+from pipeline.signals.calibration import accuracy
 from pipeline.store.models import ModelRecord
 
 RANDOM_DRAWS = 50  # random score panels the candidate is ranked among on the judging half
+CANDIDATE = "candidate"  # the model judged, in the tables beside the baselines
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,13 @@ class PortfolioCandidateConfig:
     choice: PortfolioChoice = field(default_factory=PortfolioChoice)
     train: TrainConfig = field(default_factory=TrainConfig)
     costs: PortfolioCosts = field(default_factory=PortfolioCosts)
+    scorer: str = "lstm"  # what the record ships: "lstm" or "gbm" (the default's rule)
+
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORER_KINDS:
+            raise ValueError(
+                f"scorer must be one of {', '.join(SCORER_KINDS)}, got {self.scorer!r}"
+            )
 
     @property
     def rule(self) -> LabelRule:
@@ -86,30 +100,62 @@ class PortfolioCandidate:
     config: PortfolioCandidateConfig
 
     @property
+    def scorer(self) -> str:
+        return self.config.scorer
+
+    @property
     def chosen(self) -> PortfolioConfig:
-        return self.fitted.chosen["lstm"].config
+        return self.fitted.chosen[self.scorer].config
+
+    def fit_figures(self) -> dict[str, float]:
+        """The shipped scorer's accuracy on validation, the majority's, and its train −
+        validation gap (the LSTM's of its kept epoch; boosting's measured the same way)."""
+        fitted = self.fitted
+        majority = float(fitted.train.y.mean() >= 0.5)
+        if self.scorer == "lstm":
+            fold = fitted.record()
+            val_accuracy, gap = fold["validation_accuracy"], fold["gap"]
+        else:
+            p_train = predict_baselines(fitted.baselines, fitted.train)[self.scorer]
+            p_val = predict_baselines(fitted.baselines, fitted.validation)[self.scorer]
+            val_accuracy = accuracy(p_val, fitted.validation.y)
+            gap = accuracy(p_train, fitted.train.y) - val_accuracy
+        return {
+            "scorer": self.scorer,
+            "val_accuracy": float(val_accuracy),
+            "val_majority_accuracy": float(np.mean(fitted.validation.y == majority)),
+            "val_windows": len(fitted.validation),
+            "gap": float(gap),
+        }
 
     def record(self) -> ModelRecord:
-        """The model store's record: the LSTM, its scaler and features, and everything live
-        needs to turn its P(up) into the same weights (the score scale, the operating point,
-        the market order of the layer's columns, the volatility window)."""
-        fitted, cfg = self.fitted, self.config
+        """The model store's record: the scorer (the LSTM's network and scaler, or the
+        boosting trees), its features, and everything live needs to turn its P(up) into the
+        same weights (the score scale, the operating point, the market order of the layer's
+        columns, the volatility window)."""
+        fitted, cfg, scorer = self.fitted, self.config, self.scorer
         result = fitted.lstm.result
-        fold = fitted.record()
+        lstm = scorer == "lstm"
+        checkpoint = (
+            checkpoint_bytes(result.state_dict)
+            if lstm
+            else TreeEnsemble.from_sklearn(fitted.baselines[scorer]).to_bytes()
+        )
         return ModelRecord(
             name=MODEL_NAME,
             timeframe=cfg.timeframe,
             config={
-                **result.config,
+                **(result.config if lstm else {"window": 1, "seed": cfg.train.seed}),
                 "kind": KIND,
+                "scorer": scorer,
                 "horizon": cfg.rule.horizon,
                 "label": cfg.rule.to_json(),
                 "portfolio": self.chosen.to_json(),
-                "score_scale": fitted.scales["lstm"].scale,
+                "score_scale": fitted.scales[scorer].scale,
                 "universe": list(cfg.markets),  # the layer's columns, in order
                 "vol_days": VOL_DAYS,
-                "coverage": fitted.chosen["lstm"].coverage,
-                "operating_options": fitted.chosen["lstm"].options,
+                "coverage": fitted.chosen[scorer].coverage,
+                "operating_options": fitted.chosen[scorer].options,
                 "factor_basket": sorted(cfg.markets),
                 "costs": {
                     "fee": cfg.costs.fee,
@@ -125,21 +171,25 @@ class PortfolioCandidate:
                 "validation_halves": fitted.halves,
             },
             metrics={
-                "val_accuracy": fold["validation_accuracy"],
-                "val_majority_accuracy": fold["validation_majority_accuracy"],
-                "val_windows": fold["validation_windows"],
-                "gap": fold["gap"],
-                "best_epoch": result.best_epoch,
-                "stopped": result.stopped,
-                "gap_flagged": result.gap_flagged,
-                "n_parameters": result.n_parameters,
-                "device": result.device,
-                "judged": fitted.judged["lstm"],
-                "choices": fold["choices"],
+                **self.fit_figures(),
+                **(
+                    {
+                        "best_epoch": result.best_epoch,
+                        "stopped": result.stopped,
+                        "gap_flagged": result.gap_flagged,
+                        "n_parameters": result.n_parameters,
+                        "device": result.device,
+                    }
+                    if lstm
+                    else {}
+                ),
+                "judged": fitted.judged[scorer],
+                "judged_by_scorer": fitted.judged,
+                "choices": fitted.record()["choices"],
             },
             seed=result.seed,
-            checkpoint=checkpoint_bytes(result.state_dict),
-            epochs=result.epochs,
+            checkpoint=checkpoint,
+            epochs=result.epochs if lstm else [],
         )
 
 
@@ -182,7 +232,7 @@ def judge_rows(record: ModelRecord, replayer: Replayer) -> np.ndarray:
 
 
 def model_judged(
-    loaded: LoadedModel,
+    loaded: LoadedScorer,
     record: ModelRecord,
     data: pd.DataFrame,
     replayer: Replayer,
@@ -222,16 +272,17 @@ def judged_beside_baselines(
     seed: int = 0,
     draws: int = RANDOM_DRAWS,
 ) -> dict[str, Any]:
-    """The candidate's figures over `rows` beside the trend rule, cross-sectional momentum,
-    buy-and-hold and random scores through the candidate's own operating point."""
-    results = {"lstm": candidate}
+    """The candidate's figures over `rows` (key `candidate`) beside the trend rule,
+    cross-sectional momentum, buy-and-hold and random scores through the candidate's own
+    operating point."""
+    results = {CANDIDATE: candidate}
     results |= {
         name: replayer.run(rows, d) for name, d in reference_decisions(replayer, rows).items()
     }
     figures = {name: headline(r.metrics) for name, r in results.items()}
     if draws:
         null = random_sharpes(replayer, rows, [(len(rows), null_config)], draws, seed)
-        sharpe = figures["lstm"]["sharpe"]
+        sharpe = figures[CANDIDATE]["sharpe"]
         sharpe = sharpe if sharpe is not None and np.isfinite(sharpe) else -np.inf
         figures[RANDOM] = {
             "draws": draws,

@@ -15,6 +15,9 @@ from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.scores import ScoreScale
 
 KIND = "portfolio"  # config["kind"] of a portfolio model's record
+# The model store's name for portfolio models: their own production slot per timeframe,
+# apart from the barrier strategy's `lstm`.
+MODEL_NAME = "portfolio"
 
 
 @dataclass(frozen=True)

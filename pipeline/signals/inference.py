@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,4 +136,48 @@ def decide(
         threshold=operating.threshold,
         input_hash=input_hash(window, features, model_id),
         explanation=tuple(Explanation(features[i], float(towards[i])) for i in order),
+    )
+
+
+def decide_scorer(
+    scorer: Any,
+    window: np.ndarray,
+    *,
+    market: str,
+    timestamp: object,
+    top_k: int = 5,
+) -> Decision:
+    """One explained decision of a portfolio model's scorer (`pipeline.model.scorer`) on a
+    raw window [L, F]: the LSTM through `decide`; boosting on the window's last row, explained
+    by its path attributions towards the side it leans to (logit units)."""
+    if scorer.lstm is not None:
+        lstm = scorer.lstm
+        return decide(
+            lstm.network,
+            window,
+            lstm.scaler.transform,
+            lstm.features,
+            model_id=scorer.model_id,
+            market=market,
+            timestamp=timestamp,
+            operating=lstm.operating,
+            top_k=top_k,
+        )
+    row = window[-1:]
+    if not np.isfinite(row).all():
+        raise ValueError(f"{market} {timestamp}: the feature row holds NaN or infinity")
+    p_up = float(scorer.trees.predict_proba(row)[0])
+    push = scorer.trees.credits(row[0])
+    towards = push if p_up >= 0.5 else -push
+    order = np.argsort(-towards, kind="stable")[:top_k]
+    return Decision(
+        model_id=scorer.model_id,
+        market=market,
+        timestamp=timestamp,
+        probability_up=p_up,
+        confidence=max(p_up, 1.0 - p_up),
+        side=0,  # a portfolio model's side is its target weight's (the layer decides)
+        threshold=0.5,
+        input_hash=input_hash(row, scorer.features, scorer.model_id),
+        explanation=tuple(Explanation(scorer.features[i], float(towards[i])) for i in order),
     )

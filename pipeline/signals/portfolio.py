@@ -1,8 +1,9 @@
 """One live portfolio decision: every market's explained decision at a closed candle → scores →
 the portfolio layer's step (`pipeline.portfolio.decide_one`) from the stored state.
 
-Each market decides through the one inference path (`decide`: the same one-window forward pass
-the backtest of a stored model runs), its P(up) becomes a score through the model's score
+Each market decides through the one inference path (`decide_scorer`: the LSTM's one-window
+forward pass, or the boosting trees on the window's last row, as the backtest of a stored
+model scores it), its P(up) becomes a score through the model's score
 scale, its volatility is the same rolling window over its stored candles as the backtest's,
 and the layer's step is the function the backtest's loop calls: given the same candles and the
 same state, live and backtest give the same weights bit for bit.
@@ -18,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data.timeframes import timeframe_ms
-from pipeline.model.contract import LoadedModel
+from pipeline.model.scorer import LoadedScorer
 from pipeline.portfolio.layer import decide_one
 from pipeline.portfolio.model import PortfolioSettings
 from pipeline.portfolio.rebalance import LayerState
 from pipeline.portfolio.scores import score_from_probability
 from pipeline.portfolio.volatility import annual_volatility
 from pipeline.signals.candle import LiveWindowError, window_at
-from pipeline.signals.inference import Decision, decide
+from pipeline.signals.inference import Decision, decide_scorer
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def market_vol(candles: pd.DataFrame, candle_ms: int, timeframe: str, days: floa
 
 
 def decide_portfolio(
-    loaded: LoadedModel,
+    loaded: LoadedScorer,
     settings: PortfolioSettings,
     features: Mapping[str, pd.DataFrame],
     candles: Mapping[str, pd.DataFrame],
@@ -104,15 +105,8 @@ def decide_portfolio(
         except LiveWindowError as err:
             skipped[market] = str(err)
             continue
-        decision = decide(
-            loaded.network,
-            window,
-            loaded.scaler.transform,
-            loaded.features,
-            model_id=loaded.model_id,
-            market=market,
-            timestamp=pd.Timestamp(candle_ms, unit="ms", tz="UTC"),
-            operating=loaded.operating,
+        decision = decide_scorer(
+            loaded, window, market=market, timestamp=pd.Timestamp(candle_ms, unit="ms", tz="UTC")
         )
         decisions[market] = decision
         p_up[j] = decision.probability_up

@@ -14,7 +14,8 @@ import psycopg
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.features.registry import feature_names
-from pipeline.model.contract import load_for_inference, segment_windows
+from pipeline.model.contract import segment_windows
+from pipeline.model.scorer import load_scorer
 from pipeline.portfolio.layer import PortfolioDecisions, decide
 from pipeline.portfolio.model import PortfolioSettings
 from pipeline.portfolio.scores import score_from_probability
@@ -45,7 +46,7 @@ def portfolio_path(
 ) -> PortfolioPath:
     """The backtest path's portfolio decision at every candle of [first_ms, last_ms]."""
     settings = PortfolioSettings.from_config(record.config, record.id)
-    loaded = load_for_inference(record, feature_names())
+    loaded = load_scorer(record, feature_names())
     rule = LabelRule.from_json(record.config["label"])
     step = timeframe_ms(timeframe)
     grid = np.arange(first_ms, last_ms + 1, step, dtype=np.int64)

@@ -16,7 +16,13 @@ from pipeline.store import models as model_store
 from pipeline.store.database import Database
 
 SHARED_FUNDING = Path(__file__).resolve().parents[2].parent / "shared/data/binance-usdm-funding"
-SELECTION = {"train_end": "2021-09-15", "validation_end": "2021-12-31", "folds": 2, "repeats": 1}
+SELECTION = {
+    "train_end": "2021-09-15",
+    "validation_end": "2021-12-31",
+    "folds": 2,
+    "repeats": 1,
+    "max_iter": 20,
+}
 MODEL = {
     "train_start": "2020-10-23",
     "train_end": "2021-09-15",
@@ -111,7 +117,9 @@ def test_the_candidate_is_a_portfolio_model_with_its_operating_point(portfolio_c
     record = _record(portfolio_chain)
     assert record.timeframe == DECISION_TIMEFRAME == meta["decision_timeframe"]
     config = record.config
-    assert config["kind"] == "portfolio" and config["label"]["barrier_k"] is None
+    assert record.name == "portfolio" and config["kind"] == "portfolio"
+    assert config["scorer"] == "gbm" and config["window"] == 1  # boosting reads the last row
+    assert meta["trees"] >= 1 and config["label"]["barrier_k"] is None
     assert config["universe"] == [
         "BTC/USDT:USDT",
         "ETH/USDT:USDT",
@@ -135,7 +143,7 @@ def test_the_candidate_is_a_portfolio_model_with_its_operating_point(portfolio_c
 def test_the_report_replays_the_judging_half_beside_the_baselines(portfolio_chain) -> None:
     meta = _meta(portfolio_chain.results[("backtest_report", None)])
     table = meta["table"]
-    for name in ("lstm", "trend", "xs_momentum", "buy_and_hold"):
+    for name in ("candidate", "trend", "xs_momentum", "buy_and_hold"):
         assert f"| {name} " in table
     attribution = meta["attribution"].splitlines()
     assert len(attribution) == 2 + 5
@@ -146,10 +154,11 @@ def test_the_report_replays_the_judging_half_beside_the_baselines(portfolio_chai
     assert int(btc_cells[-1]) == 0 < int(btc_cells[-2])
     assert int(sol_cells[-1]) == int(sol_cells[-2]) > 0
     assert meta["equity"].startswith("![equity and exposure](data:image/png;base64,")
-    # The report scores one window at a time (the live path), the candidate in batches: the
-    # judged figures agree to rounding.
+    # The report scores the stored model (its trees, as live does), the candidate the fitted
+    # one: the judged figures agree.
     record = _record(portfolio_chain)
-    assert meta["lstm_total_return"] == pytest.approx(
+    assert meta["scorer"] == record.config["scorer"] == "gbm"  # the rule's default
+    assert meta["candidate_total_return"] == pytest.approx(
         record.metrics["judged"]["total_return"], rel=1e-3, abs=1e-6
     )
     assert meta["judging_half"].startswith(record.data_window["validation_halves"]["judge"][0][:10])
@@ -161,11 +170,28 @@ def test_the_gate_judges_money_on_the_judging_half(portfolio_chain) -> None:
     assert meta["outcome"] == "REFUSED" and "fills < 1000000" in meta["reasons"]
     (check,) = refused.get_asset_check_evaluations()
     assert not check.passed and check.description.startswith("refused: ")
-    assert "| trend |" in meta["judged"] and "| lstm |" in meta["judged"]
+    assert "| trend |" in meta["judged"] and "| candidate |" in meta["judged"]
     promoted = _meta(portfolio_chain.run("production_model", None, PERMISSIVE))
     assert promoted["outcome"] == "promoted" and promoted["production"] == promoted["candidate"]
     database = Database(portfolio_chain.database_url)
     with database.connection() as conn:
-        production = model_store.production_model(conn, "lstm", DECISION_TIMEFRAME)
+        production = model_store.production_model(conn, "portfolio", DECISION_TIMEFRAME)
     database.close()
     assert production is not None and production.id == promoted["candidate"]
+
+
+def test_the_lstm_ships_when_asked_and_scores_as_the_candidate_did(portfolio_chain) -> None:
+    meta = _meta(portfolio_chain.run("lstm_model", None, {**MODEL, "scorer": "lstm"}))
+    database = Database(portfolio_chain.database_url)
+    with database.connection() as conn:
+        record = model_store.load_model(conn, meta["model_id"])
+    database.close()
+    assert record.config["scorer"] == "lstm" and record.config["window"] == 8
+    assert meta["parameters"] == record.metrics["n_parameters"] > 0
+    report = _meta(portfolio_chain.run("backtest_report"))
+    assert report["scorer"] == "lstm"
+    # The candidate scored validation in batches, the report one window at a time (the live
+    # path, whose last bits may differ): the judged figures agree to rounding.
+    assert report["candidate_total_return"] == pytest.approx(
+        record.metrics["judged"]["total_return"], rel=1e-3, abs=1e-6
+    )
