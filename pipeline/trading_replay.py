@@ -34,6 +34,7 @@ from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.exchange.markets import market_id
 from pipeline.inference_job import live_inference_job
 from pipeline.model.operating import OperatingPoint
+from pipeline.portfolio.model import MODEL_NAME as PORTFOLIO_MODEL
 from pipeline.portfolio_live import portfolio_live_job
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
@@ -97,19 +98,21 @@ def install_model(db: Database, record: model_store.ModelRecord, note: dict[str,
 
 
 def pick_model(
-    db: Database, timeframe: str, model_id: int | None = None
+    db: Database, timeframe: str, model_id: int | None = None, name: str | None = None
 ) -> tuple[model_store.ModelRecord, str]:
     """The model a replay trades, and why that one: the id asked for, else the production
-    model, else the newest candidate (said plainly: the gate has not approved it)."""
-    from pipeline.model.contract import MODEL_NAME
+    model of `name` (default: the barrier strategy's `lstm`), else the newest candidate (said
+    plainly: the gate has not approved it)."""
+    from pipeline.model.contract import MODEL_NAME as BARRIER_MODEL
 
+    name = name or BARRIER_MODEL
     with db.connection() as conn:
         if model_id is not None:
             return model_store.load_model(conn, model_id), "chosen by id"
-        record = model_store.production_model(conn, MODEL_NAME, timeframe)
+        record = model_store.production_model(conn, name, timeframe)
         if record is not None:
             return record, "the production model"
-        newest = model_store.newest_model_id(conn, MODEL_NAME, timeframe)
+        newest = model_store.newest_model_id(conn, name, timeframe)
         if newest is None:
             raise LookupError(
                 "no model to replay: `make run` trains one (or pass a model id from this store)"
@@ -619,7 +622,7 @@ def portfolio_parity(
     step = timeframe_ms(timeframe)
     first, last = decided[0], decided[-1]
     with db.connection() as conn:
-        record, _ = pick_model(db, timeframe)
+        record, _ = pick_model(db, timeframe, name=PORTFOLIO_MODEL)
         live = [
             d
             for d in portfolio_store.decisions(conn, int(record.id), exchange_id, timeframe)
@@ -767,7 +770,7 @@ def replay_portfolio(
     if candles < 2:
         raise ValueError("--candles must be at least 2")
     folder = CandleFolder(data_dir)
-    record, why = pick_model(open_database(settings), timeframe, model_id)
+    record, why = pick_model(open_database(settings), timeframe, model_id, PORTFOLIO_MODEL)
     if record.config.get("kind") != "portfolio":
         raise ValueError(f"model {record.id} is not a portfolio model")
     log(f"replaying portfolio model {record.id} ({timeframe} decisions), {why}")

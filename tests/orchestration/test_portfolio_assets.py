@@ -195,3 +195,50 @@ def test_the_lstm_ships_when_asked_and_scores_as_the_candidate_did(portfolio_cha
     assert report["candidate_total_return"] == pytest.approx(
         record.metrics["judged"]["total_return"], rel=1e-3, abs=1e-6
     )
+
+
+def test_live_replay_of_the_portfolio_equals_its_backtest(portfolio_chain, tmp_path) -> None:
+    """`signals live --replay` under the portfolio strategy, in a process of its own (the
+    strategy is read at import): the promoted model decides every market of each candle in one
+    run of the real sensor and job, trades one paper account, and equals the backtest."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    source = portfolio_chain.resources["candle_source"]
+    out = tmp_path / "parity.json"
+    env = {
+        **os.environ,
+        "SIGNALS_STRATEGY": "portfolio",
+        "SIGNALS_DATABASE_URL": portfolio_chain.database_url,
+        "SIGNALS_DATA_DIR": source.data_dir,
+        "SIGNALS_FUNDING_DIR": source.funding_dir,
+        "SIGNALS_HOME": str(tmp_path / "home"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "live",
+            "--replay",
+            "--start",
+            "2021-12-20",
+            "--candles",
+            "18",
+            "--json",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    parity = json.loads(out.read_text())
+    assert parity["live_decisions"] == parity["compared"] == 18
+    assert parity["identical_decisions"] and parity["score_max_abs_diff"] == 0.0
+    assert parity["same_fills"] and parity["live_fills"] == parity["backtest_fills"]
+    assert parity["price_max_abs_diff"] == 0.0
+    assert "18 4h candles × 5 markets" in done.stdout
