@@ -39,6 +39,10 @@ import numpy as np
 
 from pipeline.tables import markdown_table
 
+# It times the per-market live path (a run per market and candle); the portfolio live job
+# (a run per candle, every market) is not timed here yet.
+os.environ.setdefault("SIGNALS_STRATEGY", "barrier")
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # dagster and dagster-daemon of this environment
 DAGSTER_YAML = (REPO / "pipeline" / "dagster_dev.yaml").read_text()

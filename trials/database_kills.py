@@ -69,6 +69,9 @@ def child_env(home: Path) -> dict[str, str]:
     """The environment of every command: its own SIGNALS_HOME, so its own embedded server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALS_", "DAGSTER_"))}
     env["SIGNALS_HOME"] = str(home)
+    # The per-market live path (signals, PositionManager) is what this trial kills under;
+    # the portfolio live path is not covered by the trials yet.
+    env["SIGNALS_STRATEGY"] = "barrier"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 

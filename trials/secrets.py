@@ -205,6 +205,9 @@ def run_trial(candles: int = 16, seed: int = 0, data_dir: Path = DEFAULT_DATA_DI
         "SIGNALS_API_KEY": key,
         "SIGNALS_API_SECRET": secret,
         "SIGNALS_MARKETS": ",".join(LIVE_MARKETS),
+        # The per-market live path is the one this trial runs with fake keys (the portfolio
+        # live path is not covered by the trials yet).
+        "SIGNALS_STRATEGY": "barrier",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     leaks: list[str] = []  # "<place> holds the <what>"

@@ -154,5 +154,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"(database {dagster_database_name(resolve_url(settings))}; instance {dagster_home})"
     )
     if "backtest_report" in stages:
-        print(f"backtest reports (markdown + equity.png per market): {settings.home / 'reports'}")
+        each = "the portfolio's" if settings.strategy == "portfolio" else "per market"
+        print(f"backtest reports (markdown + equity.png, {each}): {settings.home / 'reports'}")
     return 0

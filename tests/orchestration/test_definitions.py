@@ -2,7 +2,10 @@
 sensors, resources) matches the committed snapshot, so a change to the Dagster surface is a
 reviewed diff rather than a surprise in the UI.
 
-Regenerate after an intended change: SIGNALS_UPDATE_SNAPSHOT=1 pytest tests/orchestration.
+The suite's process runs the barrier strategy's location (tests/conftest.py); the portfolio
+strategy's, the product's default, is loaded in a process of its own and compared with its own
+snapshot. Regenerate after an intended change: SIGNALS_UPDATE_SNAPSHOT=1 pytest
+tests/orchestration.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dagster as dg
 import pytest
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+PORTFOLIO_SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions_portfolio.json"
 LOCATION_ENV = ("SIGNALS_MARKETS", "SIGNALS_TIMEFRAMES", "SIGNALS_SENSOR_INTERVAL_S")
 
 
@@ -76,6 +80,35 @@ def test_the_code_location_loads_and_matches_its_snapshot() -> None:
     if os.environ.get("SIGNALS_UPDATE_SNAPSHOT") == "1":
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_the_portfolio_location_loads_and_matches_its_snapshot() -> None:
+    """The default location (SIGNALS_STRATEGY=portfolio): the portfolio chain, funding_rates,
+    an unpartitioned backtest_report and the portfolio live job behind the sensor."""
+    import subprocess
+    import sys
+
+    overridden = [name for name in LOCATION_ENV if os.environ.get(name)]
+    if overridden:
+        pytest.fail(f"the snapshot is of the default location; unset {', '.join(overridden)}")
+    code = (
+        "import json, dagster as dg\n"
+        "from pipeline.definitions import defs\n"
+        "from tests.orchestration.test_definitions import surface\n"
+        "dg.Definitions.validate_loadable(defs)\n"
+        "print(json.dumps(surface(defs)))\n"
+    )
+    env = {**os.environ, "SIGNALS_STRATEGY": "portfolio"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    current = json.loads(done.stdout.strip().splitlines()[-1])
+    if os.environ.get("SIGNALS_UPDATE_SNAPSHOT") == "1":
+        PORTFOLIO_SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(PORTFOLIO_SNAPSHOT.read_text())
+    assert current["assets"]["backtest_report"]["partitions"] is None
+    assert current["sensors"]["new_candle_sensor"]["jobs"] == ["portfolio_live_job"]
 
 
 def test_the_snapshot_notices_a_changed_surface() -> None:
