@@ -12,7 +12,9 @@ Definitions (so a reader of a report knows exactly what a number claims):
 - annualised_return: final equity ** (1 / years) − 1, years from the first open to the last
   close (gaps count as time, since capital is tied up through them);
 - max_drawdown: largest fall from a running peak (the start, 1.0, counts as a peak), as a
-  positive fraction.
+  positive fraction;
+- a curve that reached zero (the account ruined or liquidated) has no Sharpe and no Sortino
+  (NaN): no ratio is computed through a ruin, whose returns after it mean nothing.
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ def equity_metrics(equity: np.ndarray, span_ms: int, periods_per_year: float) ->
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
     spread = float(np.std(r, ddof=1)) if len(r) > 1 else 0.0
     mean = float(np.mean(r))
+    ruined = float(np.min(equity)) <= 0.0
     return {
         "total_return": final - 1.0,
         "annualised_return": _annualised(final, years),
-        "sharpe": _ratio(mean, spread, periods_per_year),
-        "sortino": _ratio(mean, downside, periods_per_year),
+        "sharpe": math.nan if ruined else _ratio(mean, spread, periods_per_year),
+        "sortino": math.nan if ruined else _ratio(mean, downside, periods_per_year),
         "max_drawdown": float(np.max(1.0 - equity / peak)),
     }
 

@@ -61,7 +61,10 @@ def random_entries(
                 curves.append(done.equity)
                 count += len(done.rows)
             figures = equity_metrics(np.mean(curves, axis=0), span, cfg.periods_per_year)
-            sharpe[i], total[i], trades[i] = figures["sharpe"], figures["total_return"], count
+            # A ruined draw has no Sharpe (metrics.py): it ranks below every other.
+            ratio = figures["sharpe"]
+            sharpe[i] = ratio if np.isfinite(ratio) else -np.inf
+            total[i], trades[i] = figures["total_return"], count
         out[null] = {
             "sharpe": _spread(sharpe),
             "total_return": _spread(total),

@@ -97,3 +97,12 @@ def test_pool_is_the_equal_weight_mean_and_pools_trades(sample_frames) -> None:
     assert m["win_rate"] == pytest.approx((all_net > 0).mean())
     assert m["total_return"] == pytest.approx(expected_end - 1, rel=1e-12)
     assert m["markets"] == 3
+
+
+def test_no_ratio_is_computed_through_a_ruin() -> None:
+    """A curve that reached zero has no Sharpe or Sortino, however its returns average: a
+    leveraged long that doubles then is wiped out would otherwise show a positive one."""
+    equity = np.array([1.5, 2.0, 2.6, 3.4, 0.0, 0.0])
+    m = equity_metrics(equity, 6 * 3_600_000, 8760)
+    assert math.isnan(m["sharpe"]) and math.isnan(m["sortino"])
+    assert m["total_return"] == -1.0 and m["max_drawdown"] == 1.0
