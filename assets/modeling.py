@@ -493,6 +493,21 @@ def production_model(
         fit=candidate.metrics,
         shadow=shadow,
     )
+    return gate_outcome(
+        context, database, candidate, current, verdict, {"verdict": verdict.to_json()}
+    )
+
+
+def gate_outcome(
+    context: dg.AssetExecutionContext,
+    database: PostgresResource,
+    candidate: model_store.ModelRecord,
+    current: model_store.ModelRecord | None,
+    verdict,
+    extra: dict[str, object],
+) -> dg.MaterializeResult:
+    """Promote the candidate when the verdict passed; the materialisation and the gate check
+    say what happened (a refusal is the check's WARN: the run itself succeeded)."""
     promoted = None
     if verdict.passed:
         with database.database().connection() as conn:
@@ -500,7 +515,7 @@ def production_model(
         promoted = candidate.id
         context.log.info(f"model {candidate.id} promoted to production")
     else:
-        context.log.info(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
+        context.log.warning(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
     production = promoted or (current.id if current else None)
     reasons = "; ".join(verdict.reasons) or "all bounds met"
     return dg.MaterializeResult(
@@ -514,14 +529,17 @@ def production_model(
             else dg.MetadataValue.text("none: live runs record only shadow signals"),
             "passed": verdict.passed,
             "reasons": reasons,
-            "verdict": dg.MetadataValue.json(verdict.to_json()),
+            **{
+                k: dg.MetadataValue.json(rounded_json(v)) if isinstance(v, dict) else v
+                for k, v in extra.items()
+            },
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=GATE_CHECK,
                 passed=verdict.passed,
                 severity=dg.AssetCheckSeverity.WARN,
-                description=reasons,
+                description=f"promoted: {reasons}" if verdict.passed else f"refused: {reasons}",
                 metadata={"candidate": candidate.id, "reasons": reasons},
             )
         ],

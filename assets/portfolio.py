@@ -25,6 +25,7 @@ from assets.modeling import (
     _stored_model,
     _training_curves,
     _window,
+    gate_outcome,
 )
 from pipeline.backtest.portfolio import PortfolioCosts
 from pipeline.backtest.portfolio_report import write_portfolio_report
@@ -508,36 +509,5 @@ def portfolio_production_model(
         judged, production, PortfolioGateConfig(**config.model_dump()), fit=candidate.metrics
     )
     verdict.candidate["trend_sharpe"] = judged["trend"]["sharpe"]
-    promoted = None
-    if verdict.passed:
-        with database.database().connection() as conn:
-            model_store.promote(conn, candidate.id, verdict.to_json())
-        promoted = candidate.id
-        context.log.info(f"model {candidate.id} promoted to production")
-    else:
-        context.log.warning(f"model {candidate.id} refused: {'; '.join(verdict.reasons)}")
-    production_id = promoted or (current.id if current else None)
-    reasons = "; ".join(verdict.reasons) or "all bounds met"
-    return dg.MaterializeResult(
-        metadata={
-            "candidate": candidate.id,
-            "outcome": "promoted" if verdict.passed else "REFUSED",
-            **({"promoted": promoted} if promoted is not None else {}),
-            "production": production_id
-            if production_id is not None
-            else dg.MetadataValue.text("none: live runs record only shadow signals"),
-            "passed": verdict.passed,
-            "reasons": reasons,
-            "judged": dg.MetadataValue.md(_judged_table(judged)),
-            "verdict": dg.MetadataValue.json(rounded_json(verdict.to_json())),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=GATE_CHECK,
-                passed=verdict.passed,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=(f"promoted: {reasons}" if verdict.passed else f"refused: {reasons}"),
-                metadata={"candidate": candidate.id, "reasons": reasons},
-            )
-        ],
-    )
+    extra = {"judged": dg.MetadataValue.md(_judged_table(judged)), "verdict": verdict.to_json()}
+    return gate_outcome(context, database, candidate, current, verdict, extra)

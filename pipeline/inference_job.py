@@ -91,6 +91,18 @@ BARRIERS_NOT_EXECUTABLE = (
 )
 
 
+def live_source(candle_source: CandleSourceResource) -> CcxtCandleSource:
+    """The exchange a live run refreshes candles from: a few candles per series in small
+    pages, and no client-side pacing (a run sends at most two requests per series, far below
+    the exchange's limit, and ccxt's limiter would only add a wait before each)."""
+    source = candle_source.open()
+    if not isinstance(source, CcxtCandleSource):
+        raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
+    source.page_limit = LIVE_PAGE_LIMIT
+    source.exchange.enableRateLimit = False
+    return source
+
+
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
@@ -122,14 +134,7 @@ def live_signal(
     symbol = symbol_for(config.market)
     step = timeframe_ms(config.timeframe)
     close_ms = config.candle_ms + step
-    source = candle_source.open()
-    if not isinstance(source, CcxtCandleSource):
-        raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
-    # A few candles per series in small pages, and no client-side pacing: a run sends at
-    # most two requests per series, far below the exchange's limit, and ccxt's limiter
-    # would only add a wait before each.
-    source.page_limit = LIVE_PAGE_LIMIT
-    source.exchange.enableRateLimit = False
+    source = live_source(candle_source)
     db = database.database()
     since_ms = parse_date_ms(candle_source.since)
     timeframes = list(timeframe_partitions.get_partition_keys())

@@ -29,7 +29,7 @@ from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.markets import market_id
 from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
 from pipeline.features.registry import feature_names
-from pipeline.inference_job import LIVE_PAGE_LIMIT, _ms_since, _refresh
+from pipeline.inference_job import _ms_since, _refresh, live_source
 from pipeline.model.scorer import load_scorer
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, timeframe_partitions
 from pipeline.portfolio.model import MODEL_NAME, PortfolioSettings, is_portfolio
@@ -92,11 +92,7 @@ def portfolio_signals(
     timings: dict[str, float] = {"step_started_at": time.time()}
     tf, candle_ms = config.timeframe, config.candle_ms
     close_ms = candle_ms + timeframe_ms(tf)
-    source = candle_source.open()
-    if not isinstance(source, CcxtCandleSource):
-        raise dg.Failure("live inference needs an exchange source (SIGNALS_SOURCE=ccxt)")
-    source.page_limit = LIVE_PAGE_LIMIT
-    source.exchange.enableRateLimit = False
+    source = live_source(candle_source)
     db = database.database()
     since_ms = parse_date_ms(candle_source.since)
     timeframes = list(timeframe_partitions.get_partition_keys())

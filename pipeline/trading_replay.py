@@ -436,6 +436,31 @@ class _NoTicker:
         return None
 
 
+def drive_replay(
+    settings: Settings,
+    exchange: ReplayExchange,
+    database_url: str,
+    closes: list[int],
+    progress: Callable[[int], AbstractContextManager[Ticker]] | None,
+    **account: Any,
+) -> list[str]:
+    """Serve `exchange` and run the daemon's loop over `closes`; the run keys that failed.
+    `account`: the paper account's settings (`replay_resources`)."""
+    with ReplayServer(exchange) as server:
+        resources = replay_resources(
+            database_url,
+            server.url,
+            str(settings.home),
+            exchange=settings.exchange,
+            since=settings.since,
+            **account,
+        )
+        replay = LiveReplay(resources, exchange)
+        with (progress or (lambda _: nullcontext(_NoTicker())))(len(closes)) as bar:
+            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
+    return [key for o in outcomes for key in o.failures]
+
+
 @dataclass(frozen=True)
 class ReplayOutcome:
     """What `replay_live` found: the runs that failed and each market's parity report."""
@@ -506,21 +531,16 @@ def replay_live(
     install_model(db, record, note)
     exchange = ReplayExchange(data_dir, ReplayClock(start_ms, speed=1.0), balance=balance)
     closes = [start_ms + (k + 1) * step for k in range(candles)]
-    with ReplayServer(exchange) as server:
-        resources = replay_resources(
-            url,
-            server.url,
-            str(settings.home),
-            exchange=settings.exchange,
-            since=settings.since,
-            fee=fee,
-            balance=balance,
-            risk_fraction=risk_fraction,
-        )
-        replay = LiveReplay(resources, exchange)
-        with (progress or (lambda _: nullcontext(_NoTicker())))(len(closes)) as bar:
-            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
-    failures = [key for o in outcomes for key in o.failures]
+    failures = drive_replay(
+        settings,
+        exchange,
+        url,
+        closes,
+        progress,
+        fee=fee,
+        balance=balance,
+        risk_fraction=risk_fraction,
+    )
     # The candle after the last decided one: the backtest acts on the last decision at its open.
     seed_candles(db, folder, settings.exchange, seeded, timeframes, closes[-1] + step)
     costs = BacktestConfig(timeframe=timeframe, fee=fee, position_size=risk_fraction)
@@ -792,22 +812,17 @@ def replay_portfolio(
         funding_dir=settings.funding_dir,
     )
     closes = [start_ms + (k + 1) * step for k in range(candles)]
-    with ReplayServer(exchange) as server:
-        resources = replay_resources(
-            url,
-            server.url,
-            str(settings.home),
-            exchange=settings.exchange,
-            since=settings.since,
-            fee=fee,
-            balance=balance,
-            account_per_market=False,
-        )
-        replay = LiveReplay(resources, exchange)
-        with (progress or (lambda _: nullcontext(_NoTicker())))(len(closes)) as bar:
-            outcomes = replay.run(closes, on_tick=lambda _: bar.update(1))
-        steps = {s: float(exchange.market.rules[market_id(s)].step) for s in universe}
-    failures = [key for o in outcomes for key in o.failures]
+    failures = drive_replay(
+        settings,
+        exchange,
+        url,
+        closes,
+        progress,
+        fee=fee,
+        balance=balance,
+        account_per_market=False,
+    )
+    steps = {s: float(exchange.market.rules[market_id(s)].step) for s in universe}
     seed_candles(db, folder, settings.exchange, seeded, timeframes, closes[-1] + step)
     decided = [c - step for c in closes]
     parity = portfolio_parity(

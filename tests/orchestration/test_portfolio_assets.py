@@ -167,7 +167,7 @@ def test_the_report_replays_the_judging_half_beside_the_baselines(portfolio_chai
 def test_the_gate_judges_money_on_the_judging_half(portfolio_chain) -> None:
     refused = portfolio_chain.run("production_model", None, REFUSING)
     meta = _meta(refused)
-    assert meta["outcome"] == "REFUSED" and "fills < 1000000" in meta["reasons"]
+    assert meta["outcome"] == "refused" and "fills < 1000000" in meta["reasons"]
     (check,) = refused.get_asset_check_evaluations()
     assert not check.passed and check.description.startswith("refused: ")
     assert "| trend |" in meta["judged"] and "| candidate |" in meta["judged"]
