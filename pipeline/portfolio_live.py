@@ -123,7 +123,7 @@ def portfolio_signals(
         )
     production: ProductionTargets | None = None
     for record, mode in deciders:
-        decision = _decide(db, source.exchange_id, record, tf, timeframes, candle_ms)
+        decision = _decide(db, source.exchange_id, record, mode, tf, timeframes, candle_ms)
         with db.connection() as conn:
             stored = portfolio_store.record_decision(
                 conn,
@@ -174,7 +174,7 @@ def _plain(value: float) -> float | None:
 
 
 def _decide(
-    db, exchange: str, record, tf: str, timeframes: list[str], candle_ms: int
+    db, exchange: str, record, mode: str, tf: str, timeframes: list[str], candle_ms: int
 ) -> PortfolioDecision:
     """Every market of the model's universe decided at `candle_ms` from its last state."""
     settings = PortfolioSettings.from_config(record.config, record.id)
@@ -187,6 +187,12 @@ def _decide(
             features[symbol] = live_features(inputs, tf)
             candles[symbol] = inputs.base
         before = portfolio_store.previous_decision(conn, int(record.id), exchange, tf, candle_ms)
+        if before is None and mode == "production":
+            # A newly promoted model takes over what the account was ordered to hold (its
+            # standing targets), not a flat book, when the same markets are traded.
+            handed = portfolio_store.previous_production_decision(conn, exchange, tf, candle_ms)
+            if handed is not None and handed.markets == settings.universe:
+                before = handed
     state = LayerState.from_json(before.state) if before is not None else None
     return decide_portfolio(loaded, settings, features, candles, candle_ms, tf, state)
 

@@ -98,6 +98,22 @@ def previous_decision(
     return _decision(row, created=False) if row else None
 
 
+def previous_production_decision(
+    conn: psycopg.Connection, exchange: str, timeframe: str, before_ms: int
+) -> StoredDecision | None:
+    """The last production decision before `before_ms`, of any model: what the account was
+    ordered to hold when a newly promoted model takes over."""
+    row = conn.execute(
+        f"""SELECT {_COLUMNS} FROM portfolio_decisions
+            WHERE exchange = %s AND timeframe = %s AND mode = 'production'
+              AND candle_time < to_timestamp(%s / 1000.0)
+            ORDER BY candle_time DESC LIMIT 1""",
+        (exchange, timeframe, before_ms),
+    ).fetchone()
+    conn.commit()
+    return _decision(row, created=False) if row else None
+
+
 def decisions(
     conn: psycopg.Connection, model_id: int, exchange: str, timeframe: str
 ) -> list[StoredDecision]:
