@@ -14,10 +14,29 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
+# torch's CPU build: uv.lock takes it from this machine kind's wheel folder. Where that file
+# is not on disk, everything else comes from the lock and torch from PyTorch's CPU index (the
+# same version, CPU build), so set-up works on any Linux x86_64 machine with Python 3.11.
+TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
+# uv sync of the lock with the given extras; torch from the wheel folder or PyTorch's index.
+define sync
+	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "$(UV_VERSION)"
+	if [ -f "$(TORCH_WHEEL)" ]; then \
+		UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(1) --quiet; \
+	else \
+		echo "no $(TORCH_WHEEL): torch 2.13.0 (CPU) from $(TORCH_CPU_INDEX)" >&2; \
+		UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(1) --quiet \
+			--no-install-package torch && \
+		$(UV) pip install --quiet --python $(VENV)/bin/python "torch==2.13.0" \
+			--index-url $(TORCH_CPU_INDEX); \
+	fi
+endef
+
 # Re-run the install whenever the project or its lock changes.
 $(VENV)/.installed: pyproject.toml uv.lock
-	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "$(UV_VERSION)"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --quiet
+	$(call sync,--extra dev)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -29,6 +48,7 @@ run: setup  ## materialise ohlcv for the configured markets × timeframes
 	$(BIN)/signals run
 
 test: setup  ## lint, the import contracts, then the whole suite
+	scripts/system-packages.sh chromium redis-server
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest --durations=15
@@ -45,7 +65,7 @@ ui: setup  ## Dagster webserver + daemon on http://127.0.0.1:3000 (runs kept in 
 # Benchmarks need the `bench` extra (vectorbt); the tests never do. `make setup`/`make test`
 # sync without it (uv removes it again), so every bench target syncs it first.
 bench-deps: setup
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --extra bench --quiet
+	$(call sync,--extra dev --extra bench)
 
 bench: bench-deps
 	$(BIN)/python bench/ingest.py
@@ -64,6 +84,7 @@ bench-tuning: bench-deps  ## model search: trials per hour with 1 and 2 workers,
 
 # Needs redis-server (Debian's; .ci/run installs it) and nothing from the `bench` extra.
 bench-scaleout: setup  ## the main job in-process, on 1 and on 2 Celery workers: wall times, same materialisations
+	scripts/system-packages.sh redis-server
 	$(BIN)/python bench/scaleout.py
 
 db-stop:
