@@ -445,8 +445,8 @@ class GateRunConfig(dg.Config):
         dg.AssetCheckSpec(
             GATE_CHECK,
             asset="production_model",
-            description="The candidate passed the gate and was promoted. A refusal shows as "
-            "this check's WARN, with the reasons: the run itself succeeded.",
+            description="The candidate passed the gate and was promoted. A refusal FAILS this "
+            "check (ERROR, red), with the reasons; the run itself succeeds.",
         )
     ],
 )
@@ -507,7 +507,9 @@ def gate_outcome(
     extra: dict[str, object],
 ) -> dg.MaterializeResult:
     """Promote the candidate when the verdict passed; the materialisation and the gate check
-    say what happened (a refusal is the check's WARN: the run itself succeeded)."""
+    say what happened. A refusal fails the gate's check at ERROR (red in the lineage and the
+    catalog: a refused candidate must not look healthy); the run itself succeeds, so the main
+    job goes on and says REFUSED."""
     promoted = None
     if verdict.passed:
         with database.database().connection() as conn:
@@ -538,7 +540,7 @@ def gate_outcome(
             dg.AssetCheckResult(
                 check_name=GATE_CHECK,
                 passed=verdict.passed,
-                severity=dg.AssetCheckSeverity.WARN,
+                severity=dg.AssetCheckSeverity.ERROR,
                 description=f"promoted: {reasons}" if verdict.passed else f"refused: {reasons}",
                 metadata={"candidate": candidate.id, "reasons": reasons},
             )

@@ -475,8 +475,8 @@ class PortfolioGateRunConfig(dg.Config):
         dg.AssetCheckSpec(
             GATE_CHECK,
             asset="production_model",
-            description="Whether the gate promoted the candidate: FAILS (a WARN) on a refusal, "
-            "with the reasons; the materialisation's outcome says the same.",
+            description="The candidate passed the gate and was promoted. A refusal FAILS this "
+            "check (ERROR, red), with the reasons; the materialisation's outcome says refused.",
         )
     ],
 )

@@ -91,6 +91,22 @@ BARRIERS_NOT_EXECUTABLE = (
 )
 
 
+# Identifiers and settings, not measurements: shown as text, so Dagster does not plot them
+# across materialisations (and across markets) as if they were a time series.
+AS_TEXT = ("model_id", "signal_id", "challenger_model_id", "threshold", "input_hash")
+
+
+def dagster_metadata(metadata: dict[str, object]) -> dict[str, object]:
+    """A live_signals materialisation's metadata for Dagster: the table as markdown, the
+    identifiers and the threshold as text; numbers worth a plot stay numbers."""
+    out = dict(metadata)
+    out[TABLE_KEY] = dg.MetadataValue.md(str(out[TABLE_KEY]))
+    for key in AS_TEXT:
+        if key in out:
+            out[key] = dg.MetadataValue.text(str(out[key]))
+    return out
+
+
 def live_source(candle_source: CandleSourceResource) -> CcxtCandleSource:
     """The exchange a live run refreshes candles from: a few candles per series in small
     pages, and no client-side pacing (a run sends at most two requests per series, far below
@@ -151,7 +167,13 @@ def live_signal(
     timings["refresh_ms"] = _ms_since(started)
     with db.connection() as conn:
         resolved = resolve_signals(
-            conn, source.exchange_id, symbol, config.timeframe, step, BacktestConfig().round_trip
+            conn,
+            source.exchange_id,
+            symbol,
+            config.timeframe,
+            step,
+            BacktestConfig().round_trip,
+            source.now_ms(),  # outcomes only from candles the exchange has closed
         )
 
     if not deciders:
@@ -228,10 +250,11 @@ def live_signal(
         return None
     with db.connection() as conn:
         latest = latest_signals(conn, source.exchange_id, symbol, config.timeframe)
-    metadata = live_signal_metadata(
-        [(row, decision) for row, _, decision in recorded], latest, config.candle_ms, resolved
+    metadata = dagster_metadata(
+        live_signal_metadata(
+            [(row, decision) for row, _, decision in recorded], latest, config.candle_ms, resolved
+        )
     )
-    metadata[TABLE_KEY] = dg.MetadataValue.md(str(metadata[TABLE_KEY]))
     # One materialisation per candle and market: a retried run finds its candle reported
     # (unless its first run stopped between the event and the mark: then it is reported twice
     # rather than never).

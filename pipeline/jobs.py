@@ -35,7 +35,7 @@ retraining_job = dg.define_asset_job(
     "retraining_job",
     selection=dg.AssetSelection.assets(*TRAINING_ASSETS, "production_model"),
     description="Reselect the features, tune within the study's budget, train a candidate "
-    "with the best trial, and let the gate decide (a refusal is the WARN check "
+    "with the best trial, and let the gate decide (a refusal fails the ERROR check "
     "production_model_gate_passed). Launched weekly by retraining_schedule.",
 )
 
@@ -89,7 +89,7 @@ gate_job = dg.define_asset_job(
     "gate_job",
     selection=dg.AssetSelection.assets("production_model"),
     description="The gate: promote the candidate only if its pooled validation backtest "
-    "passes every bound and beats production (a refusal is the WARN check "
+    "passes every bound and beats production (a refusal fails the ERROR check "
     "production_model_gate_passed). The main job's last stage.",
 )
 

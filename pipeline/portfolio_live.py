@@ -29,14 +29,14 @@ from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.markets import market_id
 from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
 from pipeline.features.registry import feature_names
-from pipeline.inference_job import _ms_since, _refresh, live_source
+from pipeline.inference_job import _ms_since, _refresh, dagster_metadata, live_source
 from pipeline.model.scorer import load_scorer
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, timeframe_partitions
 from pipeline.portfolio.model import MODEL_NAME, PortfolioSettings, is_portfolio
 from pipeline.portfolio.rebalance import LayerState
 from pipeline.reporting.text import utc_text
 from pipeline.signals.candle import factor_basket, live_features, load_inputs
-from pipeline.signals.live_report import LIVE_SIGNALS_ASSET, TABLE_KEY, live_signal_metadata
+from pipeline.signals.live_report import LIVE_SIGNALS_ASSET, live_signal_metadata
 from pipeline.signals.portfolio import PortfolioDecision, decide_portfolio
 from pipeline.store import models as model_store
 from pipeline.store import portfolio as portfolio_store
@@ -246,8 +246,9 @@ def _record_signals(
             already = reported(conn, row.id)
         if already:
             continue
-        metadata = live_signal_metadata([(row, held.to_json())], latest, decision.candle_ms, 0)
-        metadata[TABLE_KEY] = dg.MetadataValue.md(str(metadata[TABLE_KEY]))
+        metadata = dagster_metadata(
+            live_signal_metadata([(row, held.to_json())], latest, decision.candle_ms, 0)
+        )
         metadata |= {
             f"portfolio_{k}": v for k, v in decision.context(market).items() if v is not None
         }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.backtest.portfolio import PortfolioResult
+from pipeline.reporting.plots import plain_log_axis
 from pipeline.tables import markdown_table
 
 COLUMNS = (
@@ -85,7 +86,6 @@ def plot_portfolios(results: Mapping[str, PortfolioResult], path: Path, title: s
     """Equity (log axis, plain tick labels) above gross exposure, one line per strategy."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, LogLocator
 
     fig = Figure(figsize=(11, 7.5))
     FigureCanvasAgg(fig)
@@ -95,11 +95,7 @@ def plot_portfolios(results: Mapping[str, PortfolioResult], path: Path, title: s
         top.plot(equity.index, equity.clip(lower=1e-4).to_numpy(), label=name, linewidth=1.0)
         exposure = result.exposure["gross"]
         bottom.plot(exposure.index, exposure.to_numpy(), label=name, linewidth=0.7)
-    top.set_yscale("log")
-    # Plain numbers on the log axis (0.6, 1, 1.5), never "6×10⁻¹".
-    top.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
-    top.yaxis.set_minor_locator(LogLocator(base=10, subs=()))
-    top.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    plain_log_axis(top)
     top.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
     top.set_title(title)
     top.set_ylabel("equity (start = 1, after costs)")

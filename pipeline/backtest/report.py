@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.backtest.engine import BacktestResult
 from pipeline.backtest.pool import pool_equity, pool_metrics
+from pipeline.reporting.plots import plain_log_axis
 from pipeline.tables import markdown_table
 
 BASELINES = ("always_long", "buy_and_hold", "logistic", "gbm")
@@ -127,7 +128,7 @@ def plot_equity(curves: Mapping[str, pd.Series], path: Path, title: str, log: bo
     for name, curve in curves.items():
         ax.plot(curve.index, curve.to_numpy(), label=name, linewidth=1.0)
     if log:
-        ax.set_yscale("log")
+        plain_log_axis(ax)
     ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
     ax.set_title(title)
     ax.set_ylabel("equity (start = 1, after costs)")

@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The main job: materialise the asset chain for every configured partition."""
     import dagster as dg
 
-    from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.clock import ReplayClock, sample_start_ms
     from pipeline.replay.server import ReplayExchange, ReplayServer
 
     settings = Settings.from_env()
@@ -110,11 +110,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             exchange = ReplayExchange(
                 settings.data_dir, ReplayClock(), funding_dir=settings.funding_dir
             )
-            # A folder that ends in the past is served as of its last close: every candle
-            # is there, and ohlcv's freshness is judged against the data, not against today.
-            last_close = exchange.data.last_close_ms()
-            if last_close < time.time() * 1000:
-                exchange.clock.set(last_close, 1.0)
+            # A folder that ends in the past is served as of the clock `signals
+            # replay-exchange` starts at by default (24 h before its last close): the world
+            # the offline live recipe then continues, so the store never holds a candle that
+            # exchange has not closed yet; ohlcv's freshness is judged against that clock.
+            start = sample_start_ms(exchange.data.last_close_ms(), int(time.time() * 1000))
+            if start is not None:
+                exchange.clock.set(start, 1.0)
             server = ReplayServer(exchange).start()
             stack.callback(server.stop)
             settings = Settings(**{**settings.__dict__, "api_url": server.url})

@@ -135,6 +135,9 @@ def operating_curve_png(options: list[dict], path: Path, title: str) -> Path:
                     _x(o), 100 * o[key], s=160, facecolors="none", edgecolors="black", zorder=3
                 )
         ax.axhline(reference, color="grey", linewidth=0.8, linestyle=":")
+        # From 0 to past the widest option: a single coverage (a fixed threshold) would
+        # otherwise be zoomed into a sliver such as 24.95–25.00 %.
+        ax.set_xlim(0.0, 1.1 * max(_x(o) for o in plotted) + 1.0)
         ax.set_xlabel("validation windows traded %")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

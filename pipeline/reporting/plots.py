@@ -35,6 +35,16 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def plain_log_axis(ax: Axes) -> None:
+    """A log y axis labelled with plain numbers (0.6, 1, 1.5), never "6×10⁻¹"."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
     """The figure as PNG bytes, laid out tight."""
     buffer = io.BytesIO()

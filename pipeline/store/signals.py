@@ -178,11 +178,15 @@ def resolve_signals(
     timeframe: str,
     step_ms: int,
     round_trip_cost: float,
+    now_ms: int | None,
 ) -> int:
-    """Fill in what happened after each unresolved signal whose exit candle is stored: the
-    market's return from the next candle's open to the open `horizon` candles later (the
-    backtest's time exit), and the signal's net return on it after `round_trip_cost` (a flat
-    signal nets 0). Idempotent; returns the rows resolved now."""
+    """Fill in what happened after each unresolved signal whose exit candle is stored and has
+    closed by `now_ms` (the exchange's clock: a store may hold candles from a source ahead of
+    it, and an outcome is never read from a candle the exchange has not closed; None: the
+    stored candles are the exchange's): the market's return from the next candle's open to
+    the open `horizon` candles later (the backtest's time exit), and the signal's net return
+    on it after `round_trip_cost` (a flat signal nets 0). Idempotent; returns the rows
+    resolved now."""
     with conn.transaction():
         rows = conn.execute(
             """UPDATE signals s
@@ -201,6 +205,9 @@ def resolve_signals(
                  AND x.timeframe = s.timeframe
                  AND x.open_time = s.candle_time
                      + make_interval(secs => (1 + s.horizon) * %(step)s / 1000.0)
+                 AND (%(now)s::bigint IS NULL OR x.open_time
+                      + make_interval(secs => %(step)s / 1000.0)
+                      <= to_timestamp(%(now)s::bigint / 1000.0))
                RETURNING s.id""",
             {
                 "cost": round_trip_cost,
@@ -208,6 +215,7 @@ def resolve_signals(
                 "symbol": symbol,
                 "timeframe": timeframe,
                 "step": step_ms,
+                "now": now_ms,
             },
         ).fetchall()
     return len(rows)

@@ -321,7 +321,7 @@ def test_a_checked_candidate_decides_in_shadow_without_production_and_is_never_e
     reports = [_live_signals_reports(r) for r in results]
     assert [[p for p, _ in rep] for rep in reports] == [["BTCUSDT"]] * 3
     last = reports[2][0][1]
-    assert last["mode"] == "shadow" and last["model_id"] == candidate
+    assert last["mode"] == "shadow" and last["model_id"] == str(candidate)  # text: an id
     assert last["side"] == rows[2]["side"] and last["candle"] == "2021-01-10 02:00 UTC"
     assert last["probability_up"] == round(rows[2]["probability_up"], 4)
     assert last["top_features"].count("(") == 3
@@ -481,3 +481,37 @@ def test_two_runs_of_the_same_candle_at_once_execute_it_once(live, database_url,
         fills = conn.execute("SELECT count(*) FROM fills").fetchone()[0]
         conn.commit()
     assert (paper_orders, fills) == (1, 1)
+
+
+def test_an_outcome_is_never_read_from_a_candle_the_exchange_has_not_closed(
+    tmp_path, sample_frames, db, database_url
+):
+    """The offline recipe's trap: the store already holds candles the replay exchange's
+    clock has not reached (a main job that stored the sample further). A signal resolves
+    only once its exit candle has closed on the exchange's clock, not once it is stored."""
+    folder = live_folder(tmp_path, sample_frames, 4)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(
+        db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START + 5 * HOUR
+    )
+    install_random_model(db, symbols, TIMEFRAMES)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START + HOUR + 60_000, speed=1.0))
+    with ReplayServer(exchange) as server:
+        replay = LiveReplay(_resources(database_url, server.url, tmp_path), exchange)
+        assert _run_first_candle(replay).success  # decides LIVE_START
+        # The exit candle (open LIVE_START + 2 h) is stored but closes at + 3 h.
+        exchange.clock.set(LIVE_START + 2 * HOUR + 60_000, 1.0)
+        assert _run_first_candle(replay, LIVE_START + HOUR).success
+        with db.connection() as conn:
+            early = load_signals(conn, "binanceusdm", "BTC/USDT:USDT", "1h")
+            conn.commit()
+        exchange.clock.set(LIVE_START + 3 * HOUR + 60_000, 1.0)
+        assert _run_first_candle(replay, LIVE_START + 2 * HOUR).success
+    with db.connection() as conn:
+        late = load_signals(conn, "binanceusdm", "BTC/USDT:USDT", "1h")
+        conn.commit()
+    assert early[0]["candle_ms"] == LIVE_START and early[0]["realised_return"] is None
+    btc = sample_frames["BTCUSDT"].set_index("timestamp")["open"]
+    move = btc[LIVE_START + 2 * HOUR] / btc[LIVE_START + HOUR] - 1
+    assert late[0]["realised_return"] == pytest.approx(move, rel=1e-12)  # closed by then
+    assert late[1]["realised_return"] is None  # its exit candle closes at + 4 h

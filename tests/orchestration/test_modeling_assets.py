@@ -236,10 +236,10 @@ def test_the_gate_refuses_then_promotes(modeled) -> None:
     assert refused["passed"] is False and refused["outcome"] == "refused"
     assert "promoted" not in refused and "trades" in refused["reasons"]
     assert refused["production"].startswith("none")  # no sentinel id
-    # The refusal is visible: the gate's check fails, at WARN, with the reasons.
+    # The refusal is visible: the gate's check fails, at ERROR (red), with the reasons.
     (check,) = run.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == (GATE_CHECK, False)
-    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.severity == dg.AssetCheckSeverity.ERROR
     assert "trades" in check.metadata["reasons"].value
     run = modeled.run("production_model", None, PERMISSIVE)
     promoted = _meta(run)

@@ -170,6 +170,7 @@ def test_the_gate_judges_money_on_the_judging_half(portfolio_chain) -> None:
     assert meta["outcome"] == "refused" and "fills < 1000000" in meta["reasons"]
     (check,) = refused.get_asset_check_evaluations()
     assert not check.passed and check.description.startswith("refused: ")
+    assert check.severity == dg.AssetCheckSeverity.ERROR  # red: a refusal does not look healthy
     assert "| trend |" in meta["judged"] and "| candidate |" in meta["judged"]
     promoted = _meta(portfolio_chain.run("production_model", None, PERMISSIVE))
     assert promoted["outcome"] == "promoted" and promoted["production"] == promoted["candidate"]

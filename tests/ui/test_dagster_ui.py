@@ -416,7 +416,7 @@ def test_turning_the_new_candle_sensor_on_in_the_ui_records_shadow_signals(
     assert {r.run_id for r in records} == {r.run_id for r in runs}
     for record in records:
         meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
-        assert (meta["mode"], meta["model_id"]) == ("shadow", model.id), meta
+        assert (meta["mode"], meta["model_id"]) == ("shadow", str(model.id)), meta
     # The store: one shadow signal per market and candle by the candidate, and no order.
     with psycopg.connect(dagster_ui.database_url) as conn:
         signals = conn.execute(
