@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import os
+
+# Under pytest-xdist every worker is a process of its own: one thread each for the numeric
+# libraries (OpenMP, BLAS, torch), or the workers' threads spin against each other on the
+# machine's few cores. Set before numpy is imported (pandas below), which reads them once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 import shutil
 import tempfile
 import uuid
@@ -25,6 +33,16 @@ from tests.helpers.folders import write_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO.parent / "shared" / "data" / "binance-usdm-1h"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, as `make test` runs), every test file stays on
+    one worker, so its module fixtures are built once; files marked with one group (the
+    modules that share the session's chain of assets) share a worker and that chain."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")

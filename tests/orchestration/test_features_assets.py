@@ -9,6 +9,9 @@ from pipeline.features.registry import feature_names
 from pipeline.partitions import market_partitions, partition_key, timeframe_partitions
 from resources.io_managers import partition_name
 
+# The session's chain of assets (tests/conftest.py) is built once, on one worker.
+pytestmark = pytest.mark.xdist_group("chain")
+
 ASSETS = [ohlcv, market_factor, features, selected_features]
 END = 1640995200000  # 2022-01-01: a little over a year of hours per market
 SELECTION = {

@@ -17,6 +17,9 @@ from pipeline.store import models as model_store
 from pipeline.store.database import Database
 from pipeline.store.studies import study_database_url
 
+# The session's chain of assets (tests/conftest.py) is built once, on one worker.
+pytestmark = pytest.mark.xdist_group("chain")
+
 REFUSING = {"min_trades": 1_000_000}
 PERMISSIVE = {
     "min_total_return": -1.0,

@@ -15,6 +15,9 @@ from pipeline.partitions import DECISION_TIMEFRAME, market_partitions, partition
 from pipeline.store import models as model_store
 from pipeline.store.database import Database
 
+# The session's chain of assets (tests/conftest.py) is built once, on one worker.
+pytestmark = pytest.mark.xdist_group("chain")
+
 SHARED_FUNDING = Path(__file__).resolve().parents[2].parent / "shared/data/binance-usdm-funding"
 SELECTION = {
     "train_end": "2021-09-15",

@@ -178,8 +178,8 @@ def dagster_ui(
     (dagster_home / "dagster.yaml").write_text(DEV_INSTANCE.read_text(encoding="utf-8"))
 
     exchange = ReplayExchange(_small_folder(root / "candles", sample_frames), ReplayClock())
-    # As `signals run` serves a past folder: as of its last close (here DATA_END; the live
-    # test's candles after it have not closed yet), at the speed of real time.
+    # A clock of its own: the small data's end (DATA_END; the live test's candles after it
+    # have not closed yet), at the speed of real time.
     exchange.clock.set(int(DATA_END.timestamp() * 1000), 1.0)
     server = ReplayServer(exchange).start()
     env = {
