@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export SIGNALS_HOME ?= $(CURDIR)/.signals
 export DAGSTER_HOME ?= $(SIGNALS_HOME)/dagster
 
-.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-portfolio bench-evaluation bench-tuning bench-scaleout db-stop clean
+.PHONY: setup lock run test lint ui bench bench-deps bench-backtest bench-portfolio bench-evaluation bench-tuning bench-scaleout bench-imports db-stop clean
 
 # uv installs exactly what uv.lock resolved (torch's CPU build included); `make lock` re-resolves.
 UV_VERSION := uv>=0.13,<0.14
@@ -86,6 +86,10 @@ bench-tuning: bench-deps  ## model search: trials per hour with 1 and 2 workers,
 bench-scaleout: setup  ## the main job in-process, on 1 and on 2 Celery workers: wall times, same materialisations
 	scripts/system-packages.sh redis-server
 	$(BIN)/python bench/scaleout.py
+
+# Nothing from the `bench` extra: what every run process pays to import the code location.
+bench-imports: setup  ## CPU of importing the Definitions (both strategies), heavy libraries loaded
+	$(BIN)/python bench/import_weight.py
 
 db-stop:
 	$(BIN)/signals db stop

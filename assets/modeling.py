@@ -2,6 +2,7 @@
 
 import dataclasses
 import warnings
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
@@ -32,8 +33,8 @@ from pipeline.features.labels import (
     LabelRule,
 )
 from pipeline.features.registry import feature_names
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import MODEL_NAME, load_for_inference
-from pipeline.model.training import TrainConfig, TrainResult
 from pipeline.partitions import (
     BASE_FEATURE_PARTITIONS,
     BASE_TIMEFRAME,
@@ -51,6 +52,9 @@ from pipeline.tables import markdown_table
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 from resources.project import ProjectResource
+
+if TYPE_CHECKING:
+    from pipeline.model.training import TrainResult
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
@@ -150,7 +154,7 @@ def _curve(epochs: list[dict]) -> str:
     )
 
 
-def _training_curves(result: TrainResult, gap_bound: float) -> str:
+def _training_curves(result: "TrainResult", gap_bound: float) -> str:
     """The training curves as an image, and as a table too when the history is short."""
     title = f"stopped: {result.stopped}; weights of epoch {result.best_epoch} kept"
     png = training_curves_png(result.epochs, result.best_epoch, gap_bound, title)

@@ -47,8 +47,8 @@ from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig
 from pipeline.location import SETTINGS
+from pipeline.model.config import TrainConfig
 from pipeline.model.scorer import load_scorer
-from pipeline.model.training import TrainConfig
 from pipeline.model.trees import TreeEnsemble
 from pipeline.partitions import (
     DECISION_FEATURE_PARTITIONS,

@@ -17,7 +17,7 @@ from pipeline.evaluation.window_search import (
     known_candles,
     search_window,
 )
-from pipeline.model.training import TrainConfig
+from pipeline.model.config import TrainConfig
 from pipeline.partitions import BASE_FEATURE_PARTITIONS, BASE_TIMEFRAME
 from pipeline.reporting.plots import png_markdown
 from pipeline.reporting.text import rounded_json, significant, utc_text

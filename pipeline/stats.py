@@ -1,5 +1,8 @@
 """Honest uncertainty: intervals for figures over time, where neighbouring rows are not
-independent, and the deflated Sharpe ratio, which discounts a Sharpe for the trials behind it."""
+independent, and the deflated Sharpe ratio, which discounts a Sharpe for the trials behind it.
+
+scipy is imported inside the functions that use it: this module is imported by the code
+location, whose every run process should not pay for scipy.stats (about a second)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 
 def day_block_bootstrap(
@@ -44,6 +46,8 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     successes. It treats the n trials as independent: where they overlap in time (labels
     reading the same candles), the truth is wider.
     """
+    from scipy import stats as scipy_stats
+
     if n < 0 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
     if n == 0:
@@ -65,6 +69,8 @@ def expected_max_sharpe(trials: int, sharpe_variance: float) -> float:
     Bailey & López de Prado (2014), eq. 8 (false strategy theorem): sqrt(V) · ((1 − γ) ·
     Φ⁻¹(1 − 1/N) + γ · Φ⁻¹(1 − 1/(N·e))). One trial selects nothing: 0.
     """
+    from scipy import stats as scipy_stats
+
     if trials < 1:
         raise ValueError("trials must be at least 1")
     if trials == 1:
@@ -108,6 +114,8 @@ def deflated_sharpe(
     Returns the Sharpe, the benchmark `expected_max_sharpe` (SR*), the z statistic, the
     deflated Sharpe `dsr` (a probability), and the inputs used.
     """
+    from scipy import stats as scipy_stats
+
     if observations < 2:
         raise ValueError("the deflated Sharpe needs at least 2 observations")
     spread = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
@@ -145,6 +153,8 @@ def deflated_sharpe_from_returns(
     The Sharpe is mean / sample standard deviation (ddof 1) per period; skew and Pearson
     kurtosis are the sample moments (scipy, biased). `sharpe_variance` is per period too.
     """
+    from scipy import stats as scipy_stats
+
     values = np.asarray(returns, dtype="float64")
     values = values[~np.isnan(values)]
     if values.size < 2:

@@ -4,10 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
-from pipeline.execution.broker import Broker
-from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET, CcxtBroker
+from pipeline.execution.broker import ENV_API_KEY, ENV_API_SECRET, Broker
 from pipeline.execution.paper import PaperBroker
 from pipeline.execution.prices import ExchangePriceFeed
 from pipeline.execution.risk import RiskConfig
@@ -49,6 +47,10 @@ class BrokerResource(dg.ConfigurableResource):
     api_secret: str = ""
 
     def open(self, db: Database, market: str | None = None) -> Broker:
+        # ccxt (seconds to import) loads when a broker opens, not with the code location.
+        from pipeline.exchange.client import make_exchange
+        from pipeline.execution.ccxt_broker import CcxtBroker
+
         if self.kind == "paper":
             public = make_exchange(self.exchange, self.api_url, self.timeout_ms)
             # A few ticker requests per run (weight 1 each), far below the exchange's limit:

@@ -42,8 +42,8 @@ import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
 from pipeline.backtest.funding import settlement_rates
-from pipeline.backtest.kernel import EXIT_NAMES, replay
 from pipeline.backtest.metrics import equity_metrics, trade_metrics
+from pipeline.backtest.rows import EXIT_NAMES
 from pipeline.features.barriers import barrier_widths
 
 
@@ -237,6 +237,8 @@ def _funding(ts: np.ndarray, cfg: BacktestConfig, funding: FundingHistory | None
 
 def replay_arrays(arrays: MarketArrays, decisions: np.ndarray, cfg: BacktestConfig) -> Replayed:
     """The compiled replay of `decisions` (int8, one per candle) over prepared arrays."""
+    from pipeline.backtest.kernel import replay  # numba: loaded when a replay runs
+
     position, equity, rows, count, _ = replay(
         arrays.timestamp,
         arrays.open,

@@ -12,18 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.backtest.rows import EXIT_END, EXIT_REVERSE
 from pipeline.features.barriers import EXIT_BOTH, EXIT_LOWER, EXIT_TIME, EXIT_UPPER
-
-# How a trade ended (the `exit_kind` column): the label's four, and two only a replay has.
-EXIT_REVERSE, EXIT_END = 5, 6
-EXIT_NAMES = {
-    EXIT_UPPER: "upper barrier",
-    EXIT_LOWER: "lower barrier",
-    EXIT_BOTH: "both (stop first)",
-    EXIT_TIME: "time limit",
-    EXIT_REVERSE: "reversed",
-    EXIT_END: "gap or end",
-}
 
 
 @njit(cache=True)

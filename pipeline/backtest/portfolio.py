@@ -66,7 +66,7 @@ from pipeline.backtest.funding import DEFAULT_RATE
 from pipeline.backtest.metrics import equity_metrics
 from pipeline.backtest.panel import Panel
 from pipeline.backtest.panel_funding import FundingHistory, PanelFunding, panel_funding
-from pipeline.backtest.portfolio_kernel import (
+from pipeline.backtest.rows import (
     FILL_CANDLE,
     FILL_FEE,
     FILL_HELD,
@@ -77,7 +77,6 @@ from pipeline.backtest.portfolio_kernel import (
     PNL_FUNDING,
     PNL_PRICE,
     PNL_SLIPPAGE,
-    simulate,
 )
 from pipeline.data.timeframes import ms_to_iso
 
@@ -125,7 +124,7 @@ class PortfolioResult:
     gross: np.ndarray  # [T] Σ |qty × close| / equity at each close
     net: np.ndarray  # [T] Σ qty × close / equity
     funding: np.ndarray  # [T] paid (negative: received)
-    fill_rows: np.ndarray  # [n, 6] (`pipeline.backtest.portfolio_kernel` FILL_* columns)
+    fill_rows: np.ndarray  # [n, 6] (`pipeline.backtest.rows` FILL_* columns)
     attribution: np.ndarray  # [M, 4] (PNL_* columns)
     turnover: float  # Σ over opens of traded notional ÷ the value at that open
     liquidated_at: int | None  # candle index
@@ -316,6 +315,8 @@ def run_portfolio_backtest(
     `hourly`: each market's 1h candles, to price settlements inside 6h, 12h and 1d candles
     exactly (without them: the candle's close, counted).
     """
+    from pipeline.backtest.portfolio_kernel import simulate  # numba: loaded when a replay runs
+
     costs = costs or PortfolioCosts()
     t = _panel_array("targets", targets, p, np.float64)
     o = _panel_array("orders", orders, p, bool)

@@ -12,9 +12,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# Columns of a fill row, and of the per-market attribution.
-FILL_CANDLE, FILL_MARKET, FILL_QUANTITY, FILL_PRICE, FILL_FEE, FILL_HELD = range(6)
-PNL_PRICE, PNL_SLIPPAGE, PNL_FEES, PNL_FUNDING = range(4)
+from pipeline.backtest.rows import (
+    FILL_CANDLE,
+    FILL_FEE,
+    FILL_HELD,
+    FILL_MARKET,
+    FILL_PRICE,
+    FILL_QUANTITY,
+    PNL_FEES,
+    PNL_FUNDING,
+    PNL_PRICE,
+    PNL_SLIPPAGE,
+)
 
 
 @njit(cache=True)

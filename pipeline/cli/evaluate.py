@@ -125,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     from pipeline.evaluation.tuned import TuningConfig
     from pipeline.evaluation.walk_forward import EvaluationConfig, evaluate
-    from pipeline.model.training import TrainConfig
+    from pipeline.model.config import TrainConfig
     from pipeline.settings import Settings
     from pipeline.store.database import open_database
 

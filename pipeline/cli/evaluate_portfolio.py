@@ -75,7 +75,7 @@ def cmd_evaluate_portfolio(args: argparse.Namespace) -> int:
         evaluate_portfolio,
     )
     from pipeline.exchange.markets import market_id, normalise_symbol
-    from pipeline.model.training import TrainConfig
+    from pipeline.model.config import TrainConfig
     from pipeline.settings import Settings
     from pipeline.store.database import open_database
 

@@ -56,7 +56,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         search_on_window,
         search_window,
     )
-    from pipeline.model.training import TrainConfig
+    from pipeline.model.config import TrainConfig
     from pipeline.settings import Settings
     from pipeline.store.database import resolve_url
     from pipeline.store.studies import study_database_url

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import ccxt
 import pandas as pd
 
 from pipeline.data.candles import candle_frame
@@ -14,6 +14,9 @@ from pipeline.data.timeframes import ms_to_iso, timeframe_ms
 from pipeline.exchange.ids import BINANCE_USDM, BYBIT
 from pipeline.exchange.markets import UnknownMarketError
 from pipeline.exchange.retry import RetryPolicy, with_retries
+
+if TYPE_CHECKING:
+    import ccxt
 
 # Largest page per klines request as ccxt sends it (ccxt caps Binance at 1000, not the API's 1500).
 PAGE_LIMITS = {BINANCE_USDM: 1000, BYBIT: 1000}

@@ -7,8 +7,7 @@ stored it falls back to a stated constant (`pipeline.backtest.funding`).
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import ccxt
+from typing import TYPE_CHECKING
 
 from pipeline.data.ccxt_source import ASCENDING_FROM_SINCE, CcxtCandleSource
 from pipeline.data.funding_rows import (  # noqa: F401  (re-exported: the ingest's API)
@@ -18,11 +17,13 @@ from pipeline.data.funding_rows import (  # noqa: F401  (re-exported: the ingest
     validate_funding,
 )
 from pipeline.data.timeframes import HOUR_MS
-from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import BINANCE_USDM, BYBIT, DEFAULT_EXCHANGE
 from pipeline.exchange.retry import RetryPolicy, with_retries
 from pipeline.store import funding as funding_store
 from pipeline.store.database import Database
+
+if TYPE_CHECKING:
+    import ccxt
 
 # Most rows per fundingRate request: Binance serves up to 1000, Bybit 200.
 PAGE_LIMITS = {BINANCE_USDM: 1000, BYBIT: 200}
@@ -102,6 +103,8 @@ def open_funding_source(
     page_limit: int | None = None,
 ) -> CcxtFundingSource:
     """A funding source on a fresh ccxt client (optionally pointed at the replay exchange)."""
+    from pipeline.exchange.client import make_exchange  # ccxt: loaded when a client is made
+
     return CcxtFundingSource(make_exchange(exchange, api_url, timeout_ms), retry, page_limit)
 
 

@@ -1,12 +1,18 @@
-"""Candle validation (pandera): a batch that breaks a rule is refused whole, with the rule named."""
+"""Candle validation (pandera): a batch that breaks a rule is refused whole, with the rule named.
+
+pandera is imported where a schema is built or checked, not with this module (which the code
+location imports for its error type)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 from pipeline.data.candles import COLUMNS
 from pipeline.data.timeframes import ms_to_iso, timeframe_ms
@@ -57,6 +63,8 @@ def _finite_positive(series: pd.Series) -> pd.Series:
 
 
 def _schema(timeframe: str) -> pa.DataFrameSchema:
+    import pandera.pandas as pa
+
     step = timeframe_ms(timeframe)
     price = [pa.Check(_finite_positive, name="prices_positive_and_finite", ignore_na=False)]
     return pa.DataFrameSchema(
@@ -114,6 +122,8 @@ def validate_candles(frame: pd.DataFrame, market: str, timeframe: str) -> pd.Dat
     NaN prices fail `prices_positive_and_finite`: columns are declared nullable and checked
     with ignore_na=False, so a NaN is reported under the rule a reader would look for.
     """
+    import pandera.pandas as pa
+
     schema = candle_schema(timeframe)
     try:
         schema.validate(frame, lazy=True)

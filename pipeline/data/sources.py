@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.ingest import CandleSource, CsvCandleSource
-from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import DEFAULT_EXCHANGE
 from pipeline.exchange.retry import RetryPolicy
 
@@ -20,6 +19,8 @@ def open_source(
     timeout_ms: int = 10_000,
 ) -> CandleSource:
     if source == "ccxt":
+        from pipeline.exchange.client import make_exchange  # ccxt: loaded when a client is made
+
         return CcxtCandleSource(make_exchange(exchange, api_url, timeout_ms), retry)
     if source == "csv":
         if not data_dir:

@@ -9,6 +9,7 @@ evaluation and live inference do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from pipeline.evaluation.operating_choice import (
 )
 from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.model.checkpoint import checkpoint_bytes
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import (
     MODEL_NAME,
     LoadedModel,
@@ -35,9 +37,11 @@ from pipeline.model.dataset import WindowSet, make_windows
 from pipeline.model.operating import Edge, OperatingPoint, fit_edge
 from pipeline.model.scaler import Scaler
 from pipeline.model.splits import SplitConfig, chronological_split
-from pipeline.model.training import TrainConfig, TrainResult
 from pipeline.signals.calibration import accuracy, expected_calibration_error
 from pipeline.store.models import ModelRecord
+
+if TYPE_CHECKING:
+    from pipeline.model.training import TrainResult
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from pipeline.evaluation.portfolio_scorers import (
 from pipeline.evaluation.portfolio_scores import to_panel
 from pipeline.features.labels import FORWARD_DAYS, LabelRule
 from pipeline.model.checkpoint import checkpoint_bytes
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import segment_windows
 from pipeline.model.scorer import SCORER_KINDS, LoadedScorer
-from pipeline.model.training import TrainConfig
 from pipeline.model.trees import TreeEnsemble
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.layer import decide

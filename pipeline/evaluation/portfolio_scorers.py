@@ -26,10 +26,10 @@ from pipeline.evaluation.portfolio_choice import (
 from pipeline.evaluation.portfolio_replay import Replayer
 from pipeline.evaluation.portfolio_scores import to_panel
 from pipeline.features.labels import LabelRule
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import FittedModel, fit_model, segment_windows
 from pipeline.model.dataset import WindowSet, make_windows
 from pipeline.model.splits import SplitConfig, chronological_split
-from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.scores import ScoreScale, blend, score_from_probability
 from pipeline.signals.calibration import accuracy

@@ -59,8 +59,8 @@ from pipeline.features.candidates import MAX_WARMUP_DAYS, candidate_features
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import FORWARD_DAYS, LabelRule, attach_labels
 from pipeline.features.selection import SelectionConfig, select_features
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import segment_windows
-from pipeline.model.training import TrainConfig
 from pipeline.portfolio.config import PortfolioConfig
 from pipeline.portfolio.layer import PortfolioDecisions, decide_segments
 

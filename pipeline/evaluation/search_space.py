@@ -11,12 +11,14 @@ what the study chose.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-
-import optuna
+from typing import TYPE_CHECKING
 
 from pipeline.evaluation.operating_choice import COVERAGES, OperatingChoice
 from pipeline.features.labels import LabelRule
-from pipeline.model.training import TrainConfig
+from pipeline.model.config import TrainConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass(frozen=True)

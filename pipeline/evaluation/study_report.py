@@ -8,12 +8,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
+from pipeline.reporting.plots import new_figure
 from pipeline.tables import markdown_table
 
 BEST_COLUMNS = (
@@ -66,7 +63,9 @@ def objective_png(trials: pd.DataFrame, path: Path, title: str) -> Path:
     """The objective against trial number: dots for complete trials, the running best as a
     step line, a dotted vertical line at each pruned (or failed) trial, which has no value."""
     complete = complete_trials(trials)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    # A bare Agg canvas (`new_figure`), not pyplot: matplotlib loads at the first plot.
+    fig = new_figure(8, 3.6)
+    ax = fig.subplots()
     if not complete.empty:
         ax.scatter(complete["number"], complete["value"], color="tab:blue", label="trial", zorder=3)
         best = complete["value"].cummax()
@@ -86,5 +85,4 @@ def objective_png(trials: pd.DataFrame, path: Path, title: str) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

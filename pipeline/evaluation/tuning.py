@@ -13,12 +13,14 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import optuna
+from typing import TYPE_CHECKING
 
 from pipeline.store.studies import budget_lock, sqlalchemy_url
 
-Objective = Callable[[optuna.Trial], float]
+if TYPE_CHECKING:  # optuna (and SQLAlchemy under it) loads when a study opens
+    import optuna
+
+Objective = Callable[["optuna.Trial"], float]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class StudySpec:
 
 def open_study(spec: StudySpec) -> optuna.Study:
     """The study named `spec.name`, created on first use; maximises the objective."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(
         sqlalchemy_url(spec.storage_url), engine_kwargs={"pool_pre_ping": True}
@@ -52,6 +56,8 @@ def open_study(spec: StudySpec) -> optuna.Study:
 def work(spec: StudySpec, objective: Objective, threads: int | None = None) -> int:
     """Run trials until the study holds `spec.budget`; return how many this worker ran
     (with `threads`, torch's CPU threads in this process)."""
+    import optuna
+
     if threads:
         import torch
 

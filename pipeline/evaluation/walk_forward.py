@@ -41,11 +41,11 @@ from pipeline.features.compute import compute_features
 from pipeline.features.labels import LABEL_COLUMNS, LabelRule, attach_labels
 from pipeline.features.registry import feature_names
 from pipeline.features.selection import SelectionConfig, select_features
+from pipeline.model.config import TrainConfig
 from pipeline.model.contract import fit_model, segment_windows, window_scale
 from pipeline.model.dataset import WindowSet, make_windows
 from pipeline.model.operating import fit_edge
 from pipeline.model.splits import SplitConfig, chronological_split
-from pipeline.model.training import TrainConfig
 from pipeline.signals.calibration import (
     accuracy,
     expected_calibration_error,

@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
@@ -32,7 +32,10 @@ from pipeline.evaluation.search_space import SearchSpace, TrialParams, suggest
 from pipeline.evaluation.tuning import StudySpec, open_study, run_workers
 from pipeline.features.compute import compute_features
 from pipeline.features.labels import LabelRule
-from pipeline.model.training import TrainConfig
+from pipeline.model.config import TrainConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 TUNING_KIND = "tuning"
 
@@ -185,6 +188,8 @@ class WindowObjective:
         value = float(np.mean(sharpes)) if sharpes else float("nan")
         self._record(trial, params, value, folds, state, reason, seconds)
         if state == "pruned":
+            import optuna
+
             raise optuna.TrialPruned(reason)
         return value
 

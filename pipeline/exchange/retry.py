@@ -9,17 +9,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import ccxt
-
 from pipeline.exchange.markets import UnknownMarketError
 
 log = logging.getLogger(__name__)
 
-# Worth another try: network errors, rate limits, an exchange down for a moment, and an
-# operation whose outcome it could not tell (Binance's -1000 "internal error" on HTTP 5xx).
-RETRYABLE = (ccxt.OperationFailed,)
-
 T = TypeVar("T")
+
+
+def retryable() -> tuple[type[Exception], ...]:
+    """Worth another try: network errors, rate limits, an exchange down for a moment, and an
+    operation whose outcome it could not tell (Binance's -1000 "internal error" on HTTP 5xx).
+
+    A function, not a constant: ccxt (seconds to import) loads when a call is made, not when
+    the code location is (the policy is configured at definition time)."""
+    import ccxt
+
+    return (ccxt.OperationFailed,)
 
 
 class ExchangeSourceError(RuntimeError):
@@ -43,12 +48,15 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run `call`; retry retryable ccxt errors with exponential backoff, fail clearly otherwise."""
+    import ccxt
+
+    retry_on = retryable()
     for attempt in range(policy.attempts):
         try:
             return call()
         except ccxt.BadSymbol as err:
             raise UnknownMarketError(f"{what}: unknown market: {err}") from err
-        except RETRYABLE as err:
+        except retry_on as err:
             if attempt + 1 == policy.attempts:
                 raise ExchangeSourceError(
                     f"{what}: gave up after {policy.attempts} attempts; last error "

@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 BUY, SELL = "buy", "sell"
 FILLED, REJECTED, OPEN, CANCELLED = "filled", "rejected", "open", "cancelled"
+# Where an exchange broker reads its credentials (named here, cheap to import: the Dagster
+# resource refers to them at definition time, `CcxtBroker` when it is built).
+ENV_API_KEY, ENV_API_SECRET = "SIGNALS_API_KEY", "SIGNALS_API_SECRET"
 
 
 class BrokerError(RuntimeError):

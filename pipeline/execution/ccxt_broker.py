@@ -25,10 +25,12 @@ import ccxt
 
 from pipeline.exchange.client import make_exchange
 from pipeline.exchange.ids import BINANCE_USDM, DEFAULT_EXCHANGE
-from pipeline.exchange.retry import RETRYABLE, RetryPolicy
+from pipeline.exchange.retry import RetryPolicy, retryable
 from pipeline.execution.broker import (
     BUY,
     CANCELLED,
+    ENV_API_KEY,
+    ENV_API_SECRET,
     FILLED,
     OPEN,
     REJECTED,
@@ -43,10 +45,10 @@ from pipeline.execution.market_rules import ccxt_market_rules
 
 log = logging.getLogger(__name__)
 
-ENV_API_KEY, ENV_API_SECRET = "SIGNALS_API_KEY", "SIGNALS_API_SECRET"
 TRADING_EXCHANGES = (BINANCE_USDM,)
 MARGIN_MODES = ("isolated", "cross")
 DUPLICATE_CLIENT_ID = "-4116"  # Binance futures: "ClientOrderId is duplicated."
+RETRYABLE = retryable()
 # The exchange answered and refused: nothing was placed, nothing changed.
 REFUSALS = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)
 # How many times a market order still reported open is looked up again before giving it back.

@@ -11,14 +11,18 @@ described by significant digits has no fixed step: the step is then 0 and the br
 from __future__ import annotations
 
 from decimal import Decimal
-
-import ccxt
+from typing import TYPE_CHECKING
 
 from pipeline.execution.broker import MarketRules
+
+if TYPE_CHECKING:
+    import ccxt
 
 
 def amount_step(exchange: ccxt.Exchange, market: dict) -> float:
     """The market's amount step under the exchange's precision mode (0: no fixed step)."""
+    import ccxt
+
     precision = (market.get("precision") or {}).get("amount")
     if precision is None:
         return 0.0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import ccxt
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.exchange.retry import RetryPolicy, with_retries
 from pipeline.execution.broker import MarketRules
 from pipeline.execution.market_rules import ccxt_market_rules
+
+if TYPE_CHECKING:
+    import ccxt
 
 
 class PriceFeed(Protocol):

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # scipy (a scikit-learn dependency) has an O(n log w) trailing rank filter
-    from scipy import ndimage
-except ImportError:  # pragma: no cover - pandas' skiplist gives the same values, slower
-    ndimage = None
-
 
 class Prefix:
     """Running sum of a series: the sum over any trailing window in one subtraction."""
@@ -100,7 +95,9 @@ def rolling_median_low(x: np.ndarray, n: int) -> np.ndarray:
     out = np.full(len(x), np.nan)
     if n > len(x):
         return out
-    if ndimage is None:  # pragma: no cover
+    try:  # scipy (a scikit-learn dependency) has an O(n log w) trailing rank filter
+        from scipy import ndimage  # imported here: the code location loads without scipy
+    except ImportError:  # pragma: no cover - pandas' skiplist gives the same values, slower
         import pandas as pd
 
         return pd.Series(x).rolling(n).quantile(0.5, interpolation="lower").to_numpy()

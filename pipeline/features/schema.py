@@ -1,13 +1,19 @@
-"""The feature matrix schema (pandera): the registry's columns in order, finite after warm-up."""
+"""The feature matrix schema (pandera): the registry's columns in order, finite after warm-up.
+
+pandera is imported where the schema is built or checked, not with this module."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from pipeline.data.timeframes import timeframe_ms
 from pipeline.features.registry import REGISTRY
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 
 class FeatureValidationError(ValueError):
@@ -23,6 +29,8 @@ def position_in_run(frame: pd.DataFrame, timeframe: str) -> np.ndarray:
 
 
 def _schema(timeframe: str) -> pa.DataFrameSchema:
+    import pandera.pandas as pa
+
     columns: dict[str, pa.Column] = {
         "market": pa.Column(str),
         "timestamp": pa.Column("datetime64[ns, UTC]"),
@@ -62,6 +70,8 @@ def _late_nan(frame: pd.DataFrame, timeframe: str) -> tuple[str, pd.DataFrame] |
 
 def validate_features(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     """Raise FeatureValidationError naming the rule, the column and the first offending rows."""
+    import pandera.pandas as pa
+
     try:
         return _schema(timeframe).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:

@@ -8,8 +8,10 @@ tensors and plain containers is refused instead of unpickled: loading never runs
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class CheckpointError(RuntimeError):
@@ -18,6 +20,8 @@ class CheckpointError(RuntimeError):
 
 def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     """The state dict, on the CPU, as `torch.save` writes it."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
     return buffer.getvalue()
@@ -25,6 +29,8 @@ def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
 
 def read_checkpoint(blob: bytes, model_id: int | None = None) -> dict[str, torch.Tensor]:
     """The state dict in `blob`, on the CPU; refuses any pickled object that is not plain."""
+    import torch
+
     try:
         return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
     except Exception as err:  # weights_only refuses anything but tensors and plain containers

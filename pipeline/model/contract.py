@@ -6,6 +6,9 @@ steps (the scaler on the training rows only, then the seeded LSTM), loading alwa
 that the stored features, scaler and weights agree, and a segment's decisions always come
 from the same one-window-at-a-time forward pass that live inference runs, so what was
 evaluated is what trades.
+
+torch is imported by the functions that run a network, not by this module: a gradient-boosting
+scorer, the code location and the helpers that only read windows never load it.
 """
 
 from __future__ import annotations
@@ -14,19 +17,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pipeline.features.labels import LabelRule
 from pipeline.model.checkpoint import read_checkpoint
 from pipeline.model.dataset import WindowSet, make_windows
-from pipeline.model.lstm import LSTMClassifier
 from pipeline.model.operating import OperatingPoint
 from pipeline.model.scaler import Scaler
-from pipeline.model.training import TrainConfig, TrainResult, predict_proba, train_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from pipeline.model.config import TrainConfig
+    from pipeline.model.lstm import LSTMClassifier
+    from pipeline.model.training import TrainResult
 
 MODEL_NAME = "lstm"  # the name its records carry in the model store
 DEFAULT_THRESHOLD = 0.65  # confidence a model decides with when its record names none
@@ -52,6 +59,8 @@ class FittedModel:
     def validation_probabilities(self, windows: WindowSet) -> np.ndarray:
         """P(up) in batches, as training scored validation: the figures a fit is judged by
         (decisions use `predict`, whose last bits may differ)."""
+        from pipeline.model.training import predict_proba
+
         return predict_proba(self.network, self.scaler.apply(windows).X).astype(np.float64)
 
     def predict(self, windows: WindowSet) -> np.ndarray:
@@ -66,6 +75,8 @@ def fit_model(
 ) -> FittedModel:
     """The scaler on the training windows' rows, then the LSTM (early-stopped on
     `validation`); nothing outside these windows is read."""
+    from pipeline.model.training import train_model
+
     scaler = Scaler.fit(train)
     return FittedModel(train_model(train, validation, cfg, scaler, on_epoch), scaler)
 
@@ -139,6 +150,8 @@ def load_for_inference(record: StoredModel, available: list[str]) -> LoadedModel
     scaler = Scaler.from_dict(record.scaler)
     if list(scaler.features) != record.features:
         raise ModelMismatchError(f"model {record.id}: its scaler and feature list disagree")
+    from pipeline.model.lstm import LSTMClassifier
+
     cfg = record.config
     network = LSTMClassifier(len(record.features), cfg["hidden"], cfg["layers"], cfg["dropout"])
     state = read_checkpoint(record.checkpoint, record.id)
@@ -200,6 +213,8 @@ def predict(network: torch.nn.Module, scaler: Scaler, windows: WindowSet) -> np.
 def torch_threads(count: int | None) -> Iterator[None]:
     """One window is too small to share between threads: on one thread it runs faster (see
     bench/inference.py), and the result is the same."""
+    import torch
+
     if count is None or torch.get_num_threads() == count:
         yield
         return
@@ -214,6 +229,8 @@ def torch_threads(count: int | None) -> Iterator[None]:
 def probabilities(model: torch.nn.Module, scaled: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """P(up) for scaled windows [n, L, F], one fixed-size batch at a time (the only forward
     pass decisions use, so single and batch decisions agree when batch_size is 1)."""
+    import torch
+
     model.eval()
     out = np.empty(len(scaled), dtype=np.float64)
     with torch.no_grad(), torch_threads(1 if batch_size == 1 else None):

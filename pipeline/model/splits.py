@@ -26,7 +26,7 @@ class SplitConfig:
     train_end: str
     val_end: str
     test_end: str | None = None
-    window: int = 8  # the model's default (pipeline.model.training.TrainConfig)
+    window: int = 8  # the model's default (pipeline.model.config.TrainConfig)
     horizon: int = DEFAULT_HORIZON
     timeframe: str = "1h"
     embargo: int | None = None  # candles; never less than window + horizon

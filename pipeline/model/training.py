@@ -25,33 +25,13 @@ import torch
 from torch import nn
 
 from pipeline.model.batches import WindowBatches, make_loader, training_loader
+from pipeline.model.config import TrainConfig
 from pipeline.model.dataset import WindowArray, WindowSet
 from pipeline.model.lstm import LSTMClassifier, count_parameters
 from pipeline.model.sampling import class_weights
 from pipeline.model.scaler import Scaler
 
 STOP_REASONS = ("early_stopping", "gap_exceeded", "max_epochs")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    window: int = 8  # chosen on validation by bench/window_length.py (see its rule)
-    hidden: int = 56
-    layers: int = 1
-    dropout: float = 0.2
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    max_epochs: int = 30
-    patience: int = 4  # epochs without a lower validation loss before stopping
-    gap_bound: float = 0.15  # train − validation accuracy (fraction) that stops training
-    seed: int = 0
-    balance: str = "loss"  # "loss" (class weights), "sampler" (weighted sampler), "none"
-    device: str = "auto"  # "auto": CUDA when present, else CPU
-    num_threads: int | None = None  # torch CPU threads for the run; None: leave as is
-    grad_clip: float | None = 1.0  # max gradient norm
-    train_eval_max: int = 20_000  # training windows scored in eval mode each epoch
-    eval_batch: int = 4096
 
 
 @dataclass

@@ -16,39 +16,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
-
-
-@njit(cache=True)
-def _raw(x, feature, threshold, missing_left, left, right, leaf, value, offsets, baseline):
-    """baseline + Σ over trees of the leaf value each row reaches."""
-    out = np.full(x.shape[0], baseline)
-    for t in range(len(offsets) - 1):
-        base = offsets[t]
-        for i in range(x.shape[0]):
-            node = base
-            while not leaf[node]:
-                v = x[i, feature[node]]
-                go_left = missing_left[node] if np.isnan(v) else v <= threshold[node]
-                node = base + (left[node] if go_left else right[node])
-            out[i] += value[node]
-    return out
-
-
-@njit(cache=True)
-def _credits(row, feature, threshold, missing_left, left, right, leaf, value, offsets, n):
-    """Per feature, the change of node value along each tree's path (Saabas)."""
-    out = np.zeros(n)
-    for t in range(len(offsets) - 1):
-        base = offsets[t]
-        node = base
-        while not leaf[node]:
-            v = row[feature[node]]
-            go_left = missing_left[node] if np.isnan(v) else v <= threshold[node]
-            child = base + (left[node] if go_left else right[node])
-            out[feature[node]] += value[child] - value[node]
-            node = child
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +79,9 @@ class TreeEnsemble:
         return x
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        return _raw(self._rows(x), *self._arrays(), self.baseline)
+        from pipeline.model.tree_kernels import raw  # numba: loaded when trees predict
+
+        return raw(self._rows(x), *self._arrays(), self.baseline)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """P(up) per row, as scikit-learn's `predict_proba(x)[:, 1]`."""
@@ -122,7 +91,9 @@ class TreeEnsemble:
 
     def credits(self, row: np.ndarray) -> np.ndarray:
         """Each feature's push on the logit of one row (they sum to logit − baseline)."""
-        return _credits(self._rows(np.asarray(row)[None, :])[0], *self._arrays(), self.n_features)
+        from pipeline.model.tree_kernels import credits
+
+        return credits(self._rows(np.asarray(row)[None, :])[0], *self._arrays(), self.n_features)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from pipeline.model.contract import DEFAULT_THRESHOLD, probabilities, torch_threads
 from pipeline.model.operating import OperatingPoint, sides
 from pipeline.signals.sides import FLAT, LONG, SHORT  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:  # torch runs only for an LSTM: a boosting scorer's decision never loads it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def attributions(model: torch.nn.Module, scaled: np.ndarray) -> np.ndarray:
     Positive values push towards up. Cheap (one backward pass) and exact for what it claims:
     a first-order account of which inputs moved this logit.
     """
+    import torch
+
     model.eval()
     x = torch.from_numpy(np.ascontiguousarray(scaled, dtype=np.float32)).requires_grad_(True)
     logits = model(x)

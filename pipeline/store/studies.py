@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import psycopg
-from sqlalchemy.engine import URL
 
 STUDY_DATABASE = "signals_studies"
 _BUDGET_LOCK = 7_262_025  # any constant, the same in every process
@@ -39,6 +38,8 @@ def database_on_server(server_url: str, name: str) -> str:
 def sqlalchemy_url(libpq_url: str, driver: str = "postgresql+psycopg") -> str:
     """The same database as a SQLAlchemy URL (default: the psycopg 3 driver, for Optuna;
     `postgresql+psycopg2` for dagster-postgres, whose NOTIFY needs client-side parameters)."""
+    from sqlalchemy.engine import URL  # loaded with the study (or Dagster's storage) it names
+
     info = psycopg.conninfo.conninfo_to_dict(libpq_url)
     host = str(info.pop("host", "")) or None
     query = {}

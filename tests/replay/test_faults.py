@@ -16,7 +16,7 @@ from pipeline.data.ingest import ingest_partition
 from pipeline.data.sources import open_source
 from pipeline.data.timeframes import parse_date_ms
 from pipeline.exchange.client import UnparsableAnswer, make_exchange
-from pipeline.exchange.retry import RETRYABLE, RetryPolicy
+from pipeline.exchange.retry import RetryPolicy, retryable
 from pipeline.replay.faults import CARRIED_OUT, FAULT_KINDS, MALFORMED_BODY, FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.store.candles import load_candles
@@ -84,7 +84,7 @@ def test_ccxt_raises_a_retryable_error_never_a_wrong_answer(replay, kind) -> Non
     since = parse_date_ms("2021-01-01")
     expected = client.fetch_ohlcv(SYM, "1h", since, 3)
     replay.exchange.set_faults(FaultPlan.parse(f"{kind}:1", path="/fapi/v1/klines"))
-    with pytest.raises(RETRYABLE) as caught:
+    with pytest.raises(retryable()) as caught:
         client.fetch_ohlcv(SYM, "1h", since, 3)
     if kind == "malformed_json":  # without the guard ccxt read it as "no candles"
         assert isinstance(caught.value, UnparsableAnswer)
