@@ -21,6 +21,10 @@ TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.wh
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 # uv sync of the lock with the given extras; torch from the wheel folder or PyTorch's index.
+# Bytecode compiled at install: every Dagster run is a new process, and one that compiles
+# Dagster, pandas and ccxt from source (PYTHONDONTWRITEBYTECODE set, or a read-only install)
+# spends seconds of CPU doing so (bench/README.md, Import weight).
+export UV_COMPILE_BYTECODE := 1
 define sync
 	$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "$(UV_VERSION)"
 	if [ -f "$(TORCH_WHEEL)" ]; then \
@@ -39,7 +43,9 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(call sync,--extra dev)
 	touch $@
 
+# The project's own modules too (compileall skips those already compiled and unchanged).
 setup: $(VENV)/.installed
+	@$(BIN)/python -m compileall -q pipeline assets resources trials bench >/dev/null
 
 lock:  ## re-resolve uv.lock after changing dependencies
 	$(UV) lock
