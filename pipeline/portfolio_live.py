@@ -17,6 +17,7 @@ process:
   precision and minimum notional respected), within the risk limits. Shadow is never traded.
 """
 
+import resource
 import time
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -24,18 +25,22 @@ from typing import Any, cast
 import dagster as dg
 import numpy as np
 
+from pipeline.backtest.config import BacktestConfig
 from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.markets import market_id
 from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
+from pipeline.features.compute import market_factor_frame
 from pipeline.features.registry import feature_names
 from pipeline.inference_job import _ms_since, _refresh, dagster_metadata, live_source
+from pipeline.location import SETTINGS
 from pipeline.model.scorer import load_scorer
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, timeframe_partitions
 from pipeline.portfolio.model import MODEL_NAME, PortfolioSettings, is_portfolio
 from pipeline.portfolio.rebalance import LayerState
+from pipeline.prelaunch import wait_for_close
 from pipeline.reporting.text import utc_text
-from pipeline.signals.candle import factor_basket, live_features, load_inputs
+from pipeline.signals.candle import factor_basket, live_features, load_basket, load_inputs
 from pipeline.signals.live_report import LIVE_SIGNALS_ASSET, live_signal_metadata
 from pipeline.signals.portfolio import PortfolioDecision, decide_portfolio
 from pipeline.store import models as model_store
@@ -46,6 +51,7 @@ from pipeline.store.signals import (
     mark_reported,
     record_signal,
     reported,
+    resolve_signals,
     update_timings,
 )
 from resources.broker import BrokerResource
@@ -93,6 +99,9 @@ def portfolio_signals(
     tf, candle_ms = config.timeframe, config.candle_ms
     close_ms = candle_ms + timeframe_ms(tf)
     source = live_source(candle_source)
+    # A run the sensor launched ahead of the close waits for it on the exchange's clock.
+    waited = wait_for_close(source.now_ms, close_ms, SETTINGS.prelaunch_lead_s + 120)
+    timings["waited_for_close_s"] = round(waited, 3)
     db = database.database()
     since_ms = parse_date_ms(candle_source.since)
     timeframes = list(timeframe_partitions.get_partition_keys())
@@ -108,6 +117,7 @@ def portfolio_signals(
         for frame in frames:
             added += _refresh(db, source, symbol, frame, close_ms, since_ms)
     timings["refresh_ms"] = _ms_since(started)
+    resolved = _resolve(db, source, tf)
     if not deciders:
         context.log.warning(
             f"no portfolio model for {tf} (production, or a candidate that passed its checks): "
@@ -123,7 +133,10 @@ def portfolio_signals(
         )
     production: ProductionTargets | None = None
     for record, mode in deciders:
+        begun = time.perf_counter()
         decision = _decide(db, source.exchange_id, record, mode, tf, timeframes, candle_ms)
+        # candles read, features computed and every market scored, by this model
+        timings[f"{mode}_decide_ms"] = _ms_since(begun)
         with db.connection() as conn:
             stored = portfolio_store.record_decision(
                 conn,
@@ -143,6 +156,7 @@ def portfolio_signals(
             )
         if not stored.created:  # a retried run: the first run's decision stands
             decision = _as_recorded(decision, stored)
+        timings["process_cpu_s"] = process_cpu_s()
         _record_signals(context, db, source.exchange_id, decision, record, mode, tf, timings)
         context.log.info(
             f"model {record.id} ({mode}) at {utc_text(candle_ms)}: targets "
@@ -165,8 +179,32 @@ def portfolio_signals(
                     )
                 ],
             )
-    context.add_output_metadata({"candles_added": added, **timings})
+    context.add_output_metadata({"candles_added": added, "signals_resolved": resolved, **timings})
     return production
+
+
+def _resolve(db, source: CcxtCandleSource, tf: str) -> int:
+    """Earlier signals' outcomes over their horizon, for each market whose exit candle has
+    closed on the exchange's clock (never from a candle it has not closed)."""
+    now_ms, resolved = source.now_ms(), 0
+    with db.connection() as conn:
+        for symbol in SYMBOLS_BY_MARKET_ID.values():
+            resolved += resolve_signals(
+                conn,
+                source.exchange_id,
+                symbol,
+                tf,
+                timeframe_ms(tf),
+                BacktestConfig().round_trip,
+                now_ms,
+            )
+    return resolved
+
+
+def process_cpu_s() -> float:
+    """CPU this run's process has used so far, imports included (what a candle costs it)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def _plain(value: float) -> float | None:
@@ -182,9 +220,14 @@ def _decide(
     basket = tuple(factor_basket(record))
     features, candles = {}, {}
     with db.connection() as conn:
+        # The basket and its factor once: every market's features join the same factor.
+        basket_candles = load_basket(conn, exchange, tf, basket, candle_ms)
+        factor = market_factor_frame(basket_candles, tf)
         for symbol in settings.universe:
-            inputs = load_inputs(conn, exchange, symbol, tf, basket, timeframes, candle_ms)
-            features[symbol] = live_features(inputs, tf)
+            inputs = load_inputs(
+                conn, exchange, symbol, tf, basket, timeframes, candle_ms, basket_candles
+            )
+            features[symbol] = live_features(inputs, tf, factor)
             candles[symbol] = inputs.base
         before = portfolio_store.previous_decision(conn, int(record.id), exchange, tf, candle_ms)
         if before is None and mode == "production":

@@ -14,6 +14,7 @@ from pipeline.inference_job import live_inference_job
 from pipeline.location import SETTINGS
 from pipeline.partitions import MODEL_TIMEFRAME, STRATEGY, SYMBOLS_BY_MARKET_ID
 from pipeline.portfolio_live import portfolio_live_job
+from pipeline.prelaunch import candles_to_request
 from resources.exchange import CandleSourceResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module="dagster")
@@ -87,7 +88,8 @@ def candle_run_request(market: str, timeframe: str, candle_ms: int) -> dg.RunReq
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
         "Each tick, one portfolio_live_job run per decision candle every market has closed "
-        "since the last tick (run key = the candle, so a candle runs once)."
+        "since the last tick, and one for the next candle when it closes before the next tick "
+        "(that run waits for the close); run key = the candle, so a candle runs once."
         if PORTFOLIO
         else "Each tick, one live_inference_job run per market whose newest candle closed "
         "since the last tick (run key = market and candle, so a candle runs once)."
@@ -132,17 +134,19 @@ def new_candle_sensor(
         if PORTFOLIO:  # one run per candle, once every market has closed it
             closed.append(latest)
             continue
-        last = cursor.get(key)
-        first = latest if last is None else last + step  # first tick: start from now
-        candles = list(range(first, latest + 1, step))[:MAX_CANDLES_PER_TICK]
+        # first tick: start from now; never ahead of the close (the per-market runs)
+        candles = candles_to_request(latest, cursor.get(key), now, step, 0, MAX_CANDLES_PER_TICK)
         requests += [candle_run_request(market, LIVE_TIMEFRAME, c) for c in candles]
         if candles:
             cursor[key] = candles[-1]
     if PORTFOLIO and closed and not problems:
         key, latest = f"portfolio:{LIVE_TIMEFRAME}", min(closed)
-        last = cursor.get(key)
-        first = latest if last is None else last + step
-        candles = list(range(first, latest + 1, step))[:MAX_CANDLES_PER_TICK]
+        # The next candle too when it closes before the next tick: its run starts now and
+        # waits for the close (`pipeline.prelaunch`).
+        lead_ms = SETTINGS.prelaunch_lead_s * 1000
+        candles = candles_to_request(
+            latest, cursor.get(key), now, step, lead_ms, MAX_CANDLES_PER_TICK
+        )
         requests += [portfolio_run_request(LIVE_TIMEFRAME, c) for c in candles]
         if candles:
             cursor[key] = candles[-1]

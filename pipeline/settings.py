@@ -66,11 +66,22 @@ class Settings:
     # backtest: what a replay compared with the backtest market by market needs.
     account_per_market: bool = False
     sensor_interval_s: int = 30  # how often new_candle_sensor asks for a closed candle
+    # How long before a portfolio decision candle's close (on the exchange's clock) its live
+    # run may be launched, to wait there for the close (`pipeline.prelaunch`); None: one sensor
+    # interval and 5 s, so the run is up before the tick that would see the close late; 0: off.
+    prelaunch_s: int | None = None
     strategy: str = DEFAULT_STRATEGY
     decision_timeframe: str = DEFAULT_DECISION_TIMEFRAME  # the portfolio's (barrier: the base)
     scorer: str = DEFAULT_SCORER  # the portfolio model's scorer: lstm or gbm
 
+    @property
+    def prelaunch_lead_s(self) -> int:
+        """Seconds of the exchange's clock a live run may start before its candle closes."""
+        return self.sensor_interval_s + 5 if self.prelaunch_s is None else self.prelaunch_s
+
     def __post_init__(self) -> None:
+        if self.prelaunch_s is not None and self.prelaunch_s < 0:
+            raise ValueError(f"SIGNALS_PRELAUNCH_S must be 0 or more, not {self.prelaunch_s}")
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"SIGNALS_STRATEGY must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
@@ -108,6 +119,7 @@ class Settings:
             account_per_market=env.get("SIGNALS_ACCOUNT_PER_MARKET", "").lower()
             in ("1", "true", "yes"),
             sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
+            prelaunch_s=int(env["SIGNALS_PRELAUNCH_S"]) if env.get("SIGNALS_PRELAUNCH_S") else None,
             strategy=env.get("SIGNALS_STRATEGY", DEFAULT_STRATEGY),
             decision_timeframe=env.get("SIGNALS_DECISION_TIMEFRAME", DEFAULT_DECISION_TIMEFRAME),
             scorer=env.get("SIGNALS_SCORER", DEFAULT_SCORER),

@@ -48,6 +48,14 @@ def factor_basket(record: ModelRecord) -> list[str]:
     return sorted(basket)
 
 
+def load_basket(
+    conn: psycopg.Connection, exchange: str, timeframe: str, basket: Sequence[str], until_ms: int
+) -> dict[str, pd.DataFrame]:
+    """The factor basket's stored candles opened at or before `until_ms`: read once per
+    decision when many markets are decided together (every market's factor is the same)."""
+    return {s: load_candles(conn, exchange, s, timeframe, end_ms=until_ms) for s in basket}
+
+
 def load_inputs(
     conn: psycopg.Connection,
     exchange: str,
@@ -56,14 +64,19 @@ def load_inputs(
     basket: Sequence[str],
     timeframes: list[str],
     until_ms: int,
+    basket_candles: dict[str, pd.DataFrame] | None = None,
 ) -> LiveInputs:
     """Stored candles opened at or before `until_ms` (later ones, if any, are not read).
 
     `basket` is the model's (`factor_basket`): its markets are read whether or not they
-    are among the markets traded here.
+    are among the markets traded here (or taken from `basket_candles`, read by `load_basket`).
     """
     step = timeframe_ms(timeframe)
-    candles = {s: load_candles(conn, exchange, s, timeframe, end_ms=until_ms) for s in basket}
+    candles = (
+        basket_candles
+        if basket_candles is not None
+        else load_basket(conn, exchange, timeframe, basket, until_ms)
+    )
     higher = {
         tf: load_candles(conn, exchange, symbol, tf, end_ms=until_ms)
         for tf in HIGHER_TIMEFRAMES
@@ -75,9 +88,13 @@ def load_inputs(
     return LiveInputs(base=base, higher=higher, basket=candles)
 
 
-def live_features(inputs: LiveInputs, timeframe: str) -> pd.DataFrame:
-    """The features asset's computation (factor first, then the market), same inputs."""
-    factor = market_factor_frame(inputs.basket, timeframe)
+def live_features(
+    inputs: LiveInputs, timeframe: str, factor: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The features asset's computation (factor first, then the market), same inputs;
+    `factor`: the basket's market factor when already computed (the same for every market)."""
+    if factor is None:
+        factor = market_factor_frame(inputs.basket, timeframe)
     return compute_market_features(inputs.base, timeframe, inputs.higher, factor=factor)
 
 
