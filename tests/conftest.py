@@ -45,6 +45,20 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker under `--dist loadgroup`, every test id must carry its group (the
+    suffix xdist adds): without it the groups are silently ignored (pytest-xdist issue 1386,
+    pytest 9.2), a file's tests spread over workers and its module fixtures are built twice."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not session.config.getvalue("loadgroup"):
+        return
+    ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"--dist loadgroup is not grouping ({ungrouped[0]} has no @group): this pytest and "
+            "pytest-xdist do not work together (see the pytest pin in pyproject.toml)"
+        )
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The shared sample candles; their absence is a setup error, not a reason to skip."""
