@@ -39,13 +39,13 @@ define sync
 endef
 
 # Re-run the install whenever the project or its lock changes.
-$(VENV)/.installed: pyproject.toml uv.lock
+$(VENV)/.installed: pyproject.toml uv.lock Makefile
 	$(call sync,--extra dev)
 	touch $@
 
 # The project's own modules too (compileall skips those already compiled and unchanged).
 setup: $(VENV)/.installed
-	@$(BIN)/python -m compileall -q pipeline assets resources trials bench >/dev/null
+	@$(BIN)/python -m compileall -q pipeline assets resources trials bench
 
 lock:  ## re-resolve uv.lock after changing dependencies
 	$(UV) lock

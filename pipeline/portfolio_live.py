@@ -58,6 +58,8 @@ from resources.broker import BrokerResource
 from resources.database import PostgresResource
 from resources.exchange import CandleSourceResource
 
+CLOSE_GRACE_MS = 1_000
+
 
 class PortfolioCandleConfig(dg.Config):
     """The closed decision candle this run handles (the sensor fills it in)."""
@@ -100,7 +102,10 @@ def portfolio_signals(
     close_ms = candle_ms + timeframe_ms(tf)
     source = live_source(candle_source)
     # A run the sensor launched ahead of the close waits for it on the exchange's clock.
-    waited = wait_for_close(source.now_ms, close_ms, SETTINGS.prelaunch_lead_s + 120)
+    # (a second after it: the exchange's last trades of the candle are in its kline by then)
+    waited = wait_for_close(
+        source.now_ms, close_ms + CLOSE_GRACE_MS, SETTINGS.prelaunch_lead_s + 120
+    )
     timings["waited_for_close_s"] = round(waited, 3)
     db = database.database()
     since_ms = parse_date_ms(candle_source.since)

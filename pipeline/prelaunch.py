@@ -33,7 +33,9 @@ def candles_to_request(
     first = latest_closed if last_requested is None else last_requested + step_ms
     candles = list(range(first, latest_closed + 1, step_ms))[:limit]
     upcoming = latest_closed + step_ms
-    closes_soon = lead_ms > 0 and upcoming + step_ms - now_ms <= lead_ms
+    # Not yet closed (a candle already closed for some markets but not all, e.g. a lagging
+    # kline, waits for them: it is requested once every market shows it), and closing soon.
+    closes_soon = lead_ms > 0 and 0 < upcoming + step_ms - now_ms <= lead_ms
     if closes_soon and len(candles) < limit and first <= upcoming:  # not requested yet
         candles.append(upcoming)
     return candles

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,17 @@ def _split(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
         return default
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    """An integer setting, or None when unset or blank; a clear error when it is no integer."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of seconds, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ class Settings:
             account_per_market=env.get("SIGNALS_ACCOUNT_PER_MARKET", "").lower()
             in ("1", "true", "yes"),
             sensor_interval_s=int(env.get("SIGNALS_SENSOR_INTERVAL_S", "30")),
-            prelaunch_s=int(env["SIGNALS_PRELAUNCH_S"]) if env.get("SIGNALS_PRELAUNCH_S") else None,
+            prelaunch_s=_optional_int(env, "SIGNALS_PRELAUNCH_S"),
             strategy=env.get("SIGNALS_STRATEGY", DEFAULT_STRATEGY),
             decision_timeframe=env.get("SIGNALS_DECISION_TIMEFRAME", DEFAULT_DECISION_TIMEFRAME),
             scorer=env.get("SIGNALS_SCORER", DEFAULT_SCORER),

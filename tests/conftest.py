@@ -49,7 +49,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """On an xdist worker under `--dist loadgroup`, every test id must carry its group (the
     suffix xdist adds): without it the groups are silently ignored (pytest-xdist issue 1386,
     pytest 9.2), a file's tests spread over workers and its module fixtures are built twice."""
-    if not os.environ.get("PYTEST_XDIST_WORKER") or not session.config.getvalue("loadgroup"):
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not getattr(
+        session.config.option, "loadgroup", False
+    ):
         return
     ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
     if ungrouped:

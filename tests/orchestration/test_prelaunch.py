@@ -22,6 +22,14 @@ def test_a_candle_closing_before_the_next_tick_is_requested_once() -> None:
     assert candles_to_request(L + STEP, L + STEP, NEXT_CLOSE + 1_000, STEP, LEAD, LIMIT) == []
 
 
+def test_a_candle_one_market_has_not_shown_yet_is_not_requested_ahead() -> None:
+    """The portfolio's newest closed candle is the laggard's: the next one has closed for the
+    others but not on every market's klines, so it waits for the next tick."""
+    after_its_close = NEXT_CLOSE + 60_000
+    assert candles_to_request(L, L, after_its_close, STEP, LEAD, LIMIT) == []
+    assert candles_to_request(L + STEP, L, after_its_close, STEP, LEAD, LIMIT) == [L + STEP]
+
+
 def test_catching_up_comes_first_and_no_lead_means_none_ahead() -> None:
     behind = candles_to_request(L, L - 3 * STEP, NEXT_CLOSE - 1_000, STEP, LEAD, LIMIT)
     assert behind == [L - 2 * STEP, L - STEP, L, L + STEP]
