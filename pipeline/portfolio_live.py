@@ -297,8 +297,10 @@ def _record_signals(
         metadata = dagster_metadata(
             live_signal_metadata([(row, held.to_json())], latest, decision.candle_ms, 0)
         )
-        metadata |= {
-            f"portfolio_{k}": v for k, v in decision.context(market).items() if v is not None
+        metadata |= {  # four decimals: a weight or a volatility, not 16 digits of noise
+            f"portfolio_{k}": round(v, 4) if isinstance(v, float) else v
+            for k, v in decision.context(market).items()
+            if v is not None
         }
         context.log_event(
             dg.AssetMaterialization(
