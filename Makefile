@@ -57,7 +57,7 @@ test: setup  ## lint, the import contracts, then the whole suite
 	scripts/system-packages.sh chromium redis-server
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadgroup --durations=15
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=15
 
 lint: setup
 	$(BIN)/ruff check .

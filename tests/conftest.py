@@ -43,6 +43,30 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    # The longest groups first (`make test` keeps this order: --no-loadscope-reorder), so that
+    # no worker starts one of them while the others are finishing: 40-180 s each, measured.
+    items.sort(key=lambda item: _slow_rank(item.nodeid))
+
+
+SLOW_FIRST = (
+    "tests/orchestration/test_features_assets.py",  # the "chain" group: these three together
+    "tests/orchestration/test_modeling_assets.py",
+    "tests/orchestration/test_portfolio_assets.py",
+    "tests/ui/test_dagster_ui.py",
+    "tests/evaluation/test_walk_forward.py",
+    "tests/cli/test_cli.py",
+    "tests/trials/test_database_kills.py",
+    "tests/evaluation/test_portfolio_walk_forward.py",
+    "tests/orchestration/test_celery_scaleout.py",
+    "tests/trials/test_secrets.py",
+    "tests/orchestration/test_live_e2e.py",
+    "tests/trials/test_daemon_kills.py",
+)
+
+
+def _slow_rank(nodeid: str) -> int:
+    path = nodeid.split("::", 1)[0]
+    return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
