@@ -17,6 +17,8 @@ endif
 # torch's CPU build: uv.lock takes it from this machine kind's wheel folder. Where that file
 # is not on disk, everything else comes from the lock and torch from PyTorch's CPU index (the
 # same version, CPU build), so set-up works on any Linux x86_64 machine with Python 3.11.
+# `--no-config` there: pyproject's find-links names the folder, and uv refuses a missing one
+# even for a frozen sync that installs nothing from it.
 TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
@@ -32,7 +34,7 @@ define sync
 	else \
 		echo "no $(TORCH_WHEEL): torch 2.13.0 (CPU) from $(TORCH_CPU_INDEX)" >&2; \
 		UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(1) --quiet \
-			--no-install-package torch && \
+			--no-install-package torch --no-config && \
 		$(UV) pip install --quiet --python $(VENV)/bin/python "torch==2.13.0" \
 			--index-url $(TORCH_CPU_INDEX); \
 	fi
