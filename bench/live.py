@@ -75,24 +75,25 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
-def derived_market_ids(count: int) -> list[str]:
-    """The sample's five, then their copies shifted by 30, 60, … days (`BTC30DUSDT`, …)."""
-    ids = list(SAMPLE)
+def derived_markets(count: int) -> dict[str, tuple[str, int]]:
+    """The sample's five, then their copies shifted by 30, 60, … days (`BTC30DUSDT`, …):
+    market id → (the sample market it copies, its shift in days)."""
+    markets = {m: (m, 0) for m in SAMPLE}
     k = 1
-    while len(ids) < count:
-        ids += [f"{m[:-4]}{k * SHIFT_DAYS}D{m[-4:]}" for m in SAMPLE]
+    while len(markets) < count:
+        markets |= {f"{m[:-4]}{k * SHIFT_DAYS}D{m[-4:]}": (m, k * SHIFT_DAYS) for m in SAMPLE}
         k += 1
-    return ids[:count]
+    return dict(list(markets.items())[:count])
 
 
-def derived_folder(data_dir: Path, ids: list[str], dest: Path) -> Path:
-    """A candle folder holding the sample's files and the shifted copies `ids` names."""
+def derived_folder(data_dir: Path, markets: dict[str, tuple[str, int]], dest: Path) -> Path:
+    """A candle folder holding the sample's files and the shifted copies `markets` names."""
     import pandas as pd
 
     dest.mkdir(parents=True, exist_ok=True)
-    for mid in ids:
-        if mid in SAMPLE:
-            source = next(data_dir.glob(f"{mid}.csv*"))
+    for mid, (base, days) in markets.items():
+        source = next(data_dir.glob(f"{base}.csv*"))
+        if days == 0:
             target = dest / source.name
             if not target.exists():
                 target.symlink_to(source.resolve())
@@ -100,9 +101,7 @@ def derived_folder(data_dir: Path, ids: list[str], dest: Path) -> Path:
         target = dest / f"{mid}.csv"
         if target.exists():
             continue
-        base = next(m for m in SAMPLE if mid.startswith(m[:-4]) and mid[len(m) - 4].isdigit())
-        days = int(mid[len(base) - 4 : -5])
-        frame = pd.read_csv(next(data_dir.glob(f"{base}.csv*")), float_precision="round_trip")
+        frame = pd.read_csv(source, float_precision="round_trip")
         frame["timestamp"] += days * DAY_MS
         frame.to_csv(target, index=False)
     return dest
@@ -461,10 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     record, why = pick_model(open_database(settings), settings.decision_timeframe, name=MODEL_NAME)
     print(f"portfolio model {record.id} ({record.timeframe}): {why}", file=sys.stderr)
-    ids = derived_market_ids(counts[-1])
+    markets = derived_markets(counts[-1])
+    ids = list(markets)
     folder_root = Path(args.keep_folder or tempfile.mkdtemp(prefix="bench-live-candles-"))
     print(f"deriving {len(ids) - 5} shifted markets into {folder_root} …", file=sys.stderr)
-    folder = derived_folder(Path(args.data_dir), ids, folder_root)
+    folder = derived_folder(Path(args.data_dir), markets, folder_root)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("cannot become the runs' subreaper: CPU of orphaned runs is missed", file=sys.stderr)

@@ -191,18 +191,10 @@ def portfolio_signals(
 def _resolve(db, source: CcxtCandleSource, tf: str) -> int:
     """Earlier signals' outcomes over their horizon, for each market whose exit candle has
     closed on the exchange's clock (never from a candle it has not closed)."""
-    now_ms, resolved = source.now_ms(), 0
+    now_ms, step, cost, resolved = source.now_ms(), timeframe_ms(tf), BacktestConfig().round_trip, 0
     with db.connection() as conn:
         for symbol in SYMBOLS_BY_MARKET_ID.values():
-            resolved += resolve_signals(
-                conn,
-                source.exchange_id,
-                symbol,
-                tf,
-                timeframe_ms(tf),
-                BacktestConfig().round_trip,
-                now_ms,
-            )
+            resolved += resolve_signals(conn, source.exchange_id, symbol, tf, step, cost, now_ms)
     return resolved
 
 
