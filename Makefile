@@ -36,7 +36,7 @@ define sync
 		UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(1) --quiet \
 			--no-install-package torch --no-config && \
 		$(UV) pip install --quiet --python $(VENV)/bin/python "torch==2.13.0" \
-			--index-url $(TORCH_CPU_INDEX); \
+			--index-url $(TORCH_CPU_INDEX) --no-config; \
 	fi
 endef
 
