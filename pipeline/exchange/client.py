@@ -70,6 +70,12 @@ def make_exchange(
     exchange = getattr(ccxt, exchange_id)(
         {"enableRateLimit": True, "timeout": timeout_ms, "options": options}
     )
+    if exchange_id == BYBIT:
+        # Bybit's 10016 "system error, try again later": the outcome is unknown, like Binance's
+        # -1000, which ccxt makes an OperationFailed (retried; an order is looked up first).
+        # ccxt makes 10016 a bare ExchangeError, which nothing would retry.
+        exact = {**exchange.exceptions["exact"], "10016": ccxt.OperationFailed}
+        exchange.exceptions = {**exchange.exceptions, "exact": exact}
     _refuse_unparsable(exchange)
     if api_url:
         exchange.urls["api"] = _point_at(exchange.urls["api"], api_url)

@@ -1,5 +1,5 @@
-"""`CcxtBroker`: the `Broker` protocol over an exchange account through ccxt (Binance USDⓈ-M,
-or the replay exchange offline).
+"""`CcxtBroker`: the `Broker` protocol over an exchange account through ccxt (Binance USDⓈ-M or
+Bybit's unified trading account, or the replay exchange, which speaks both, offline).
 
 Orders are idempotent by client order id: after any failure whose outcome is unknown (network
 error, time-out, 5xx, rate limit) the broker looks the order up by its client order id before
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import ccxt
 
 from pipeline.exchange.client import make_exchange
-from pipeline.exchange.ids import BINANCE_USDM, DEFAULT_EXCHANGE
+from pipeline.exchange.ids import BINANCE_USDM, BYBIT, DEFAULT_EXCHANGE
 from pipeline.exchange.retry import RetryPolicy, retryable
 from pipeline.execution.broker import (
     BUY,
@@ -45,9 +45,12 @@ from pipeline.execution.market_rules import ccxt_market_rules
 
 log = logging.getLogger(__name__)
 
-TRADING_EXCHANGES = (BINANCE_USDM,)
+TRADING_EXCHANGES = (BINANCE_USDM, BYBIT)
 MARGIN_MODES = ("isolated", "cross")
-DUPLICATE_CLIENT_ID = "-4116"  # Binance futures: "ClientOrderId is duplicated."
+# Binance futures: -4116 "ClientOrderId is duplicated."; Bybit: 110072 "OrderLinkedID is duplicate"
+DUPLICATE_CLIENT_ID = ("-4116", "110072")
+# Bybit refuses to set the leverage a market already has: that is success here.
+LEVERAGE_NOT_MODIFIED = "110043"
 RETRYABLE = retryable()
 # The exchange answered and refused: nothing was placed, nothing changed.
 REFUSALS = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)
@@ -111,16 +114,19 @@ def _prepare(exchange: ccxt.Exchange) -> None:
     exchange.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
     # The margin mode already set is what we asked for.
     exchange.options.setdefault("setMarginMode", {})["throwMarginModeAlreadySet"] = False
+    if exchange.id == BYBIT:  # bybit's load_markets asks the coin list (an asset call) with keys
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
 
 
 def _words(err: Exception) -> str:
-    """The exchange's own message when the error carries Binance's JSON body."""
+    """The exchange's own message when the error carries Binance's or Bybit's JSON body."""
     text = str(err)
-    start = text.find('"msg":"')
-    if start >= 0:
-        end = text.find('"', start + 7)
-        if end > start:
-            return text[start + 7 : end]
+    for field in ('"msg":"', '"retMsg":"'):
+        start = text.find(field)
+        if start >= 0:
+            end = text.find('"', start + len(field))
+            if end > start:
+                return text[start + len(field) : end]
     return text
 
 
@@ -238,6 +244,8 @@ class CcxtBroker:
         what = f"{self.name} equity"
         balance = self._call(what, self.exchange.fetch_balance)
         total = balance.get(self.quote, {}).get("total")
+        if self.name == BYBIT:  # ccxt's total is Bybit's walletBalance; equity adds the P&L
+            total = _bybit_equity(balance.get("info") or {}, self.quote)
         if total is None:
             info = balance.get("info") or {}
             total = info.get("totalMarginBalance")
@@ -306,7 +314,15 @@ class CcxtBroker:
 
         self._call(what, set_mode)
         what = f"{self.name} {symbol} leverage {leverage}"
-        self._call(what, lambda: self.exchange.set_leverage(leverage, symbol))
+
+        def set_leverage() -> None:
+            try:
+                self.exchange.set_leverage(leverage, symbol)
+            except ccxt.BadRequest as err:
+                if LEVERAGE_NOT_MODIFIED not in str(err):
+                    raise
+
+        self._call(what, set_leverage)
 
     # -- orders --------------------------------------------------------------------------
     def place(self, order: OrderRequest) -> OrderResult:
@@ -320,7 +336,7 @@ class CcxtBroker:
             amount = float(self.exchange.amount_to_precision(order.symbol, order.quantity))
         except ccxt.BaseError as err:  # below one lot step, or an unknown market
             return self._rejected(order, _words(err))
-        params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.reduce_only:
             params["reduceOnly"] = True
         maybe_sent = False
@@ -344,7 +360,7 @@ class CcxtBroker:
                 if attempt + 1 < self.retry.attempts:
                     self._wait(what, err, attempt)
             except REFUSALS as err:
-                if DUPLICATE_CLIENT_ID in str(err):
+                if any(code in str(err) for code in DUPLICATE_CLIENT_ID):
                     return self._duplicate(order, what, err)
                 return self._rejected(order, _words(err))
             except ccxt.BaseError as err:
@@ -394,10 +410,22 @@ class CcxtBroker:
 
     def _lookup(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
         """The order with this client order id, or None when the exchange has none."""
+        if self.name == BYBIT:
+            return self._bybit_lookup(symbol, client_order_id)
         try:
             return self.exchange.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
         except ccxt.OrderNotFound:
             return None
+
+    def _bybit_lookup(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
+        """Bybit's /v5/order/realtime by orderLinkId (its recent orders, open or not): ccxt's
+        fetch_order asks by exchange order id only."""
+        market = self.exchange.market(symbol)
+        response = self.exchange.privateGetV5OrderRealtime(
+            {"category": "linear", "symbol": market["id"], "orderLinkId": client_order_id}
+        )
+        found = (response.get("result") or {}).get("list") or []
+        return self.exchange.parse_order(found[0], market) if found else None
 
     def _rejected(self, order: OrderRequest, reason: str) -> OrderResult:
         log.info("%s order %s rejected: %s", self.name, order.client_order_id, reason)
@@ -414,6 +442,9 @@ class CcxtBroker:
 
     def _result(self, symbol: str, client_order_id: str, raw: dict[str, Any]) -> OrderResult:
         """What became of a placed order: filled quantity, average price, fee from the fills."""
+        if raw.get("status") is None:  # Bybit acknowledges an order or a cancel by its ids only
+            what = f"{self.name} order {client_order_id}"
+            raw = self._call(what, lambda: self._lookup(symbol, client_order_id)) or raw
         for check in range(FILL_CHECKS):
             if raw.get("status") != "open" or raw.get("type") != "market":
                 break
@@ -487,6 +518,15 @@ class CcxtBroker:
                 reason="no such order on the exchange",
             )
         return self._result(order.symbol, order.client_order_id, raw)
+
+
+def _bybit_equity(info: Mapping[str, Any], quote: str) -> float | None:
+    """The quote coin's equity (wallet balance + unrealised P&L) in Bybit's wallet answer."""
+    for account in (info.get("result") or {}).get("list") or []:
+        for coin in account.get("coin") or []:
+            if coin.get("coin") == quote and coin.get("equity") not in (None, ""):
+                return float(coin["equity"])
+    return None
 
 
 __all__ = ["BUY", "BrokerAuthError", "BrokerConfigError", "CcxtBroker"]

@@ -1,5 +1,6 @@
-"""A replay of Binance USDⓈ-M's REST API over a folder of recorded 1h candles, served over
-real HTTP so that the real ccxt client is tested against it.
+"""A replay of Binance USDⓈ-M's REST API, and of Bybit v5's (under `/v5/`, see `bybit.py`),
+over a folder of recorded 1h candles, served over real HTTP so that the real ccxt client is
+tested against it.
 
 `ReplayExchange` routes each request to its endpoint (public market data in `market_data.py`,
 funding history in `funding.py`, the signed account in `account.py`), counts requests and
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline.data.csv_source import CandleFolder
+from pipeline.replay import bybit
 from pipeline.replay.account import ReplayAccount
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.control import CONTROL_PREFIX, control
@@ -58,6 +60,9 @@ class ReplayExchange:
             self.market.rules, self.market.price, self.clock.now_ms, balance
         )
         self._routes = self._route_table()
+        self.bybit = bybit.BybitDialect(
+            self.market, self.funding, self.account, self.clock, api_key, api_secret
+        )
 
     def __repr__(self) -> str:  # never the credentials
         return f"ReplayExchange({self.data.folder!r}, markets={self.data.symbols()})"
@@ -200,8 +205,10 @@ def _handler(exchange: ReplayExchange) -> type[BaseHTTPRequestHandler]:
                 self._send(*control(exchange, method, url.path, body))
                 return
             fault = exchange.next_fault(url.path, method)
-            if fault in FAULT_ANSWERS:
-                self._send(*FAULT_ANSWERS[fault])
+            is_bybit = url.path.startswith(bybit.PREFIX)
+            answers = bybit.FAULT_ANSWERS if is_bybit else FAULT_ANSWERS
+            if fault in answers:
+                self._send(*answers[fault])
                 return
             if fault == "timeout":
                 time.sleep(exchange.fault_delay_s())
@@ -210,9 +217,12 @@ def _handler(exchange: ReplayExchange) -> type[BaseHTTPRequestHandler]:
             if fault == "reset":  # refused before it is carried out
                 self._reset()
                 return
-            answer = exchange.handle(
-                method, url.path, url.query, body, self.headers.get("X-MBX-APIKEY")
-            )
+            if is_bybit:
+                answer = exchange.bybit.handle(method, url.path, url.query, body, self.headers)
+            else:
+                answer = exchange.handle(
+                    method, url.path, url.query, body, self.headers.get("X-MBX-APIKEY")
+                )
             if fault in CARRIED_OUT:
                 self._send_faulty(fault, answer)
                 return

@@ -1,4 +1,6 @@
-"""`CcxtBroker` through the real ccxt client, over HTTP, against the replay exchange."""
+"""`CcxtBroker` through the real ccxt client, over HTTP, against the replay exchange: each
+test once with ccxt's binanceusdm client and once with its bybit client (the replay speaks
+both; Bybit's v5 answers, refusals and signatures are its own, the account is the same)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from pipeline.execution.broker import (
     OrderRequest,
 )
 from pipeline.execution.ccxt_broker import BrokerAuthError, BrokerConfigError, CcxtBroker
+from pipeline.replay.dialects import Dialect, dialect
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayServer
-from tests.helpers.replay import account, candle_open, frozen_replay
+from tests.helpers.replay import account, candle_open, fresh, frozen_replay
 
 KEY, SECRET = "broker-test-key-3f9a", "broker-test-secret-e27b"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -31,32 +34,72 @@ FEE = 0.0005
 FAST = RetryPolicy(attempts=4, backoff_s=0.01)
 
 
-@pytest.fixture()
-def replay(sample_dir: Path):
+# How each exchange words the refusals the tests provoke.
+WORDS = {
+    "binanceusdm": {
+        "bad_signature": "Signature for this request is not valid.",
+        "margin": "Margin is insufficient.",
+        "reduce_only": "ReduceOnly Order is rejected.",
+    },
+    "bybit": {
+        "bad_signature": "error sign!",
+        "margin": "ab not enough for new order",
+        "reduce_only": "Reduce-only rule not satisfied",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def served(sample_dir: Path):
+    """One replay exchange per module (loading the candles is what takes time)."""
     with frozen_replay(sample_dir, parse_date_ms(T0), KEY, SECRET) as server:
         yield server
 
 
-def make_broker(server: ReplayServer, secret: str = SECRET, timeout_ms: int = 1000) -> CcxtBroker:
+@pytest.fixture(params=["binanceusdm", "bybit"])
+def exchange_id(request) -> str:
+    return request.param
+
+
+@pytest.fixture()
+def paths(exchange_id: str) -> Dialect:
+    return dialect(exchange_id)
+
+
+@pytest.fixture()
+def words(exchange_id: str) -> dict[str, str]:
+    return WORDS[exchange_id]
+
+
+@pytest.fixture()
+def replay(served: ReplayServer, exchange_id: str) -> ReplayServer:
+    return fresh(served, parse_date_ms(T0))
+
+
+def make_broker(
+    server: ReplayServer, exchange_id: str, secret: str = SECRET, timeout_ms: int = 1000
+) -> CcxtBroker:
     env = {"SIGNALS_API_KEY": KEY, "SIGNALS_API_SECRET": secret}
-    broker = CcxtBroker.from_env(api_url=server.url, timeout_ms=timeout_ms, retry=FAST, environ=env)
+    broker = CcxtBroker.from_env(
+        exchange_id, api_url=server.url, timeout_ms=timeout_ms, retry=FAST, environ=env
+    )
     broker.exchange.enableRateLimit = False  # ccxt paces by Binance's weights: 2 s a listing
     return broker
 
 
 @pytest.fixture()
-def broker(replay: ReplayServer) -> CcxtBroker:
-    return make_broker(replay)
+def broker(replay: ReplayServer, exchange_id: str) -> CcxtBroker:
+    return make_broker(replay, exchange_id)
 
 
-def test_credentials_come_from_the_environment(monkeypatch, replay) -> None:
+def test_credentials_come_from_the_environment(monkeypatch, replay, exchange_id) -> None:
     monkeypatch.delenv("SIGNALS_API_KEY", raising=False)
     monkeypatch.delenv("SIGNALS_API_SECRET", raising=False)
     with pytest.raises(BrokerConfigError, match="SIGNALS_API_KEY and SIGNALS_API_SECRET"):
-        CcxtBroker.from_env(api_url=replay.url)
+        CcxtBroker.from_env(exchange_id, api_url=replay.url)
     monkeypatch.setenv("SIGNALS_API_KEY", KEY)
     monkeypatch.setenv("SIGNALS_API_SECRET", SECRET)
-    broker = CcxtBroker.from_env(api_url=replay.url, timeout_ms=1000, retry=FAST)
+    broker = CcxtBroker.from_env(exchange_id, api_url=replay.url, timeout_ms=1000, retry=FAST)
     assert broker.equity() == 10_000
     assert KEY not in repr(broker) and SECRET not in str(broker)
 
@@ -98,10 +141,11 @@ def test_positions_and_equity_agree_with_hand_computed_values(broker, replay, sa
 
 @pytest.mark.parametrize("delay_s", [0.1, 1.3])  # connection dropped; the client times out
 def test_an_order_whose_answer_is_lost_is_placed_exactly_once(
-    broker, replay, sample_dir, delay_s
+    broker, replay, sample_dir, paths, delay_s
 ) -> None:
+    broker.equity()  # Bybit's client first asks what kind of account it is: not the fault here
     replay.exchange.set_faults(
-        FaultPlan.parse("lost:1", delay_s=delay_s, path="/fapi/v1/order", method="POST")
+        FaultPlan.parse("lost:1", delay_s=delay_s, path=paths.order, method="POST")
     )
     result = broker.place(OrderRequest("lost-1", BTC, BUY, 0.01))
     price = candle_open(sample_dir, "BTCUSDT", T0)
@@ -113,14 +157,12 @@ def test_an_order_whose_answer_is_lost_is_placed_exactly_once(
     assert state["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.01)
 
 
-def test_an_order_refused_by_a_5xx_is_sent_again_once(broker, replay) -> None:
-    replay.exchange.set_faults(
-        FaultPlan.parse("500:1", path="/fapi/v1/order", method="POST", delay_s=0)
-    )
+def test_an_order_refused_by_a_5xx_is_sent_again_once(broker, replay, paths) -> None:
+    replay.exchange.set_faults(FaultPlan.parse("500:1", path=paths.order, method="POST", delay_s=0))
     result = broker.place(OrderRequest("retry-1", BTC, BUY, 0.01))
     assert result.status == FILLED
     assert account(replay)["placements"] == {"retry-1": 1}
-    assert replay.exchange.requests_by_method["POST /fapi/v1/order"] == 2
+    assert replay.exchange.requests_by_method[f"POST {paths.order}"] == 2
 
 
 def test_outcome_unknown_past_the_retry_bound_raises(broker, replay) -> None:
@@ -132,10 +174,10 @@ def test_outcome_unknown_past_the_retry_bound_raises(broker, replay) -> None:
     assert account(replay)["placed"] == 0
 
 
-def test_insufficient_margin_is_a_rejection_not_an_exception(broker, replay) -> None:
+def test_insufficient_margin_is_a_rejection_not_an_exception(broker, replay, words) -> None:
     account(replay, {"balance": 100})
     result = broker.place(OrderRequest("big-1", BTC, BUY, 1.0))
-    assert (result.status, result.reason, result.filled) == (REJECTED, "Margin is insufficient.", 0)
+    assert (result.status, result.reason, result.filled) == (REJECTED, words["margin"], 0)
     assert result.exchange_order_id is None
     assert broker.equity() == 100 and broker.positions() == {}
     assert account(replay)["wallet_balance"] == 100
@@ -147,10 +189,10 @@ def test_below_one_lot_step_is_rejected_without_sending(broker, replay) -> None:
     assert account(replay)["attempts"] == {}
 
 
-def test_reduce_only_flattens_exactly_and_never_flips(broker, replay) -> None:
+def test_reduce_only_flattens_exactly_and_never_flips(broker, replay, words) -> None:
     broker.place(OrderRequest("open-1", ETH, BUY, 0.3))
     flip = broker.place(OrderRequest("flip-1", ETH, BUY, 0.1, reduce_only=True))
-    assert (flip.status, flip.reason) == (REJECTED, "ReduceOnly Order is rejected.")
+    assert (flip.status, flip.reason) == (REJECTED, words["reduce_only"])
     close = broker.place(OrderRequest("close-1", ETH, SELL, 5.0, reduce_only=True))
     assert (close.status, close.filled) == (FILLED, 0.3)
     assert broker.positions() == {}
@@ -173,35 +215,43 @@ def test_a_repeated_client_order_id_returns_the_first_order(broker, replay) -> N
     assert broker.positions()[BTC].quantity == pytest.approx(0.01)
 
 
-def test_configure_market_sets_leverage_and_margin_mode_twice(broker, replay) -> None:
+def test_configure_market_sets_leverage_and_margin_mode_twice(broker, replay, exchange_id) -> None:
+    """ "Already set" answers (Binance's margin type, Bybit's leverage "not modified") are success;
+    Bybit's margin mode is the whole account's, so every market follows."""
     broker.configure_market(BTC, 7, "isolated")
-    broker.configure_market(BTC, 7, "isolated")  # "No need to change margin type." is success
-    assert account(replay)["settings"]["BTCUSDT"] == {"leverage": 7, "margin_type": "ISOLATED"}
+    broker.configure_market(BTC, 7, "isolated")
+    settings = account(replay)["settings"]
+    assert settings["BTCUSDT"] == {"leverage": 7, "margin_type": "ISOLATED"}
+    assert settings["ETHUSDT"]["margin_type"] == (
+        "ISOLATED" if exchange_id == "bybit" else "CROSSED"
+    )
     broker.configure_market(BTC, 3, "cross")
     assert account(replay)["settings"]["BTCUSDT"] == {"leverage": 3, "margin_type": "CROSSED"}
     with pytest.raises(ValueError, match="margin mode"):
         broker.configure_market(BTC, 3, "portfolio")
 
 
-def test_wrong_secret_fails_clearly_and_never_shows_the_credentials(replay, caplog) -> None:
+def test_wrong_secret_fails_clearly_and_never_shows_the_credentials(
+    replay, caplog, exchange_id, paths, words
+) -> None:
     caplog.set_level(logging.DEBUG)  # ccxt logs each request's headers at DEBUG
-    broker = make_broker(replay, secret="wrong-secret-77c1")
+    broker = make_broker(replay, exchange_id, secret="wrong-secret-77c1")
     with pytest.raises(BrokerAuthError, match="SIGNALS_API_KEY / SIGNALS_API_SECRET") as caught:
         broker.equity()
-    assert "Signature for this request is not valid." in str(caught.value)
+    assert words["bad_signature"] in str(caught.value)
     with pytest.raises(BrokerAuthError):
         broker.place(OrderRequest("auth-1", BTC, BUY, 0.01))
-    good = make_broker(replay)
+    good = make_broker(replay, exchange_id)
     good.place(OrderRequest("auth-2", BTC, BUY, 0.01))
     text = caplog.text + str(caught.value) + repr(caught.value.__cause__) + repr(broker)
-    assert "X-MBX-APIKEY" in caplog.text  # the headers were logged, redacted
+    assert paths.key_header in caplog.text  # the headers were logged, redacted
     for secret in (KEY, SECRET, "wrong-secret-77c1"):
         assert secret not in text
 
 
 def test_open_limit_orders_are_listed_and_cancelled(broker, replay) -> None:
     broker.exchange.load_markets()
-    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"newClientOrderId": "lim-1"})
+    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"clientOrderId": "lim-1"})
     (order,) = broker.open_orders()
     assert (order.client_order_id, order.symbol, order.side, order.quantity) == (
         "lim-1",
@@ -221,8 +271,8 @@ def test_open_limit_orders_are_listed_and_cancelled(broker, replay) -> None:
 
 def test_open_orders_of_one_market_are_asked_for_that_market_only(broker, replay) -> None:
     broker.exchange.load_markets()
-    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"newClientOrderId": "lim-e"})
-    broker.exchange.create_order(BTC, "limit", "buy", 0.01, 9000.0, {"newClientOrderId": "lim-b"})
+    broker.exchange.create_order(ETH, "limit", "buy", 0.1, 1000.0, {"clientOrderId": "lim-e"})
+    broker.exchange.create_order(BTC, "limit", "buy", 0.01, 9000.0, {"clientOrderId": "lim-b"})
     assert [o.client_order_id for o in broker.open_orders(ETH)] == ["lim-e"]
     assert [o.client_order_id for o in broker.open_orders(BTC)] == ["lim-b"]
     assert sorted(o.client_order_id for o in broker.open_orders()) == ["lim-b", "lim-e"]
@@ -234,13 +284,13 @@ def test_open_orders_of_one_market_are_asked_for_that_market_only(broker, replay
     [("reset", 2), ("reset_after", 1), ("truncated", 1), ("malformed_json", 1), ("timeout", 2)],
 )
 def test_an_order_through_each_network_fault_is_placed_exactly_once(
-    broker, replay, sample_dir, kind, sends
+    broker, replay, sample_dir, paths, kind, sends
 ) -> None:
     """Carried out but unanswered (reset_after, truncated, malformed_json): found by its client
     order id, not sent again; not carried out (reset, timeout): sent again, placed once."""
     broker.equity()
     replay.exchange.set_faults(
-        FaultPlan.parse(f"{kind}:1", delay_s=1.3, path="/fapi/v1/order", method="POST")
+        FaultPlan.parse(f"{kind}:1", delay_s=1.3, path=paths.order, method="POST")
     )
     result = broker.place(OrderRequest(f"net-{kind}", BTC, BUY, 0.01))
     price = candle_open(sample_dir, "BTCUSDT", T0)
@@ -249,13 +299,13 @@ def test_an_order_through_each_network_fault_is_placed_exactly_once(
     state = account(replay)
     assert state["placements"] == {f"net-{kind}": 1}
     assert state["attempts"] == {f"net-{kind}": 1}  # carried out once
-    assert replay.exchange.requests_by_method["POST /fapi/v1/order"] == sends
+    assert replay.exchange.requests_by_method[f"POST {paths.order}"] == sends
     assert state["positions"]["BTCUSDT"]["qty"] == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("kind", ["reset", "reset_after", "truncated", "malformed_json"])
-def test_reads_through_each_network_fault_are_retried(broker, replay, kind) -> None:
+def test_reads_through_each_network_fault_are_retried(broker, replay, paths, kind) -> None:
     broker.place(OrderRequest("held", BTC, BUY, 0.01))
-    replay.exchange.set_faults(FaultPlan.parse(f"{kind}:1", path="/fapi/v3/positionRisk"))
+    replay.exchange.set_faults(FaultPlan.parse(f"{kind}:1", path=paths.positions))
     assert broker.positions()[BTC].quantity == pytest.approx(0.01)
     assert replay.exchange.faults_served == 1
