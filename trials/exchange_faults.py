@@ -18,7 +18,9 @@ A step whose retries run past the bound fails with a clear error; the trial then
 actually served (the replay's count), not those planned; a path's faults survived when the
 step they hit ended in the state demanded.
 
-    python -m trials.exchange_faults --faults 100
+    python -m trials.exchange_faults --faults 100 [--exchange bybit]
+
+With `--exchange bybit` every client is ccxt's bybit, speaking Bybit v5 to the same replay.
 """
 
 from __future__ import annotations
@@ -36,29 +38,31 @@ import numpy as np
 
 from pipeline.data.csv_source import CandleFolder
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
+from pipeline.replay.dialects import dialect
 from pipeline.replay.faults import FAULT_KINDS, FaultPlan
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.store.database import Database
 from trials.outcome import TrialOutcome, add_common_arguments, run_and_report
 from trials.replay_desk import (
-    EXCHANGE,
     KEY,
     SAMPLE_DIR,
     SECRET,
     TIMEFRAME,
     H,
     book_against_exchange,
+    exchange_flag,
     fresh_trial_database,
     market_id,
     record_side,
     replay_exchange,
     save_trial_model,
+    speaking,
+    trial_exchange,
     trial_server,
 )
 
 NAME = "exchange faults"
 TIMEFRAMES = ("1h", "4h", "1d")
-KLINES = "/fapi/v1/klines"
 DELAY_S = 0.3  # a hang's length before the connection is closed unanswered
 SHARES = {"ingest": 0.4, "live": 0.3, "orders": 0.3}  # of the faults asked for
 BURST = 0.12  # the share of steps that also get a burst of faults past the retry bound
@@ -136,14 +140,15 @@ def ingest_path(
     with ReplayServer(ReplayExchange(data_dir, clock)) as server:
         source = open_source(
             "ccxt",
-            EXCHANGE,
+            trial_exchange(),
             server.url,
             retry=RetryPolicy(attempts=5, backoff_s=0.02),
             timeout_ms=2_000,
         )
         source.exchange.enableRateLimit = False
         source.page_limit = 200  # type: ignore[attr-defined]  # more pages: more requests to fault
-        plan = mixed(0.15, rng.randrange(1 << 30), KLINES)  # one deck of kinds for the path
+        # One deck of kinds for the path.
+        plan = mixed(0.15, rng.randrange(1 << 30), dialect(trial_exchange()).klines)
         while tally.served < target:
             for symbol in symbols:
                 for timeframe in TIMEFRAMES:
@@ -162,7 +167,7 @@ def ingest_path(
                     plan.count = 0
                     tally.steps += 1
                     with db.connection() as conn:
-                        stored = load_candles(conn, EXCHANGE, symbol, timeframe)
+                        stored = load_candles(conn, trial_exchange(), symbol, timeframe)
                         conn.commit()
                     expected = _closed(
                         folder.read(symbol, timeframe), timeframe, clock.now_ms(), since
@@ -191,8 +196,8 @@ def live_path(
     tally = PathTally()
     folder = CandleFolder(data_dir)
     symbols = list(SYMBOLS_BY_MARKET_ID.values())
-    seed_candles(db, folder, EXCHANGE, symbols, list(TIMEFRAMES), LIVE_START)
-    install_random_model(db, symbols, list(TIMEFRAMES))
+    seed_candles(db, folder, trial_exchange(), symbols, list(TIMEFRAMES), LIVE_START)
+    install_random_model(db, symbols, list(TIMEFRAMES), exchange=trial_exchange())
     exchange = ReplayExchange(data_dir, ReplayClock(LIVE_START, speed=1.0))
     with (
         tempfile.TemporaryDirectory(prefix="signals-trial-live-") as home,
@@ -202,13 +207,14 @@ def live_path(
             database_url,
             server.url,
             home,
+            exchange=trial_exchange(),
             since="2020-10-01",
             retry_attempts=4,
             retry_backoff_s=0.02,
         )
         resources["candle_source"] = CandleSourceResource(
             source="ccxt",
-            exchange=EXCHANGE,
+            exchange=trial_exchange(),
             api_url=server.url,
             since="2020-10-01",
             retry_attempts=4,
@@ -217,7 +223,7 @@ def live_path(
         )
         replay = LiveReplay(resources, exchange)
         close = LIVE_START
-        plan = mixed(0.25, rng.randrange(1 << 30), KLINES)
+        plan = mixed(0.25, rng.randrange(1 << 30), dialect(trial_exchange()).klines)
         while tally.served < target:
             close += H
             before = dict(plan.drawn)
@@ -260,7 +266,7 @@ def live_path(
                     if n != 1:
                         problems.append(f"live {market} {close - H}: {n} decisions, not one")
                     for timeframe in TIMEFRAMES:
-                        stored = load_candles(conn, EXCHANGE, symbol, timeframe)
+                        stored = load_candles(conn, trial_exchange(), symbol, timeframe)
                         expected = _closed(folder.read(symbol, timeframe), timeframe, close)
                         problems += _same(stored, expected, f"live {symbol} {timeframe}")
                 conn.commit()
@@ -317,6 +323,7 @@ def orders_path(
     env = {"SIGNALS_API_KEY": KEY, "SIGNALS_API_SECRET": SECRET}
     with replay_exchange(data_dir, t0) as server:
         broker = CcxtBroker.from_env(
+            trial_exchange(),
             api_url=server.url,
             timeout_ms=2_000,
             retry=RetryPolicy(attempts=5, backoff_s=0.02),
@@ -324,7 +331,7 @@ def orders_path(
         )
         broker.exchange.enableRateLimit = False
         manager = PositionManager(
-            db, broker, RiskConfig(risk_fraction=0.05, leverage=2), EXCHANGE, TIMEFRAME, H
+            db, broker, RiskConfig(risk_fraction=0.05, leverage=2), trial_exchange(), TIMEFRAME, H
         )
         step = 0
         plan = mixed(0.12, rng.randrange(1 << 30))  # every path: reads, settings, orders
@@ -359,7 +366,7 @@ def orders_path(
             held = 0 if not position else (1 if position["qty"] > 0 else -1)
             if held != side:
                 problems.append(f"orders {symbol} {candle}: holds {held}, the signal {side}")
-            problems += book_against_exchange(db, server, EXCHANGE)
+            problems += book_against_exchange(db, server, trial_exchange())
             tally.lost.extend(problems)
             tally.add(plan, before, not problems)
         _served_as_counted(tally, server.exchange, "orders")
@@ -372,8 +379,22 @@ def run_trial(
     data_dir: Path = SAMPLE_DIR,
     database_url: str | None = None,
     progress: bool = False,
+    exchange: str = "binanceusdm",
 ) -> TrialOutcome:
-    """At least `faults` faults served across ingest, the live refresh and order placement."""
+    """At least `faults` faults served across ingest, the live refresh and order placement,
+    every client speaking `exchange`'s dialect."""
+    with speaking(exchange):
+        return _run_trial(faults, seed, data_dir, database_url, progress, exchange)
+
+
+def _run_trial(
+    faults: int,
+    seed: int,
+    data_dir: Path,
+    database_url: str | None,
+    progress: bool,
+    exchange: str,
+) -> TrialOutcome:
     rng = random.Random(seed)
     targets = {name: max(1, math.ceil(faults * share)) for name, share in SHARES.items()}
     tallies: dict[str, PathTally] = {}
@@ -404,7 +425,8 @@ def run_trial(
         cases=sum(t.served for t in tallies.values()),
         survived=sum(t.survived for t in tallies.values()),
         lost=[what for t in tallies.values() for what in t.lost],
-        command=f"python -m trials.exchange_faults --faults {faults} --seed {seed}",
+        command=f"python -m trials.exchange_faults --faults {faults} --seed {seed}"
+        + exchange_flag(exchange),
         details={
             "faults by path": {name: t.served for name, t in tallies.items()},
             "faults by kind": dict(sorted(by_kind.items())),
@@ -431,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(parser)
     opts = parser.parse_args(argv)
     return run_and_report(
-        lambda: run_trial(opts.faults, opts.seed, opts.data_dir, opts.database_url, True),
+        lambda: run_trial(
+            opts.faults, opts.seed, opts.data_dir, opts.database_url, True, opts.exchange
+        ),
         opts.json,
     )
 

@@ -6,7 +6,8 @@ exchange (carried out or not).
 
 Signals are executed by a child process (`PositionManager` + `CcxtBroker` through ccxt over
 HTTP against the replay exchange, the book in PostgreSQL), one signal per market and candle,
-random sides. A fault is set on POST /fapi/v1/order before a step that trades, on its first or
+random sides. A fault is set on the order request (POST /fapi/v1/order; with `--exchange bybit`,
+ccxt's bybit client and POST /v5/order/create) before a step that trades, on its first or
 second order at random; a step that fails (the bound passed) is run again, as the next run
 would; a killed child is replaced by a fresh process that runs the step again.
 
@@ -14,7 +15,7 @@ After every step and at the end: each client order id placed at most once at the
 every order the signals called for placed exactly once, each held side the signal's side, the
 book (positions, orders, fills) equal to the exchange. Cases: faults served plus kills.
 
-    python -m trials.order_retries --retries 50 --kills 10
+    python -m trials.order_retries --retries 50 --kills 10 [--exchange bybit]
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.data.timeframes import parse_date_ms
+from pipeline.replay.dialects import dialect
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayServer
 from trials.outcome import TrialOutcome, add_common_arguments, run_and_report
 from trials.replay_desk import (
-    EXCHANGE,
     KEY,
     REPO,
     SAMPLE_DIR,
@@ -43,17 +44,19 @@ from trials.replay_desk import (
     TIMEFRAME,
     H,
     book_against_exchange,
+    exchange_flag,
     market_id,
     record_side,
     replay_exchange,
     save_trial_model,
+    speaking,
     trial_database,
+    trial_exchange,
 )
 
 NAME = "order retries"
 MARKETS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 T0 = parse_date_ms("2023-03-01T10:00:00Z")
-ORDER = "/fapi/v1/order"
 # Faults on the order request; after the first four the order was carried out unanswered.
 KINDS = ("lost", "reset_after", "truncated", "malformed_json", "500", "429", "timeout", "reset")
 ATTEMPTS = 4  # the child broker's retry bound
@@ -77,13 +80,14 @@ def serve_steps(database_url: str, exchange_url: str) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     db = Database(database_url)
     broker = CcxtBroker.from_env(
+        trial_exchange(),  # SIGNALS_EXCHANGE, set by the parent
         api_url=exchange_url,
         timeout_ms=TIMEOUT_MS,
         retry=RetryPolicy(attempts=ATTEMPTS, backoff_s=0.02),
     )
     broker.exchange.enableRateLimit = False
     risk = RiskConfig(risk_fraction=0.05, leverage=2)
-    manager = PositionManager(db, broker, risk, EXCHANGE, TIMEFRAME, H)
+    manager = PositionManager(db, broker, risk, trial_exchange(), TIMEFRAME, H)
     print(RESULT + json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         step = json.loads(line)
@@ -209,7 +213,8 @@ def expected_orders(model_id: int, symbol: str, candle: int, before: int, after:
     from pipeline.execution.orders import client_order_id
 
     def cid(purpose: str) -> str:
-        return client_order_id(EXCHANGE, EXCHANGE, symbol, TIMEFRAME, candle, model_id, purpose)
+        exchange = trial_exchange()
+        return client_order_id(exchange, exchange, symbol, TIMEFRAME, candle, model_id, purpose)
 
     return ([cid("close")] if before else []) + ([cid("open")] if after else [])
 
@@ -230,6 +235,7 @@ class Trial:
     def __init__(self, server: ReplayServer, db, database_url: str, log: Path, seed: int):  # type: ignore[no-untyped-def]
         self.server, self.db, self.database_url, self.log = server, db, database_url, log
         self.exchange = server.exchange
+        self.order_path = dialect(trial_exchange()).order
         self.rng = random.Random(seed)
         self.model_id = save_trial_model(db)
         self.worker = self._spawn()
@@ -254,7 +260,9 @@ class Trial:
 
     def _kill_during(self, step: dict, kind: str, skip: int) -> str:
         """Send the step with its order hanging at the exchange; SIGKILL the child there."""
-        plan = FaultPlan(kind=kind, count=1, delay_s=10.0, path=ORDER, method="POST", skip=skip)
+        plan = FaultPlan(
+            kind=kind, count=1, delay_s=10.0, path=self.order_path, method="POST", skip=skip
+        )
         served = self.exchange.faults_served
         attempts = sum(self.exchange.account.counters.attempts.values())
         self.exchange.set_faults(plan)
@@ -312,7 +320,7 @@ class Trial:
             elif self.rng.random() < 0.1:  # past the bound: every send and look-up fails
                 kind = self.rng.choice(("500", "lost"))
                 self.exchange.set_faults(
-                    FaultPlan(kind=kind, count=2 * ATTEMPTS + 1, delay_s=0.05, path=ORDER)
+                    FaultPlan(kind=kind, count=2 * ATTEMPTS + 1, delay_s=0.05, path=self.order_path)
                 )
                 self.tally.past_bound += 1
                 result = self._run(step)
@@ -320,7 +328,12 @@ class Trial:
                 kind = self.rng.choice(KINDS)
                 count = self.rng.choice((1, 1, 1, 2))
                 plan = FaultPlan(
-                    kind=kind, count=count, delay_s=0.8, path=ORDER, method="POST", skip=skip
+                    kind=kind,
+                    count=count,
+                    delay_s=0.8,
+                    path=self.order_path,
+                    method="POST",
+                    skip=skip,
                 )
                 self.exchange.set_faults(plan)
                 result = self._run(step)
@@ -339,7 +352,7 @@ class Trial:
             self.tally.faults[kind] = self.tally.faults.get(kind, 0) + faults
         for k in kills:
             self.tally.kills[k] = self.tally.kills.get(k, 0) + 1
-        problems = book_against_exchange(self.db, self.server, EXCHANGE)
+        problems = book_against_exchange(self.db, self.server, trial_exchange())
         if self.held(symbol) != side:
             problems.append(f"{symbol} {candle}: holds side {self.held(symbol)}, signal {side}")
         if result.get("ok") and result.get("action") not in (
@@ -367,9 +380,24 @@ def run_trial(
     data_dir: Path = SAMPLE_DIR,
     database_url: str | None = None,
     progress: bool = False,
+    exchange: str = "binanceusdm",
 ) -> TrialOutcome:
     """Inject at least `retries` order faults and `kills` child-process kills at random
-    points of placement; every case must leave the book equal to the exchange."""
+    points of placement; every case must leave the book equal to the exchange. The broker
+    speaks `exchange`'s dialect."""
+    with speaking(exchange):
+        return _run_trial(retries, kills, seed, data_dir, database_url, progress, exchange)
+
+
+def _run_trial(
+    retries: int,
+    kills: int,
+    seed: int,
+    data_dir: Path,
+    database_url: str | None,
+    progress: bool,
+    exchange: str,
+) -> TrialOutcome:
     rng = random.Random(seed)
     with trial_database(database_url) as url, replay_exchange(data_dir, T0) as server:
         from pipeline.store.database import Database
@@ -404,7 +432,7 @@ def run_trial(
             if placed != trial.expected:
                 extra, missing = sorted(placed - trial.expected), sorted(trial.expected - placed)
                 trial.tally.lost.append(f"placed {extra} not called for; {missing} never placed")
-            trial.tally.lost.extend(book_against_exchange(db, server, EXCHANGE))
+            trial.tally.lost.extend(book_against_exchange(db, server, trial_exchange()))
         finally:
             trial.close()
             db.close()
@@ -416,7 +444,8 @@ def run_trial(
         cases=tally.cases,
         survived=tally.survived,
         lost=tally.lost,
-        command=f"python -m trials.order_retries --retries {retries} --kills {kills} --seed {seed}",
+        command=f"python -m trials.order_retries --retries {retries} --kills {kills} --seed {seed}"
+        + exchange_flag(exchange),
         details={
             "faults by kind": dict(sorted(tally.faults.items())),
             "kills by point": tally.kills,
@@ -451,7 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(args)
     return run_and_report(
         lambda: run_trial(
-            opts.retries, opts.kills, opts.seed, opts.data_dir, opts.database_url, progress=True
+            opts.retries,
+            opts.kills,
+            opts.seed,
+            opts.data_dir,
+            opts.database_url,
+            progress=True,
+            exchange=opts.exchange,
         ),
         opts.json,
     )

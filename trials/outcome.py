@@ -42,6 +42,13 @@ class TrialOutcome:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument("--json", type=Path, help="also write the outcome as JSON here")
+    parser.add_argument(
+        "--exchange",
+        choices=("binanceusdm", "bybit"),
+        default="binanceusdm",
+        help="the ccxt client that talks to the replay exchange, which speaks both "
+        "(default binanceusdm)",
+    )
 
 
 def run_and_report(trial: Callable[[], TrialOutcome], json_path: Path | None = None) -> int:

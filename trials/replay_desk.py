@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
+from pipeline.exchange.ids import BINANCE_USDM
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.server import ReplayExchange, ReplayServer
 from pipeline.store.database import Database, close_all, fresh_database
@@ -23,7 +24,36 @@ from pipeline.store.database import Database, close_all, fresh_database
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "binance-usdm-1h"
 KEY, SECRET = "trial-key-5d1e0c", "trial-secret-93ab7f"
-EXCHANGE, TIMEFRAME, H = "binanceusdm", "1h", 3_600_000
+TIMEFRAME, H = "1h", 3_600_000
+ENV_EXCHANGE = "SIGNALS_EXCHANGE"  # what the project's settings read, in child processes too
+
+
+def trial_exchange() -> str:
+    """The exchange the trial's ccxt clients speak to the replay exchange (binanceusdm or
+    bybit; it speaks both), and the exchange its book and candles are stored under."""
+    return os.environ.get(ENV_EXCHANGE) or BINANCE_USDM
+
+
+@contextmanager
+def speaking(exchange: str) -> Iterator[str]:
+    """`exchange` is the trial's (and its child processes') for the block; restored after."""
+    from pipeline.replay.dialects import dialect
+
+    dialect(exchange)  # a clear error for an exchange the replay does not speak
+    before = os.environ.get(ENV_EXCHANGE)
+    os.environ[ENV_EXCHANGE] = exchange
+    try:
+        yield exchange
+    finally:
+        if before is None:
+            os.environ.pop(ENV_EXCHANGE, None)
+        else:
+            os.environ[ENV_EXCHANGE] = before
+
+
+def exchange_flag(exchange: str) -> str:
+    """What a trial's command line adds for `exchange` (nothing for the default)."""
+    return "" if exchange == BINANCE_USDM else f" --exchange {exchange}"
 
 
 @contextmanager
@@ -121,7 +151,7 @@ def record_side(db: Database, model_id: int, symbol: str, candle_ms: int, side: 
     with db.connection() as conn:
         return record_signal(
             conn,
-            exchange=EXCHANGE,
+            exchange=trial_exchange(),
             symbol=symbol,
             timeframe=TIMEFRAME,
             candle_ms=candle_ms,

@@ -63,11 +63,13 @@ def install_random_model(
     *,
     promote: bool = True,
     checks: dict | None = None,
+    exchange: str = "binanceusdm",
 ):
     """Seeded random LSTM with a scaler fitted on the seeded history; promoted unless
     `promote` is false (a candidate, which decides in shadow when none of its ERROR
     `checks` failed: by default its checks are recorded as passed). `label`: a stored label
-    rule (a barrier model); by default the model exits by time after 1 candle."""
+    rule (a barrier model); by default the model exits by time after 1 candle. The history
+    is read as stored under `exchange`."""
     from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.contract import MODEL_NAME, probabilities
     from pipeline.model.lstm import LSTMClassifier
@@ -79,7 +81,7 @@ def install_random_model(
     names = quick_features()
     with db.connection() as conn:
         inputs = load_inputs(
-            conn, "binanceusdm", symbols[0], "1h", symbols, timeframes, LIVE_START - HOUR
+            conn, exchange, symbols[0], "1h", symbols, timeframes, LIVE_START - HOUR
         )
     frame = live_features(inputs, "1h")
     rows = frame[names].to_numpy(dtype=np.float32)
