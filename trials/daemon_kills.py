@@ -43,6 +43,7 @@ from pathlib import Path
 import psutil
 
 from trials.outcome import TrialOutcome, add_common_arguments, run_and_report
+from trials.replay_desk import exchange_flag, speaking, trial_exchange
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO.parent / "shared" / "data" / "binance-usdm-1h"
@@ -241,8 +242,8 @@ def live_world(root: Path, markets: list[str], candles: int) -> Iterator[dict]:
             CandleFolder(folder).symbols()[CandleFolder(folder).market_ids().index(m)]
             for m in markets
         ]
-        seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
-        model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES)
+        seed_candles(db, CandleFolder(folder), trial_exchange(), symbols, TIMEFRAMES, LIVE_START)
+        model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES, exchange=trial_exchange())
         exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
         server = ReplayServer(exchange).start()
         yield {
@@ -274,6 +275,7 @@ def deployment_env(world: dict, root: Path, symbols: list[str]) -> dict[str, str
         "DAGSTER_PG_URL": world["dagster_url"],
         "SIGNALS_API_URL": world["api_url"],
         "SIGNALS_SOURCE": "ccxt",
+        "SIGNALS_EXCHANGE": trial_exchange(),
         "SIGNALS_MARKETS": ",".join(symbols),
         "SIGNALS_TIMEFRAMES": ",".join(TIMEFRAMES),
         "SIGNALS_SINCE": "2020-10-01",
@@ -443,7 +445,7 @@ def verify(world: dict, instance, market_keys: dict[str, str], candles: list[int
     seed_candles(
         db,
         CandleFolder(world["folder"]),
-        "binanceusdm",
+        trial_exchange(),
         list(symbols.values()),
         TIMEFRAMES,
         candles[-1] + 2 * HOUR,
@@ -453,7 +455,7 @@ def verify(world: dict, instance, market_keys: dict[str, str], candles: list[int
         try:
             report = parity(
                 db,
-                "binanceusdm",
+                trial_exchange(),
                 symbol,
                 "1h",
                 TIMEFRAMES,
@@ -505,10 +507,38 @@ def run_trial(
     *,
     bypass_dedup: bool = False,
     progress: Callable[[str], None] = log,
+    exchange: str = "binanceusdm",
 ) -> TrialOutcome:
     """Replay `candles` candles of each market through the real daemon, killing it
     `daemon_kills` times (`cursor_restores` of those restarts with an older sensor cursor)
-    and `worker_kills` run workers; one case per kill."""
+    and `worker_kills` run workers; one case per kill. The deployment's ccxt clients speak
+    `exchange`'s dialect to the replay exchange."""
+    with speaking(exchange):
+        outcome = _run_trial(
+            candles,
+            daemon_kills,
+            worker_kills,
+            cursor_restores,
+            seed,
+            markets,
+            bypass_dedup=bypass_dedup,
+            progress=progress,
+        )
+    outcome.command += exchange_flag(exchange)
+    return outcome
+
+
+def _run_trial(
+    candles: int,
+    daemon_kills: int,
+    worker_kills: int,
+    cursor_restores: int,
+    seed: int,
+    markets: tuple[str, ...],
+    *,
+    bypass_dedup: bool,
+    progress: Callable[[str], None],
+) -> TrialOutcome:
     from tests.helpers.live import HOUR, LIVE_START
 
     rng = random.Random(seed)
@@ -689,6 +719,7 @@ def main() -> int:
             args.seed,
             markets,
             bypass_dedup=args.bypass_dedup,
+            exchange=args.exchange,
         )
 
     return run_and_report(trial, args.json)

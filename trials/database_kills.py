@@ -37,10 +37,11 @@ from pathlib import Path
 import pandas as pd
 
 from trials.outcome import TrialOutcome, add_common_arguments, run_and_report
+from trials.replay_desk import exchange_flag, speaking, trial_exchange
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "binance-usdm-1h"
-EXCHANGE = "binanceusdm"
+EXCHANGE = "binanceusdm"  # the default; --exchange bybit: the live half speaks Bybit v5
 HOUR = 3_600_000
 INGEST_SINCE = "2020-01-01"
 LIVE_MARKETS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
@@ -72,6 +73,7 @@ def child_env(home: Path) -> dict[str, str]:
     # The per-market live path (signals, PositionManager) is what this trial kills under;
     # the portfolio live path is not covered by the trials yet.
     env["SIGNALS_STRATEGY"] = "barrier"
+    env["SIGNALS_EXCHANGE"] = trial_exchange()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -106,7 +108,7 @@ def compare_with_source(url: str, source: dict[str, pd.DataFrame]) -> list[str]:
     try:
         with db.connection() as conn:
             for symbol, frame in source.items():
-                stored = candle_store.load_candles(conn, EXCHANGE, symbol, "1h")
+                stored = candle_store.load_candles(conn, trial_exchange(), symbol, "1h")
                 stored = stored[frame.columns].reset_index(drop=True)
                 if len(stored) != len(frame):
                     differences.append(
@@ -283,7 +285,7 @@ def live_child(url_db: str, api_url: str, home: str, closes: list[int]) -> int:
     embedded_url(Path(home) / "pg")  # the first command after a crash brings the server back
     reached = last_signalled_candle(url_db)
     todo = [c for c in closes if reached is None or c - HOUR >= reached]
-    resources = replay_resources(url_db, api_url, home)
+    resources = replay_resources(url_db, api_url, home, exchange=trial_exchange())
     # As deployed: the embedded server of SIGNALS_HOME, which a run restarts if it dies.
     resources["database"] = PostgresResource(home=home)
     replay = LiveReplay(resources, RemoteExchange(api_url))  # type: ignore[arg-type]
@@ -321,8 +323,8 @@ def live_trial(
     url = embedded_url(pgdata)
     db = Database(url)
     symbols = folder.symbols()
-    seed_candles(db, folder, EXCHANGE, symbols, ["1h"], LIVE_START)
-    _, threshold, _ = install_random_model(db, LIVE_MARKETS, ["1h"])
+    seed_candles(db, folder, trial_exchange(), symbols, ["1h"], LIVE_START)
+    _, threshold, _ = install_random_model(db, LIVE_MARKETS, ["1h"], exchange=trial_exchange())
     db.close()
     closes = [LIVE_START + (k + 1) * HOUR for k in range(candles)]
     exchange = ReplayExchange(replay_dir, ReplayClock(LIVE_START, speed=1.0))
@@ -389,7 +391,7 @@ def live_trial(
     if total != distinct:
         lost.append(f"{total - distinct} orders placed twice")
     db = Database(url)
-    seed_candles(db, folder, EXCHANGE, symbols, ["1h"], closes[-1] + HOUR)
+    seed_candles(db, folder, trial_exchange(), symbols, ["1h"], closes[-1] + HOUR)
     from pipeline.backtest.config import BacktestConfig
 
     costs = BacktestConfig(timeframe="1h", fee=0.0005, position_size=0.5)
@@ -397,7 +399,7 @@ def live_trial(
     trades = 0
     for symbol in LIVE_MARKETS:
         report = parity(
-            db, EXCHANGE, symbol, "1h", ["1h"], decided, costs,
+            db, trial_exchange(), symbol, "1h", ["1h"], decided, costs,
             f"paper-{market_id(symbol)}", 10_000.0,
         )  # fmt: skip
         trades += report.trades_compared
@@ -426,8 +428,26 @@ def run_trial(
     data_dir: Path = DEFAULT_DATA_DIR,
     markets: list[str] | None = None,
     log=print,
+    exchange: str = EXCHANGE,
 ) -> TrialOutcome:
-    """Both halves on one private embedded server (a temporary SIGNALS_HOME, removed after)."""
+    """Both halves on one private embedded server (a temporary SIGNALS_HOME, removed after);
+    the live half's ccxt clients speak `exchange`'s dialect to the replay exchange (the
+    ingest half reads a candle file and stores it under `exchange`)."""
+    with speaking(exchange):
+        outcome = _run_trial(ingest_kills, live_kills, live_candles, seed, data_dir, markets, log)
+    outcome.command += exchange_flag(exchange)
+    return outcome
+
+
+def _run_trial(
+    ingest_kills: int,
+    live_kills: int,
+    live_candles: int,
+    seed: int,
+    data_dir: Path,
+    markets: list[str] | None,
+    log,  # type: ignore[no-untyped-def]
+) -> TrialOutcome:
     from pipeline.data.csv_source import CandleFolder
     from pipeline.store.embedded import stop_embedded
 
@@ -492,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_and_report(
         lambda: run_trial(
             args.ingest_kills, args.live_kills, args.live_candles, args.seed, args.data_dir,
-            markets,
+            markets, exchange=args.exchange,
         ),
         args.json,
     )  # fmt: skip

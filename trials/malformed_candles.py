@@ -333,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
+    if args.exchange != EXCHANGE:
+        # Each batch's verdict (stored, or refused under which rule) is derived from Binance's
+        # kline arrays as ccxt's binance parser reads them; Bybit's arrays are all strings and
+        # its parser reads them otherwise, so its verdicts would need deriving anew.
+        parser.error("the malformed-candles trial speaks Binance's klines only (no --exchange)")
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -31,7 +31,7 @@ from trials.outcome import TrialOutcome, add_common_arguments, run_and_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "binance-usdm-1h"
-EXCHANGE = "binanceusdm"
+EXCHANGE = "binanceusdm"  # the default; the child speaks SIGNALS_EXCHANGE (--exchange)
 HOUR = 3_600_000
 LIVE_MARKETS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 COMMAND = "python -m trials.secrets"
@@ -53,6 +53,7 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
     from pipeline.exchange.markets import market_id
     from pipeline.execution.ccxt_broker import ENV_API_KEY, ENV_API_SECRET
     from pipeline.replay.clock import ReplayClock
+    from pipeline.replay.dialects import dialect
     from pipeline.replay.server import ReplayExchange, ReplayServer
     from pipeline.store.dagster_storage import ENV_DAGSTER_PG_URL
     from pipeline.store.database import fresh_database, open_database
@@ -64,6 +65,7 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
     from tests.helpers.live import LIVE_START, install_random_model, live_folder
 
     key, secret = os.environ[ENV_API_KEY], os.environ[ENV_API_SECRET]
+    exchange_id = os.environ.get("SIGNALS_EXCHANGE") or EXCHANGE
     url = embedded_url(home / "pg")
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,8 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
     frames = {market_id(s): source.read(s) for s in source.symbols()}
     replay_dir = live_folder(home, frames, candles)
     folder = CandleFolder(replay_dir)
-    seed_candles(db, folder, EXCHANGE, folder.symbols(), ["1h"], LIVE_START)
-    install_random_model(db, LIVE_MARKETS, ["1h"])
+    seed_candles(db, folder, exchange_id, folder.symbols(), ["1h"], LIVE_START)
+    install_random_model(db, LIVE_MARKETS, ["1h"], exchange=exchange_id)
     exchange = ReplayExchange(
         replay_dir, ReplayClock(LIVE_START, speed=1.0), api_key=key, api_secret=secret
     )
@@ -87,11 +89,11 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
     with ReplayServer(exchange) as server:
 
         def live(daily_loss_limit: float, cursor: str | None) -> LiveReplay:
-            resources = replay_resources(url, server.url, str(home))
+            resources = replay_resources(url, server.url, str(home), exchange=exchange_id)
             resources["database"] = PostgresResource(home=str(home))
             resources["broker"] = BrokerResource(
                 kind="ccxt",
-                exchange=EXCHANGE,
+                exchange=exchange_id,
                 api_url=server.url,
                 home=str(home),
                 risk_fraction=0.5,
@@ -157,8 +159,9 @@ def child(home: Path, data_dir: Path, candles: int) -> int:
         text = "\n".join(repr(e) for e in events).encode()
         summary["dagster_events"] = len(events)
         summary["dagster_events_with_keys"] = find([key, secret], text)
+        trading = dialect(exchange_id).trading_prefixes
         summary["signed_requests"] = sum(
-            n for p, n in exchange.requests.items() if p.startswith(("/fapi/v1/order", "/fapi/v2"))
+            n for p, n in exchange.requests.items() if p.startswith(trading)
         )
     print(json.dumps(summary))
     return 0
@@ -191,8 +194,17 @@ def dump_all(home: Path) -> bytes:
     return done.stdout
 
 
-def run_trial(candles: int = 16, seed: int = 0, data_dir: Path = DEFAULT_DATA_DIR) -> TrialOutcome:
+def run_trial(
+    candles: int = 16,
+    seed: int = 0,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    exchange: str = EXCHANGE,
+) -> TrialOutcome:
+    """The live path with fake keys, its ccxt clients speaking `exchange`'s dialect."""
+    from pipeline.replay.dialects import dialect
     from pipeline.store.embedded import stop_embedded
+
+    dialect(exchange)  # a clear error for an exchange the replay does not speak
 
     rng_tag = f"{seed:04d}{token.token_hex(8)}"
     key, secret = f"FAKEKEYTRIAL{rng_tag}", f"FAKESECRETTRIAL{rng_tag}"
@@ -208,6 +220,7 @@ def run_trial(candles: int = 16, seed: int = 0, data_dir: Path = DEFAULT_DATA_DI
         # The per-market live path is the one this trial runs with fake keys (the portfolio
         # live path is not covered by the trials yet).
         "SIGNALS_STRATEGY": "barrier",
+        "SIGNALS_EXCHANGE": exchange,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     leaks: list[str] = []  # "<place> holds the <what>"
@@ -260,7 +273,7 @@ def run_trial(candles: int = 16, seed: int = 0, data_dir: Path = DEFAULT_DATA_DI
         places,
         places - len({leak.rsplit(" holds the ", 1)[0] for leak in leaks}),
         leaks + wrong,
-        command=COMMAND,
+        command=COMMAND + ("" if exchange == EXCHANGE else f" --exchange {exchange}"),
         details=details,
     )
 
@@ -303,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="candle folder")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    return run_and_report(lambda: run_trial(args.candles, args.seed, args.data_dir), args.json)
+    return run_and_report(
+        lambda: run_trial(args.candles, args.seed, args.data_dir, args.exchange), args.json
+    )
 
 
 if __name__ == "__main__":

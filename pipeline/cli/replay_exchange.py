@@ -1,4 +1,5 @@
-"""`signals replay-exchange`: a candle folder served over Binance USDⓈ-M's REST API."""
+"""`signals replay-exchange`: a candle folder served over Binance USDⓈ-M's REST API and Bybit
+v5's (under /v5/), at once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pipeline.reporting.text import utc_text
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     replay = subparsers.add_parser(
-        "replay-exchange", help="serve a candle folder over Binance USDⓈ-M's REST API"
+        "replay-exchange",
+        help="serve a candle folder over Binance USDⓈ-M's REST API and Bybit v5's (/v5/)",
     )
     replay.add_argument("--data-dir", required=True, help="folder of MARKETID.csv[.gz] 1h files")
     replay.add_argument(

@@ -1,7 +1,9 @@
 """`CcxtCandleSource` against Bybit v5's recorded response shapes, offline.
 
-Binance has a replay server (`pipeline.replay`); Bybit has none, so the real ccxt
-bybit client runs here with its HTTP layer, `Exchange.fetch`, replaced by `BybitRecorder`: it
+These tests pin ccxt's bybit client against Bybit's own recorded instruments (the replay
+exchange's v5 dialect is tested over HTTP in tests/replay/test_bybit.py and
+tests/data/test_bybit_replay_ingest.py): its HTTP layer, `Exchange.fetch`, is replaced by
+`BybitRecorder`: it
 answers each v5 endpoint with a recorded (instruments-info) or synthetic (kline, time) body in
 Bybit's shape, runs ccxt's own `handle_errors` on it so bybit's retCode mapping is exercised for
 real, and records the query parameters ccxt sent.
