@@ -244,7 +244,9 @@ def test_a_barrier_model_trades_live_with_resting_exits_as_its_backtest_does(
             outcome = replay.tick(close, markets={"BTCUSDT"})
             assert outcome.failures == [], outcome
             _assert_exits_rest_only_with_a_position(db, broker, account, btc)
-        seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, closes[-1] + HOUR)
+        seed_candles(
+            db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, closes[-1] + HOUR
+        )
         report = parity(
             db,
             "binanceusdm",
