@@ -122,6 +122,7 @@ class OpenOrder:
     symbol: str
     side: str
     quantity: float
+    conditional: bool = False  # a resting stop / take-profit (the exchange's trigger orders)
 
 
 class Broker(Protocol):
