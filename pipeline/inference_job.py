@@ -30,7 +30,9 @@ from pipeline.data.ccxt_source import CcxtCandleSource
 from pipeline.data.ingest import ingest_partition
 from pipeline.data.timeframes import parse_date_ms, timeframe_ms
 from pipeline.exchange.markets import market_id
+from pipeline.execution.barrier_manager import BarrierManager
 from pipeline.execution.manager import PositionManager
+from pipeline.features.labels import LabelRule
 from pipeline.features.registry import feature_names
 from pipeline.model.contract import MODEL_NAME, LoadedModel, load_for_inference
 from pipeline.partitions import SYMBOLS_BY_MARKET_ID, symbol_for, timeframe_partitions
@@ -74,21 +76,12 @@ class LiveCandleConfig(dg.Config):
 @dataclass(frozen=True)
 class RecordedSignal:
     """What execution acts on: the signal as recorded, its model's label horizon (the risk
-    limits hold a position for that many candles) and whether it exits at barriers."""
+    limits hold a position for that many candles) and, for a model that exits at barriers,
+    its label rule (the levels its resting exits sit at)."""
 
     row: SignalRow
     horizon: int
-    barriers: bool = False
-
-
-# Live execution sends market orders at candle opens; it has no resting stop/take-profit
-# orders, so it cannot exit as a barrier model's backtest does. Such a model's signals are
-# recorded (and can be compared with the backtest) but not traded, rather than traded by a
-# rule nobody validated.
-BARRIERS_NOT_EXECUTABLE = (
-    "not executed: the model exits at barriers (k × σ × √T), which live execution cannot "
-    "place yet (no resting stop and take-profit orders); the signal is recorded only"
-)
+    barrier_rule: LabelRule | None = None
 
 
 # Identifiers and settings, not measurements: shown as text, so Dagster does not plot them
@@ -276,7 +269,8 @@ def live_signal(
     if not production:
         return None  # shadow only: nothing to execute
     row, loaded = production[0]
-    return RecordedSignal(row, loaded.horizon, loaded.label.barrier_k is not None)
+    barriers = loaded.label if loaded.label.barrier_k is not None else None
+    return RecordedSignal(row, loaded.horizon, barriers)
 
 
 @dg.op
@@ -294,22 +288,22 @@ def execute_signal(
             "step's log; a shadow signal is never executed)"
         )
         return
-    if signal.barriers:
-        context.log.warning(
-            f"{signal.row.symbol} {utc_text(signal.row.candle_ms)}: {BARRIERS_NOT_EXECUTABLE}"
-        )
-        context.add_output_metadata({"action": "not executed", "reason": BARRIERS_NOT_EXECUTABLE})
-        return
     started = time.perf_counter()
     row = signal.row
     db = database.database()
-    manager = PositionManager(
+    desk = (
         db,
         broker.open(db, market_id(row.symbol)),
         broker.risk(signal.horizon),
         row.exchange,
         row.timeframe,
         timeframe_ms(row.timeframe),
+    )
+    # A barrier model's exits rest at the exchange (stop and take-profit at its levels).
+    manager = (
+        BarrierManager(*desk, rule=signal.barrier_rule)
+        if signal.barrier_rule is not None
+        else PositionManager(*desk)
     )
     source = candle_source.open()
     now_ms = source.now_ms() if isinstance(source, CcxtCandleSource) else None

@@ -205,8 +205,11 @@ class LiveReplay:
         )
         return new_candle_sensor(context)
 
-    def tick(self, close_ms: int, after_ms: int | None = None) -> TickOutcome:
-        """The clock `after_ms` past `close_ms`; one sensor evaluation and its runs."""
+    def tick(
+        self, close_ms: int, after_ms: int | None = None, markets: set[str] | None = None
+    ) -> TickOutcome:
+        """The clock `after_ms` past `close_ms`; one sensor evaluation and its runs (with
+        `markets`, only the runs of those market ids: a test that follows one market)."""
         offset = self.after_close_ms if after_ms is None else after_ms
         self.exchange.clock.set(close_ms + offset, speed=1.0)
         result = self.evaluate_sensor()
@@ -215,6 +218,8 @@ class LiveReplay:
         outcome = TickOutcome(close_ms, [r.run_key for r in requests], [], skip)
         for request in requests:
             if self.launched(request.run_key):
+                continue
+            if markets is not None and request.tags.get("market") not in markets:
                 continue
             run = self.job.execute_in_process(
                 run_config=request.run_config,
@@ -255,13 +260,17 @@ class ParityReport:
     live_trades: list[dict[str, Any]]
     backtest_trades: list[dict[str, Any]]
     backtest_only_trades: int = 0  # completed in the backtest, never traded live
-    executable: bool = True  # False: a barrier model, whose signals live records but never trades
+    # Trades whose exit kind or exit price differ (a barrier model: stop, take-profit, time
+    # limit or reversal, at the backtest's price).
+    exit_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def same_trades(self) -> bool:
-        if not self.executable:  # nothing may have been traded live
-            return not self.live_trades
-        return self.backtest_only_trades == 0 and self.trade_max_abs_diff < 1e-12
+        return (
+            self.backtest_only_trades == 0
+            and self.trade_max_abs_diff < 1e-12
+            and not self.exit_mismatches
+        )
 
     @property
     def identical_decisions(self) -> bool:
@@ -278,7 +287,7 @@ class ParityReport:
             "trades_compared": self.trades_compared,
             "trade_net_return_max_abs_diff": self.trade_max_abs_diff,
             "backtest_only_trades": self.backtest_only_trades,
-            "executable": self.executable,
+            "exit_mismatches": self.exit_mismatches,
             "live_return_closed_trades": self.live_return,
             "backtest_return_same_trades": self.backtest_return,
         }
@@ -286,7 +295,9 @@ class ParityReport:
 
 def live_trades(fills: pd.DataFrame, initial_equity: float, step_ms: int) -> list[dict[str, Any]]:
     """Round trips from the fills of one market, oldest first: entry candle (the open it
-    filled at), side, and net return on the equity before entry, after both fees."""
+    filled at), side, how it exited (the closing order's purpose: close, time, reverse, stop,
+    take_profit) and at what price, and net return on the equity before entry, after both
+    fees."""
     trades, equity, held, entry = [], initial_equity, 0.0, None
     for fill in fills.itertuples():
         signed = fill.quantity if fill.side == "buy" else -fill.quantity
@@ -314,6 +325,8 @@ def live_trades(fills: pd.DataFrame, initial_equity: float, step_ms: int) -> lis
                 "side": entry["side"],
                 "entry_price": entry["price"],
                 "exit_price": fill.price,
+                "exit_kind": fill.purpose,
+                "exit_ms": int(fill.filled_at_ms),
                 "net_return": (pnl - fees) / entry["equity"],
             }
         )
@@ -350,7 +363,7 @@ def parity(
         )
         fills = pd.DataFrame(
             trading.fills(conn, account, symbol),
-            columns=["side", "quantity", "price", "fee", "filled_at_ms"],
+            columns=["side", "quantity", "price", "fee", "filled_at_ms", "purpose"],
         )
     inputs, loaded, backtest = path.inputs, path.loaded, path.decisions
     mismatches, diffs = [], []
@@ -371,15 +384,14 @@ def parity(
             )
     compared = sum(1 for s in live if s["candle_ms"] in backtest)
 
-    # Replay: the decided candles and the one after, so the last decision can act.
+    # Replay: the history (barrier widths need the volatility before the first decision),
+    # the decided candles and the one after, so the last decision can act.
     base = inputs.base
-    period = base[(base["timestamp"] >= candles[0]) & (base["timestamp"] <= candles[-1] + step)]
-    period = period.reset_index(drop=True)
-    by_candle = {s["candle_ms"]: s["side"] for s in live}
+    period = base[base["timestamp"] <= candles[-1] + step].reset_index(drop=True)
+    by_candle = {s["candle_ms"]: s["side"] for s in live if s["candle_ms"] >= candles[0]}
     decisions = np.array([by_candle.get(int(t), 0) for t in period["timestamp"]], dtype=np.int8)
     # The model's exits; funding off, as the replay exchange charges none.
     exits = replace(costs.exiting_by(loaded.label), funding_rate=0.0)
-    executable = loaded.label.barrier_k is None
     result = run_backtest(period, decisions, exits)
     bt = result.trades
     live_done = live_trades(fills, initial_equity, step)
@@ -389,6 +401,7 @@ def parity(
             "side": int(r.side),
             "entry_price": float(r.entry_price),
             "exit_price": float(r.exit_price),
+            "exit_kind": live_exit_kind(str(r.exit_kind), int(r.side)),
             "exit_ms": int(r.exit_time.value // 1_000_000),
             "net_return": float(r.net_return),
         }
@@ -405,8 +418,13 @@ def parity(
     trade_diffs = [abs(t["net_return"] - b["net_return"]) if b else math.inf for t, b in pairs]
     live_entries = {t["entry_ms"] for t in live_done}
     backtest_only = [t for t in completed if t["entry_ms"] not in live_entries]
-    if not executable:  # live never trades such a model: no trade of it to compare
-        completed, backtest_only = [], []
+    barriers = loaded.label.barrier_k is not None
+    exit_mismatches = [
+        {"entry_ms": t["entry_ms"], "live": (t["exit_kind"], t["exit_price"]), "backtest": b}
+        for t, b in pairs
+        if b is not None
+        and (t["exit_price"] != b["exit_price"] or (barriers and t["exit_kind"] != b["exit_kind"]))
+    ]
     return ParityReport(
         candles=len(candles),
         live_decisions=len(live),
@@ -421,8 +439,30 @@ def parity(
         backtest_only_trades=len(backtest_only),
         live_trades=live_done,
         backtest_trades=bt_trades,
-        executable=executable,
+        exit_mismatches=exit_mismatches,
     )
+
+
+# A backtest exit (`pipeline.backtest.rows.EXIT_NAMES`) as the live order that makes it:
+# for a long the upper barrier is its take-profit, for a short its stop; both in one candle is
+# the stop (filled first).
+_LIVE_EXIT = {
+    ("upper barrier", 1): "take_profit",
+    ("upper barrier", -1): "stop",
+    ("lower barrier", 1): "stop",
+    ("lower barrier", -1): "take_profit",
+    ("both (stop first)", 1): "stop",
+    ("both (stop first)", -1): "stop",
+}
+
+
+def live_exit_kind(backtest_kind: str, side: int) -> str:
+    """The purpose of the live order that exits as the backtest's `backtest_kind` does."""
+    if backtest_kind == "time limit":
+        return "time"
+    if backtest_kind == "reversed":
+        return "reverse"
+    return _LIVE_EXIT.get((backtest_kind, side), backtest_kind)
 
 
 class Ticker(Protocol):
@@ -704,7 +744,7 @@ def portfolio_parity(
     }
     live_net: dict[tuple[int, str], list[float]] = {}
     for symbol, rows in fills.items():
-        for side, quantity, price, _fee, at_ms in rows:
+        for side, quantity, price, _fee, at_ms, _purpose in rows:
             key = (int(at_ms) // step * step, symbol)
             signed = quantity if side == "buy" else -quantity
             entry = live_net.setdefault(key, [0.0, price])

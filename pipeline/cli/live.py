@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from pipeline.cli.common import CliError, json_default, progress
@@ -20,6 +21,7 @@ PARITY_HEADER = (
     "live return",
     "backtest return",
     "max |Δ trade|",
+    "exits (kind, price) differ",
 )
 
 
@@ -90,15 +92,13 @@ def cmd_live(args: argparse.Namespace) -> int:
             f"{r.live_return:+.4%}",
             f"{r.backtest_return:+.4%}",
             f"{r.trade_max_abs_diff:.1e}",
+            len(r.exit_mismatches),
         )
         for symbol, r in reports.items()
     ]
     print(markdown_table(PARITY_HEADER, rows))
-    if any(not r.executable for r in reports.values()):
-        print(
-            "the model exits at barriers: live execution cannot place those exits yet, so its "
-            "signals were recorded and compared, and nothing was traded"
-        )
+    kinds = Counter(t["exit_kind"] for r in reports.values() for t in r.live_trades)
+    print("live exits: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"))
     if args.json:
         payload = {s: r.to_json() for s, r in reports.items()}
         Path(args.json).write_text(json.dumps(payload, indent=2, default=json_default))

@@ -42,6 +42,31 @@ class OrderRequest:
 
 
 @dataclass(frozen=True)
+class ExitOrder:
+    """A resting reduce-only exit: a stop or take-profit market order that the exchange
+    triggers when the price reaches `trigger_price` (Binance STOP_MARKET / TAKE_PROFIT_MARKET,
+    Bybit's conditional orders). Its client order id is derived from the signal that armed
+    it, so a retried placement is the same order."""
+
+    client_order_id: str
+    symbol: str
+    side: str  # SELL closes a long, BUY a short
+    quantity: float  # base units, > 0: the position it protects
+    kind: str  # "stop" or "take_profit" (`pipeline.backtest.triggers`)
+    trigger_price: float
+
+    def __post_init__(self) -> None:
+        if self.side not in (BUY, SELL):
+            raise ValueError(f"order side must be {BUY!r} or {SELL!r}, got {self.side!r}")
+        if not self.quantity > 0:
+            raise ValueError(f"order quantity must be positive, got {self.quantity}")
+        if self.kind not in ("stop", "take_profit"):
+            raise ValueError(f"a resting exit is a stop or a take_profit, got {self.kind!r}")
+        if not 0 < self.trigger_price < float("inf"):
+            raise ValueError(f"trigger price must be a positive number, got {self.trigger_price}")
+
+
+@dataclass(frozen=True)
 class OrderResult:
     """What the broker says became of an order. A rejection is a result, not an exception:
     the exchange answered, nothing changed, and `reason` says why in the exchange's words."""
@@ -97,6 +122,7 @@ class OpenOrder:
     symbol: str
     side: str
     quantity: float
+    conditional: bool = False  # a resting stop / take-profit (the exchange's trigger orders)
 
 
 class Broker(Protocol):
@@ -124,6 +150,17 @@ class Broker(Protocol):
     def place(self, order: OrderRequest) -> OrderResult:
         """Place a market order, idempotently by `client_order_id`; raise `BrokerError` only
         when the outcome is unknown after the bounded retries."""
+        ...
+
+    def place_exit(self, order: ExitOrder) -> OrderResult:
+        """Rest a reduce-only stop or take-profit, idempotently by `client_order_id`: OPEN
+        once accepted (FILLED, CANCELLED when it already was); raise `BrokerError` only when
+        the outcome is unknown after the bounded retries."""
+        ...
+
+    def cancel_exit(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Cancel a resting exit. One that filled or went before it could be cancelled
+        reports what became of it (FILLED, CANCELLED), so its fill is never lost."""
         ...
 
     def configure_market(self, symbol: str, leverage: int, margin_mode: str) -> None:

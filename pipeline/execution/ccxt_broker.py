@@ -36,6 +36,7 @@ from pipeline.execution.broker import (
     REJECTED,
     BrokerError,
     BrokerPosition,
+    ExitOrder,
     MarketRules,
     OpenOrder,
     OrderRequest,
@@ -56,6 +57,10 @@ RETRYABLE = retryable()
 REFUSALS = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)
 # How many times a market order still reported open is looked up again before giving it back.
 FILL_CHECKS = 3
+# ccxt's unified parameters for a resting exit (Binance: STOP_MARKET / TAKE_PROFIT_MARKET
+# through the algo order API; Bybit: conditional orders), and the flag that reads them back.
+EXIT_PRICE_PARAM = {"stop": "stopLossPrice", "take_profit": "takeProfitPrice"}
+CONDITIONAL = {"trigger": True}
 
 T = TypeVar("T")
 
@@ -280,7 +285,11 @@ class CcxtBroker:
         limiter then waits about 2 s) when no symbol is given."""
         self._markets()
         what = f"{self.name} {symbol + ' ' if symbol else ''}open orders"
-        raw = self._call(what, lambda: self.exchange.fetch_open_orders(symbol))
+        plain = self._call(what, lambda: self.exchange.fetch_open_orders(symbol))
+        what = f"{self.name} {symbol + ' ' if symbol else ''}open trigger orders"
+        resting = self._call(
+            what, lambda: self.exchange.fetch_open_orders(symbol, params=dict(CONDITIONAL))
+        )
         return [
             OpenOrder(
                 client_order_id=str(o.get("clientOrderId") or ""),
@@ -290,8 +299,10 @@ class CcxtBroker:
                 quantity=float(
                     o["remaining"] if o.get("remaining") is not None else o.get("amount") or 0.0
                 ),
+                conditional=conditional,
             )
-            for o in raw
+            for raws, conditional in ((plain, False), (resting, True))
+            for o in raws
         ]
 
     def market_rules(self, symbol: str) -> MarketRules:
@@ -339,20 +350,37 @@ class CcxtBroker:
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.reduce_only:
             params["reduceOnly"] = True
+        return self._submit(
+            order,
+            what,
+            lambda: self.exchange.create_order(
+                order.symbol, "market", order.side, amount, None, params
+            ),
+            lambda: self._lookup(order.symbol, order.client_order_id),
+            lambda raw: self._result(order.symbol, order.client_order_id, raw),
+        )
+
+    def _submit(
+        self,
+        order: OrderRequest | ExitOrder,
+        what: str,
+        create: Callable[[], dict[str, Any]],
+        look: Callable[[], dict[str, Any] | None],
+        result: Callable[[dict[str, Any]], OrderResult],
+    ) -> OrderResult:
+        """Send a new order at most once: after an unknown outcome it is looked up by its
+        client order id before it is sent again, and once more when the attempts are spent."""
         maybe_sent = False
         last: Exception | None = None
         for attempt in range(self.retry.attempts):
             try:
                 if maybe_sent:  # an earlier attempt may have reached the exchange
-                    found = self._lookup(order.symbol, order.client_order_id)
+                    found = look()
                     if found is not None:
                         log.info("%s: on the exchange after %s; not sent again", what, last)
-                        return self._result(order.symbol, order.client_order_id, found)
+                        return result(found)
                 maybe_sent = True
-                raw = self.exchange.create_order(
-                    order.symbol, "market", order.side, amount, None, params
-                )
-                return self._result(order.symbol, order.client_order_id, raw)
+                return result(create())
             except ccxt.AuthenticationError as err:
                 raise self._auth_error(what, err) from None
             except RETRYABLE as err:
@@ -361,13 +389,28 @@ class CcxtBroker:
                     self._wait(what, err, attempt)
             except REFUSALS as err:
                 if any(code in str(err) for code in DUPLICATE_CLIENT_ID):
-                    return self._duplicate(order, what, err)
+                    found = self._call(what, look)
+                    if found is None:
+                        raise BrokerError(
+                            f"{what}: the exchange says the client order id is taken, but has "
+                            f"no order with it: {_words(err)}"
+                        ) from err
+                    if found.get("side") != order.side:
+                        log.warning(
+                            "%s: client order id already used by a %s order",
+                            what,
+                            found.get("side"),
+                        )
+                    return result(found)
                 return self._rejected(order, _words(err))
             except ccxt.BaseError as err:
                 raise BrokerError(f"{what}: unexpected answer {type(err).__name__}: {err}") from err
-        found = self._last_look(order)
+        try:
+            found = look()  # the last attempt may have gone through
+        except ccxt.BaseError:
+            found = None
         if found is not None:
-            return self._result(order.symbol, order.client_order_id, found)
+            return result(found)
         raise BrokerError(
             f"{what}: outcome unknown after {self.retry.attempts} attempts; reconcile before "
             f"trading again; last error {type(last).__name__}: {last}"
@@ -375,38 +418,106 @@ class CcxtBroker:
 
     def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """What became of the order with this client order id, or None when the exchange has
-        none (it never arrived): how the manager resolves an order a run left unanswered."""
+        none (it never arrived): how the manager resolves an order a run left unanswered, and
+        learns what became of a resting exit (asked among trigger orders when no plain order
+        has the id)."""
         self._markets()
         what = f"{self.name} {symbol} order {client_order_id}"
         found = self._call(what, lambda: self._lookup(symbol, client_order_id))
-        return None if found is None else self._result(symbol, client_order_id, found)
+        if found is not None:
+            return self._result(symbol, client_order_id, found)
+        resting = self._call(what, lambda: self._lookup_exit(symbol, client_order_id))
+        return None if resting is None else self._exit_result(symbol, client_order_id, resting)
 
-    def _duplicate(self, order: OrderRequest, what: str, err: Exception) -> OrderResult:
-        """The exchange already has this client order id: that order is this order."""
-        found = self._call(what, lambda: self._lookup(order.symbol, order.client_order_id))
-        if found is None:
-            raise BrokerError(
-                f"{what}: the exchange says the client order id is taken, but has no order "
-                f"with it: {_words(err)}"
-            ) from err
-        if found.get("side") != order.side or found.get("reduceOnly") not in (
-            None,
-            order.reduce_only,
-        ):
-            log.warning(
-                "%s: client order id already used by a %s order (reduce-only %s)",
-                what,
-                found.get("side"),
-                found.get("reduceOnly"),
-            )
-        return self._result(order.symbol, order.client_order_id, found)
-
-    def _last_look(self, order: OrderRequest) -> dict[str, Any] | None:
-        """One more look-up once the attempts are spent: the last one may have gone through."""
+    # -- resting exits ----------------------------------------------------------------------
+    def place_exit(self, order: ExitOrder) -> OrderResult:
+        """A reduce-only stop or take-profit market order resting at its trigger price, placed
+        at most once (as `place`); its trigger price rounded to the market's tick by ccxt."""
+        self._markets()
+        what = (
+            f"{self.name} {order.kind} {order.side} {order.quantity} {order.symbol} at "
+            f"{order.trigger_price} (client order id {order.client_order_id})"
+        )
         try:
-            return self._lookup(order.symbol, order.client_order_id)
-        except ccxt.BaseError:
+            amount = float(self.exchange.amount_to_precision(order.symbol, order.quantity))
+        except ccxt.BaseError as err:
+            return self._rejected(order, _words(err))
+        params: dict[str, Any] = {
+            "clientOrderId": order.client_order_id,
+            EXIT_PRICE_PARAM[order.kind]: order.trigger_price,
+            "reduceOnly": True,
+        }
+        return self._submit(
+            order,
+            what,
+            lambda: self.exchange.create_order(
+                order.symbol, "market", order.side, amount, None, params
+            ),
+            lambda: self._lookup_exit(order.symbol, order.client_order_id),
+            lambda raw: self._exit_result(order.symbol, order.client_order_id, raw),
+        )
+
+    def cancel_exit(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Cancel a resting exit; one that triggered (or expired) first reports that."""
+        self._markets()
+        what = f"{self.name} cancel {symbol} exit {client_order_id}"
+
+        def cancel_once() -> dict[str, Any] | None:
+            try:
+                params = {"clientOrderId": client_order_id, **CONDITIONAL}
+                if self.name == BYBIT:  # one cancel endpoint, by orderLinkId, for every order
+                    params = {"orderLinkId": client_order_id}
+                return self.exchange.cancel_order(None, symbol, params)
+            except ccxt.OrderNotFound:
+                return None
+
+        if self._call(what, cancel_once) is not None:
+            return OrderResult(
+                client_order_id, None, CANCELLED, 0.0, None, 0.0, self._now_ms(), "cancelled"
+            )
+        found = self._call(what, lambda: self._lookup_exit(symbol, client_order_id))
+        if found is None:
+            return self._rejected_id(client_order_id, "no such order on the exchange")
+        return self._exit_result(symbol, client_order_id, found)
+
+    def _lookup_exit(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
+        """The trigger order with this client order id, or None."""
+        if self.name == BYBIT:
+            return self._bybit_lookup(symbol, client_order_id, conditional=True)
+        try:
+            params = {"clientOrderId": client_order_id, **CONDITIONAL}
+            return self.exchange.fetch_order(None, symbol, params)
+        except ccxt.OrderNotFound:
             return None
+
+    def _exit_result(self, symbol: str, client_order_id: str, raw: dict[str, Any]) -> OrderResult:
+        """A resting exit's state: OPEN while it rests, CANCELLED when cancelled or expired
+        (nothing left to reduce), and once triggered, the fill of the market order it became."""
+        if raw.get("status") is None:  # Bybit acknowledges a new order by its ids only
+            what = f"{self.name} {symbol} exit {client_order_id}"
+            raw = self._call(what, lambda: self._lookup_exit(symbol, client_order_id)) or raw
+        status = raw.get("status")
+        if status == "closed":
+            actual = (raw.get("info") or {}).get("actualOrderId")
+            if actual:
+                what = f"{self.name} {symbol} order {actual} (exit {client_order_id})"
+                filled = self._call(what, lambda: self.exchange.fetch_order(str(actual), symbol))
+                return self._result(symbol, client_order_id, filled)
+            if self.name == BYBIT:  # a triggered conditional order fills under its own id
+                return self._result(symbol, client_order_id, raw)
+        state = {"open": OPEN, "canceled": CANCELLED, "expired": CANCELLED}.get(status or "")
+        if state is None:
+            return self._rejected_id(client_order_id, f"exit order {status}")
+        return OrderResult(
+            client_order_id=client_order_id,
+            exchange_order_id=str(raw["id"]) if raw.get("id") is not None else None,
+            status=state,
+            filled=0.0,
+            average_price=None,
+            fee=0.0,
+            timestamp_ms=int(raw.get("lastUpdateTimestamp") or raw.get("timestamp") or 0),
+            reason=None if state == OPEN else f"exit {status}",
+        )
 
     def _lookup(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
         """The order with this client order id, or None when the exchange has none."""
@@ -417,20 +528,26 @@ class CcxtBroker:
         except ccxt.OrderNotFound:
             return None
 
-    def _bybit_lookup(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
-        """Bybit's /v5/order/realtime by orderLinkId (its recent orders, open or not): ccxt's
-        fetch_order asks by exchange order id only."""
+    def _bybit_lookup(
+        self, symbol: str, client_order_id: str, conditional: bool = False
+    ) -> dict[str, Any] | None:
+        """Bybit's /v5/order/realtime by orderLinkId (its recent orders, open or not; with
+        `conditional`, its conditional orders): ccxt's fetch_order asks by order id only."""
         market = self.exchange.market(symbol)
-        response = self.exchange.privateGetV5OrderRealtime(
-            {"category": "linear", "symbol": market["id"], "orderLinkId": client_order_id}
-        )
+        query = {"category": "linear", "symbol": market["id"], "orderLinkId": client_order_id}
+        if conditional:
+            query["orderFilter"] = "StopOrder"
+        response = self.exchange.privateGetV5OrderRealtime(query)
         found = (response.get("result") or {}).get("list") or []
         return self.exchange.parse_order(found[0], market) if found else None
 
-    def _rejected(self, order: OrderRequest, reason: str) -> OrderResult:
+    def _rejected(self, order: OrderRequest | ExitOrder, reason: str) -> OrderResult:
         log.info("%s order %s rejected: %s", self.name, order.client_order_id, reason)
+        return self._rejected_id(order.client_order_id, reason)
+
+    def _rejected_id(self, client_order_id: str, reason: str) -> OrderResult:
         return OrderResult(
-            client_order_id=order.client_order_id,
+            client_order_id=client_order_id,
             exchange_order_id=None,
             status=REJECTED,
             filled=0.0,
@@ -498,6 +615,9 @@ class CcxtBroker:
         """Cancel an open order; one already gone reports what became of it instead."""
         self._markets()
         what = f"{self.name} cancel {order.symbol} order {order.client_order_id}"
+
+        if order.conditional:
+            return self.cancel_exit(order.symbol, order.client_order_id)
 
         def cancel_once() -> dict[str, Any] | None:
             try:

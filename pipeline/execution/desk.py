@@ -112,6 +112,28 @@ class AccountDesk:
             )
             self._settle(order.id, order.symbol, order.side, result, None)
             settled.append(result)
+        return settled + self.resolve_resting(symbols)
+
+    def resolve_resting(self, symbols: list[str] | None = None) -> list[OrderResult]:
+        """Record what became of each resting exit the book holds open: one that filled
+        (maybe while no process ran) is booked with its fill, one cancelled or expired is
+        closed. Those still resting stay open."""
+        with self.db.connection() as conn:
+            resting = trading.resting_exits(conn, self.account, symbols)
+        settled = []
+        for order in resting:
+            result = self.broker.lookup(order.symbol, order.client_order_id)
+            if result is None or result.status == OPEN:
+                continue  # still resting (or never arrived: reconciliation reports it)
+            log.info(
+                "resting exit %s: the broker says %s, %.6g filled at %s",
+                order.client_order_id,
+                result.status,
+                result.filled,
+                result.average_price,
+            )
+            self._settle(order.id, order.symbol, order.side, result, None)
+            settled.append(result)
         return settled
 
     # -- reconciliation -------------------------------------------------------------------
@@ -186,12 +208,16 @@ class AccountDesk:
 
     # -- stopping ---------------------------------------------------------------------------
     def flatten_all(self, reason: str, at_ms: int) -> list[OrderResult]:
-        """Close every position the broker holds (reduce-only) and cancel resting orders."""
+        """Cancel resting orders (first: a resting exit must not act on what follows), then
+        close every position the broker holds (reduce-only)."""
         results = []
-        cancel = getattr(self.broker, "cancel", None)
+        cancel = getattr(self.broker, "cancel", None)  # any open order, ours or not
         for order in self.broker.open_orders():
             if cancel is not None:
                 cancel(order)
+            else:
+                self.broker.cancel_exit(order.symbol, order.client_order_id)
+        self.resolve_resting()  # the book's resting exits: now cancelled (or filled first)
         for symbol, position in sorted(self.broker.positions().items()):
             side = SELL if position.quantity > 0 else BUY
             cid = client_order_id(self.account, symbol, "flatten", at_ms)

@@ -11,6 +11,13 @@ Its market rules (amount step, minimum notional) are the exchange's when its pri
 a ccxt exchange (`ExchangePriceFeed`), else the ones given (default: no step, no minimum).
 It reports them for the managers to obey and does not enforce them itself, so a paper fill is
 the quantity asked, as the backtest's is.
+
+Resting exits (reduce-only stops and take-profits) wait in `paper_orders` with status 'open'.
+Before anything reads or changes the account, each is checked on the 1h candles that closed
+since it was last checked (read from the feed's exchange), by the backtest's rule
+(`pipeline.backtest.triggers`): a fill then lands as the exchange would have made it, at the
+trigger candle's time, even when nothing asked for hours. One that finds no position left to
+reduce expires.
 """
 
 from __future__ import annotations
@@ -19,11 +26,16 @@ from collections.abc import Mapping
 
 import psycopg
 
+from pipeline.backtest.triggers import Candle, closed_candles, fill_price, in_fill_order
+from pipeline.data.timeframes import timeframe_ms
 from pipeline.execution.broker import (
     BUY,
+    CANCELLED,
     FILLED,
+    OPEN,
     REJECTED,
     BrokerPosition,
+    ExitOrder,
     MarketRules,
     OpenOrder,
     OrderRequest,
@@ -35,6 +47,9 @@ from pipeline.store.database import Database
 from pipeline.store.trading import moved
 
 MARGIN_MODES = ("isolated", "cross")
+# The candles resting exits are checked on: the finest the exchange's history is kept at.
+TRIGGER_TIMEFRAME = "1h"
+TRIGGER_STEP_MS = timeframe_ms(TRIGGER_TIMEFRAME)
 
 
 class PaperBroker:
@@ -74,6 +89,7 @@ class PaperBroker:
         return balance
 
     def positions(self) -> dict[str, BrokerPosition]:
+        self.watch_exits()
         with self.db.connection() as conn:
             rows = paper.open_positions(conn, self.name)
             conn.commit()
@@ -85,7 +101,15 @@ class PaperBroker:
         return self.balance() + unrealised
 
     def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
-        return []  # market orders only: nothing rests
+        """The resting exits still waiting (market orders never rest)."""
+        self.watch_exits(symbol)
+        with self.db.connection() as conn:
+            resting = paper.resting_orders(conn, self.name, symbol)
+            conn.commit()
+        return [
+            OpenOrder(o.client_order_id, o.client_order_id, o.symbol, o.side, o.quantity)
+            for o in resting
+        ]
 
     def market_rules(self, symbol: str) -> MarketRules:
         if isinstance(self.rules, MarketRules):
@@ -105,6 +129,7 @@ class PaperBroker:
             paper.configure_market(conn, self.name, symbol, leverage, margin_mode)
 
     def place(self, order: OrderRequest) -> OrderResult:
+        self.watch_exits(order.symbol)
         with self.db.connection() as conn, conn.transaction():
             # One order at a time per account: the wallet row is the lock.
             paper.lock_account(conn, self.name)
@@ -130,6 +155,7 @@ class PaperBroker:
 
     def lookup(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """What became of the order with this client order id; None if it was never placed."""
+        self.watch_exits(symbol)
         with self.db.connection() as conn:
             found = self._recorded(conn, client_order_id)
             conn.commit()
@@ -140,10 +166,11 @@ class PaperBroker:
         if known is None:
             return None
         filled = known.status == FILLED
+        resting = known.status in (OPEN, CANCELLED, "expired")
         return OrderResult(
             client_order_id=client_order_id,
-            exchange_order_id=client_order_id if filled else None,  # as first answered
-            status=known.status,
+            exchange_order_id=client_order_id if filled or resting else None,
+            status=CANCELLED if known.status == "expired" else known.status,
             filled=known.quantity if filled else 0.0,
             average_price=known.price,
             fee=known.fee,
@@ -199,3 +226,125 @@ class PaperBroker:
         others = paper.other_positions(conn, self.name, symbol)
         need = abs(after) * price / leverage
         return need + sum(abs(q) * self.price(s) / lev for s, q, lev in others)
+
+    # -- resting exits -----------------------------------------------------------------------
+    def place_exit(self, order: ExitOrder) -> OrderResult:
+        """Rest a reduce-only stop or take-profit; it is first checked on the candle in
+        progress now (the replay's price inside a candle is its open, where the entry
+        filled)."""
+        self._require_candles()
+        now = self.feed.now_ms()  # type: ignore[attr-defined]
+        self.watch_exits(order.symbol)
+        with self.db.connection() as conn, conn.transaction():
+            paper.lock_account(conn, self.name)
+            known = self._recorded(conn, order.client_order_id)
+            if known is not None:
+                return known
+            paper.record_resting(
+                conn,
+                account=self.name,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                kind=order.kind,
+                trigger_price=order.trigger_price,
+                watched_from_ms=now // TRIGGER_STEP_MS * TRIGGER_STEP_MS,
+                at_ms=now,
+            )
+        return OrderResult(order.client_order_id, order.client_order_id, OPEN, 0.0, None, 0.0, now)
+
+    def cancel_exit(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Cancel a resting exit; one that filled or expired first says so."""
+        self.watch_exits(symbol)
+        now = self.feed.now_ms()  # type: ignore[attr-defined]
+        with self.db.connection() as conn, conn.transaction():
+            paper.lock_account(conn, self.name)
+            paper.close_resting(conn, self.name, client_order_id, status=CANCELLED, at_ms=now)
+            known = self._recorded(conn, client_order_id)
+        if known is None:
+            return OrderResult(
+                client_order_id, None, REJECTED, 0.0, None, 0.0, now, "no such order"
+            )
+        return known
+
+    def watch_exits(self, symbol: str | None = None) -> int:
+        """Check every open resting exit (of `symbol`, or all) on the candles closed since it
+        was last checked; fill or expire those touched. Returns the fills made."""
+        with self.db.connection() as conn:
+            resting = paper.resting_orders(conn, self.name, symbol)
+            conn.commit()
+        if not resting:
+            return 0
+        self._require_candles()
+        now = self.feed.now_ms()  # type: ignore[attr-defined]
+        fills = 0
+        for market in dict.fromkeys(o.symbol for o in resting):
+            fills += self._watch_market(market, now)
+        return fills
+
+    def _watch_market(self, symbol: str, now: int) -> int:
+        fills = 0
+        while True:
+            with self.db.connection() as conn:
+                resting = paper.resting_orders(conn, self.name, symbol)
+                conn.commit()
+            if not resting:
+                return fills
+            since = min(o.watched_from_ms for o in resting)
+            if since + TRIGGER_STEP_MS > now:
+                return fills  # no candle has closed since the last check
+            rows = self.feed.candles(symbol, TRIGGER_TIMEFRAME, since)  # type: ignore[attr-defined]
+            candles = closed_candles(rows, since, now, TRIGGER_STEP_MS)
+            if not candles:
+                return fills
+            with self.db.connection() as conn, conn.transaction():
+                paper.lock_account(conn, self.name)
+                for candle in candles:
+                    fills += self._trigger(conn, symbol, candle)
+                    paper.watched_until(conn, self.name, symbol, candle.open_ms + TRIGGER_STEP_MS)
+
+    def _trigger(self, conn: psycopg.Connection, symbol: str, candle: Candle) -> int:
+        """Fill (or expire) the market's resting exits that `candle` touched, stops first."""
+        fills = 0
+        waiting = [
+            o
+            for o in paper.resting_orders(conn, self.name, symbol)
+            if o.watched_from_ms <= candle.open_ms
+        ]
+        at_ms = candle.open_ms + TRIGGER_STEP_MS - 1  # inside the candle, known at its close
+        for order in in_fill_order(waiting, lambda o: o.kind):
+            level = fill_price(order.kind, order.side, order.trigger_price, candle)
+            if level is None:
+                continue
+            request = OrderRequest(order.client_order_id, symbol, order.side, order.quantity, True)
+            result = self._fill(conn, request, level, at_ms)
+            if result.status == FILLED:
+                fills += 1
+                paper.close_resting(
+                    conn,
+                    self.name,
+                    order.client_order_id,
+                    status=FILLED,
+                    quantity=result.filled,
+                    price=result.average_price,
+                    fee=result.fee,
+                    at_ms=at_ms,
+                )
+            else:  # nothing left to reduce: the exchanges expire it
+                paper.close_resting(
+                    conn,
+                    self.name,
+                    order.client_order_id,
+                    status="expired",
+                    reason=result.reason,
+                    at_ms=at_ms,
+                )
+        return fills
+
+    def _require_candles(self) -> None:
+        if not (hasattr(self.feed, "candles") and hasattr(self.feed, "now_ms")):
+            raise TypeError(
+                "resting exits need a price feed with the exchange's candles and clock "
+                "(ExchangePriceFeed): this one has only prices"
+            )

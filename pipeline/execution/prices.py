@@ -38,6 +38,19 @@ class ExchangePriceFeed:
         stamp = ticker.get("timestamp")
         return float(price), int(stamp) if stamp else int(self.exchange.milliseconds())
 
+    def now_ms(self) -> int:
+        """The exchange's clock (the replay exchange's replay clock)."""
+        return int(with_retries(self.exchange.fetch_time, f"{self.exchange.id} time", self.retry))
+
+    def candles(self, symbol: str, timeframe: str, since_ms: int) -> list[list[float]]:
+        """Candles [open_ms, open, high, low, close, volume] from `since_ms` on (at most the
+        exchange's page; a resting exit is checked every run, so one page is enough)."""
+        return with_retries(
+            lambda: self.exchange.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=500),
+            f"{self.exchange.id} {symbol} {timeframe} candles",
+            self.retry,
+        )
+
     def market_rules(self, symbol: str) -> MarketRules:
         """The exchange's amount step and minimum notional for `symbol` (public markets)."""
         with_retries(self.exchange.load_markets, f"{self.exchange.id} markets", self.retry)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 # Candles of 1-candle log returns behind σ_t: two days of hours, fixed before any look.
 VOL_WINDOW = 48
@@ -130,6 +130,16 @@ def barrier_outcomes(
     return BarrierOutcomes(label, kind, offset, long_return)
 
 
+def _window_std(values: np.ndarray, window: int) -> np.ndarray:
+    """Sample standard deviation of each full trailing window (NaN before the first, or where
+    a window holds a NaN). Not a running update (pandas' rolling std carries rounding from
+    every earlier window): σ_t depends on t's window only."""
+    out = np.full(len(values), np.nan)
+    if len(values) >= window:
+        out[window - 1 :] = sliding_window_view(values, window).std(axis=1, ddof=1)
+    return out
+
+
 def barrier_widths(
     timestamps: np.ndarray,
     close: np.ndarray,
@@ -144,6 +154,8 @@ def barrier_widths(
     σ_t is the standard deviation of the last `vol_window` 1-candle log returns up to t's
     close (a return across a gap is missing, and a window with one missing is NaN: no
     barrier, no label). `k=None` means no barriers (time exits only): +inf everywhere.
+    Each σ_t is computed from its own window alone, so live, which reads only the last
+    `vol_window` + 1 closes, places its exits bit-equal to a backtest over years of candles.
     """
     n = len(close)
     if k is None:
@@ -155,6 +167,6 @@ def barrier_widths(
     if n > 1:
         step = np.diff(ts) == step_ms
         returns[1:] = np.where(step, np.diff(np.log(close)), np.nan)
-    sigma = pd.Series(returns).rolling(vol_window, min_periods=vol_window).std().to_numpy()
+    sigma = _window_std(returns, vol_window)
     # k × (σ√T), in that order: the labels' k × scale is then bit-equal to the exits' width.
     return k * (sigma * np.sqrt(horizon))

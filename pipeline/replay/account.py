@@ -378,6 +378,43 @@ class ReplayAccount:
         )
         self._next_trade_id += 1
 
+    def fill_reducing(
+        self,
+        market: str,
+        side: str,
+        quantity: Decimal | None,
+        price: float,
+        at_ms: int,
+        client_id: str,
+    ) -> _Order | None:
+        """A triggered reduce-only market order (`algo_orders.py`): filled in full at `price`
+        at `at_ms`, at most the position (all of it when `quantity` is None); None when there
+        is no position on the other side to reduce (the exchange expires the order)."""
+        with self._lock:
+            pos = self.positions[market]
+            delta_sign = 1 if side == "BUY" else -1
+            if pos.qty == 0 or delta_sign == _sign(pos.qty):
+                return None
+            qty = abs(pos.qty) if quantity is None else min(quantity, abs(pos.qty))
+            order = _Order(
+                order_id=self._next_order_id,
+                client_order_id=client_id,
+                symbol=market,
+                side=side,
+                type="MARKET",
+                orig_qty=qty,
+                price=0.0,
+                reduce_only=True,
+                time_in_force="GTC",
+                time_ms=at_ms,
+                update_ms=at_ms,
+            )
+            self._next_order_id += 1
+            self.orders[order.order_id] = order
+            self.by_client_id[client_id] = order.order_id
+            self._fill(order, qty * delta_sign, price, at_ms)
+            return order
+
     def _find(self, params: dict[str, str], code: int, msg: str) -> _Order:
         market = self._market(params)
         order_id, client_id = params.get("orderId"), params.get("origClientOrderId")

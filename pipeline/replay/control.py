@@ -64,9 +64,15 @@ def _control_post(exchange: ReplayExchange, path: str, body: dict) -> tuple[int,
         balance = body.get("balance")
         if body.get("reset"):
             account.reset(float(balance) if balance is not None else account.wallet)
+            exchange.algo_orders.reset()
         elif balance is not None:
             account.set_balance(float(balance))
-        return 200, account.snapshot()
+        exchange.algo_orders.watch()
+        snapshot = account.snapshot()
+        snapshot["open_algo_orders"] = sum(
+            o.status == "NEW" for o in exchange.algo_orders.orders.values()
+        )
+        return 200, snapshot
     else:
         return _UNKNOWN
     return 200, {"ok": True}

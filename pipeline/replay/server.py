@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from pipeline.data.csv_source import CandleFolder
 from pipeline.replay import bybit
 from pipeline.replay.account import ReplayAccount
+from pipeline.replay.algo_orders import ReplayAlgoOrders
 from pipeline.replay.clock import ReplayClock
 from pipeline.replay.control import CONTROL_PREFIX, control
 from pipeline.replay.errors import BinanceError
@@ -59,6 +60,7 @@ class ReplayExchange:
         self.account = ReplayAccount(
             self.market.rules, self.market.price, self.clock.now_ms, balance
         )
+        self.algo_orders = ReplayAlgoOrders(self.account, lambda m: self.data.series(m, "1h"))
         self._routes = self._route_table()
         self.bybit = bybit.BybitDialect(
             self.market, self.funding, self.account, self.clock, api_key, api_secret
@@ -98,7 +100,7 @@ class ReplayExchange:
     # -- routing -------------------------------------------------------------------------
     def _route_table(self) -> dict[tuple[str, str], Route]:
         """(method, path) → (signed?, handler of the request's parameters)."""
-        market, acc = self.market, self.account
+        market, acc, algo = self.market, self.account, self.algo_orders
         return {
             ("GET", "/fapi/v1/ping"): (False, market.ping),
             ("GET", "/fapi/v1/time"): (False, market.server_time),
@@ -119,6 +121,10 @@ class ReplayExchange:
             ("GET", "/fapi/v1/userTrades"): (True, acc.user_trades),
             ("POST", "/fapi/v1/leverage"): (True, acc.set_leverage),
             ("POST", "/fapi/v1/marginType"): (True, acc.set_margin_type),
+            ("POST", "/fapi/v1/algoOrder"): (True, algo.new_order),
+            ("GET", "/fapi/v1/algoOrder"): (True, algo.query),
+            ("DELETE", "/fapi/v1/algoOrder"): (True, algo.cancel),
+            ("GET", "/fapi/v1/openAlgoOrders"): (True, algo.open_orders),
         }
 
     def handle(
@@ -132,6 +138,7 @@ class ReplayExchange:
         try:
             if signed:
                 params = self._signing.verify(query, body, api_key)
+                self.algo_orders.watch()  # what triggered since: seen by every account request
             else:
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
             return 200, call(params)

@@ -161,3 +161,96 @@ def record_order(
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (account, client_order_id, symbol, side, quantity, status, price, fee, reason, at_ms),
     )
+
+
+@dataclass(frozen=True)
+class RestingOrder:
+    """A paper stop or take-profit waiting for a candle to touch its trigger price."""
+
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: float
+    kind: str
+    trigger_price: float
+    watched_from_ms: int
+
+
+def record_resting(
+    conn: psycopg.Connection,
+    *,
+    account: str,
+    client_order_id: str,
+    symbol: str,
+    side: str,
+    quantity: float,
+    kind: str,
+    trigger_price: float,
+    watched_from_ms: int,
+    at_ms: int,
+) -> None:
+    """Accept a resting exit (status 'open'); its first candle checked opens at
+    `watched_from_ms`."""
+    conn.execute(
+        """INSERT INTO paper_orders (account, client_order_id, symbol, side, quantity, status,
+                                     fee, at_ms, kind, trigger_price, watched_from_ms)
+           VALUES (%s, %s, %s, %s, %s, 'open', 0, %s, %s, %s, %s)""",
+        (
+            account,
+            client_order_id,
+            symbol,
+            side,
+            quantity,
+            at_ms,
+            kind,
+            trigger_price,
+            watched_from_ms,
+        ),
+    )
+
+
+def resting_orders(
+    conn: psycopg.Connection, account: str, symbol: str | None = None
+) -> list[RestingOrder]:
+    """The account's open resting exits (of one market when `symbol` is given), oldest first."""
+    rows = conn.execute(
+        """SELECT client_order_id, symbol, side, quantity, kind, trigger_price, watched_from_ms
+           FROM paper_orders
+           WHERE account = %s AND status = 'open' AND (%s::text IS NULL OR symbol = %s)
+           ORDER BY at_ms, client_order_id""",
+        (account, symbol, symbol),
+    ).fetchall()
+    return [RestingOrder(r[0], r[1], r[2], float(r[3]), r[4], float(r[5]), int(r[6])) for r in rows]
+
+
+def watched_until(conn: psycopg.Connection, account: str, symbol: str, next_ms: int) -> None:
+    """Every open resting exit of the market has been checked on the candles before
+    `next_ms`."""
+    conn.execute(
+        """UPDATE paper_orders SET watched_from_ms = %s
+           WHERE account = %s AND symbol = %s AND status = 'open' AND watched_from_ms < %s""",
+        (next_ms, account, symbol, next_ms),
+    )
+
+
+def close_resting(
+    conn: psycopg.Connection,
+    account: str,
+    client_order_id: str,
+    *,
+    status: str,
+    quantity: float | None = None,
+    price: float | None = None,
+    fee: float = 0.0,
+    reason: str | None = None,
+    at_ms: int,
+) -> bool:
+    """An open resting exit filled, cancelled or expired; False if it was no longer open."""
+    row = conn.execute(
+        """UPDATE paper_orders SET status = %s, quantity = COALESCE(%s, quantity), price = %s,
+                  fee = %s, reason = %s, at_ms = %s
+           WHERE account = %s AND client_order_id = %s AND status = 'open'
+           RETURNING 1""",
+        (status, quantity, price, fee, reason, at_ms, account, client_order_id),
+    ).fetchone()
+    return row is not None

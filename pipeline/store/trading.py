@@ -308,12 +308,30 @@ def unanswered_orders(
     return [UnansweredOrder(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def fills(conn: psycopg.Connection, account: str, symbol: str) -> list[tuple]:
-    """Every fill of one market, oldest first: (side, quantity, price, fee, filled_at_ms)."""
+def resting_exits(
+    conn: psycopg.Connection, account: str, symbols: list[str] | None = None
+) -> list[UnansweredOrder]:
+    """The account's resting exits still open at the broker by the book (stop and take-profit
+    orders, status 'open'), oldest first: a run asks what became of each before trading."""
     rows = conn.execute(
-        """SELECT side, quantity, price, fee,
-                  (extract(epoch FROM filled_at) * 1000)::bigint AS filled_at_ms
-           FROM fills WHERE account = %s AND symbol = %s ORDER BY filled_at, order_id""",
+        """SELECT id, client_order_id, symbol, side, status FROM orders
+           WHERE account = %s AND status = 'open' AND purpose IN ('stop', 'take_profit')
+             AND (%s::text[] IS NULL OR symbol = ANY(%s::text[]))
+           ORDER BY id""",
+        (account, symbols, symbols),
+    ).fetchall()
+    conn.commit()
+    return [UnansweredOrder(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def fills(conn: psycopg.Connection, account: str, symbol: str) -> list[tuple]:
+    """Every fill of one market, oldest first: (side, quantity, price, fee, filled_at_ms,
+    purpose), the purpose being the order's (open, close, stop, take_profit, …)."""
+    rows = conn.execute(
+        """SELECT f.side, f.quantity, f.price, f.fee,
+                  (extract(epoch FROM f.filled_at) * 1000)::bigint AS filled_at_ms, o.purpose
+           FROM fills f JOIN orders o ON o.id = f.order_id
+           WHERE f.account = %s AND f.symbol = %s ORDER BY f.filled_at, f.order_id""",
         (account, symbol),
     ).fetchall()
     conn.commit()

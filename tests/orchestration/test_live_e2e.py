@@ -217,31 +217,75 @@ def test_without_any_model_nothing_is_recorded_and_the_run_says_why(
         conn.commit()
 
 
-def test_a_barrier_model_is_recorded_live_but_not_traded(tmp_path, sample_frames, db, database_url):
-    """Live execution cannot exit at barriers yet: the signal is recorded, no order is sent,
-    and the run says why (instead of trading a rule nobody validated)."""
-    folder = live_folder(tmp_path, sample_frames, 2)
+BARRIER_CANDLES = 48
+BARRIER_RULE = {"horizon": 4, "barrier_k": 1.0, "margin": 0.0, "cost": 0.001, "vol_window": 48}
+
+
+def test_a_barrier_model_trades_live_with_resting_exits_as_its_backtest_does(
+    tmp_path, sample_frames, db, database_url
+):
+    """A barrier model's exits rest at the broker (a reduce-only stop and take-profit at the
+    backtest's levels), triggered inside a candle by the backtest's rule: every trade's entry,
+    exit kind, exit price and net return equal the backtest's. After every run, exits rest
+    exactly while a position is open: two (stop, take-profit) for its whole quantity, none
+    when flat."""
+    folder = live_folder(tmp_path, sample_frames, BARRIER_CANDLES)
     symbols = list(SYMBOLS_BY_MARKET_ID.values())
     seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
-    rule = {"horizon": 24, "barrier_k": 1.0, "margin": 0.0, "cost": 0.001, "vol_window": 48}
-    install_random_model(db, symbols, TIMEFRAMES, label=rule)
-    exchange = ReplayExchange(folder, ReplayClock(LIVE_START + HOUR + 60_000, speed=1.0))
+    install_random_model(db, symbols, TIMEFRAMES, label=BARRIER_RULE)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
+    closes = _closes(0, BARRIER_CANDLES)
+    account, btc = "paper-BTCUSDT", "BTC/USDT:USDT"
     with ReplayServer(exchange) as server:
         resources = _resources(database_url, server.url, tmp_path)
         replay = LiveReplay(resources, exchange)
-        result = _run_first_candle(replay)
-    assert result.success
-    executed = [
-        e.event_specific_data.metadata
-        for e in result.all_events
-        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "execute_signal"
-    ]
-    assert [m["action"].value for m in executed] == ["not executed"]
-    assert "barriers" in executed[0]["reason"].value
+        broker = resources["broker"].open(db, "BTCUSDT")
+        for close in closes:
+            outcome = replay.tick(close, markets={"BTCUSDT"})
+            assert outcome.failures == [], outcome
+            _assert_exits_rest_only_with_a_position(db, broker, account, btc)
+        seed_candles(
+            db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, closes[-1] + HOUR
+        )
+        report = parity(
+            db,
+            "binanceusdm",
+            btc,
+            "1h",
+            TIMEFRAMES,
+            [c - HOUR for c in closes],
+            BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
+            account,
+            BALANCE,
+        )
+    assert report.identical_decisions, report.decision_mismatches
+    assert report.exit_mismatches == [], report.exit_mismatches
+    assert report.backtest_only_trades == 0 and report.trade_max_abs_diff < 1e-12, (
+        report.live_trades,
+        report.backtest_trades,
+    )
+    kinds = {t["exit_kind"] for t in report.live_trades}
+    assert {"stop", "take_profit"} <= kinds, kinds  # levels hit inside candles, both kinds
+    assert kinds & {"time", "reverse"}, kinds  # and exits at an open
+
+
+def _assert_exits_rest_only_with_a_position(db, broker, account: str, symbol: str) -> None:
+    """The book and the broker agree on what rests, and it rests only beside a position."""
+    position = broker.positions().get(symbol)
+    resting = broker.open_orders(symbol)
     with db.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        booked = conn.execute(
+            "SELECT client_order_id, purpose, quantity FROM orders "
+            "WHERE account = %s AND status = 'open'",
+            (account,),
+        ).fetchall()
         conn.commit()
+    assert sorted(o.client_order_id for o in resting) == sorted(r[0] for r in booked)
+    if position is None:
+        assert resting == [], resting
+    else:
+        assert sorted(r[1] for r in booked) == ["stop", "take_profit"]
+        assert all(o.quantity == pytest.approx(abs(position.quantity)) for o in resting)
 
 
 def _run_first_candle(replay: LiveReplay, candle_ms: int = LIVE_START):
