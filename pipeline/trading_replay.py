@@ -134,10 +134,14 @@ def replay_resources(
     retry_attempts: int = 5,
     retry_backoff_s: float = 0.5,
     account_per_market: bool = True,
+    broker: str = "paper",
 ) -> dict[str, Any]:
     """Resources for a replay: the replay exchange for candles and prices, one paper account
     per market (each compounds alone, like its backtest; a portfolio shares one), no cap and no
-    daily limit (the backtest has neither; both are tested on their own)."""
+    daily limit (the backtest has neither; both are tested on their own). `broker="ccxt"`
+    trades the replay exchange's own account through ccxt instead (one account: its orders
+    are rounded to the market's lot and tick, and its resting exits are the exchange's)."""
+    from pipeline.replay.signing import DEFAULT_API_KEY, DEFAULT_API_SECRET
     from resources.broker import BrokerResource
     from resources.database import PostgresResource
     from resources.exchange import CandleSourceResource
@@ -153,7 +157,9 @@ def replay_resources(
             retry_backoff_s=retry_backoff_s,
         ),
         "broker": BrokerResource(
-            kind="paper",
+            kind=broker,
+            api_key=DEFAULT_API_KEY if broker == "ccxt" else "",
+            api_secret=DEFAULT_API_SECRET if broker == "ccxt" else "",
             api_url=api_url,
             exchange=exchange,
             home=home,

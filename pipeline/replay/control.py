@@ -30,7 +30,7 @@ def control(exchange: ReplayExchange, method: str, path: str, body: str) -> tupl
         if method == "GET" and path == "/_replay/stats":
             return 200, exchange.stats()
         if method == "GET" and path == "/_replay/account":
-            return 200, exchange.account.snapshot()
+            return 200, _account(exchange)
         if method != "POST":
             return _UNKNOWN
         return _control_post(exchange, path, json.loads(body or "{}"))
@@ -67,12 +67,17 @@ def _control_post(exchange: ReplayExchange, path: str, body: dict) -> tuple[int,
             exchange.algo_orders.reset()
         elif balance is not None:
             account.set_balance(float(balance))
-        exchange.algo_orders.watch()
-        snapshot = account.snapshot()
-        snapshot["open_algo_orders"] = sum(
-            o.status == "NEW" for o in exchange.algo_orders.orders.values()
-        )
-        return 200, snapshot
+        return 200, _account(exchange)
     else:
         return _UNKNOWN
     return 200, {"ok": True}
+
+
+def _account(exchange: ReplayExchange) -> dict:
+    """The account's snapshot, its resting (algo) orders checked and counted first."""
+    exchange.algo_orders.watch()
+    snapshot = exchange.account.snapshot()
+    snapshot["open_algo_orders"] = sum(
+        o.status == "NEW" for o in exchange.algo_orders.orders.values()
+    )
+    return snapshot

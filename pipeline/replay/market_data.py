@@ -198,7 +198,7 @@ class ReplayMarket:
                         },
                         {"filterType": "MIN_NOTIONAL", "notional": f"{rules.min_notional:g}"},
                     ],
-                    "orderTypes": ["LIMIT", "MARKET"],
+                    "orderTypes": ["LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"],
                     "timeInForce": ["GTC", "IOC", "FOK"],
                 }
             )

@@ -38,6 +38,7 @@ from tests.helpers.live import (
     install_random_model,
     live_folder,
 )
+from tests.helpers.replay import account
 
 CANDLES = 10
 TIMEFRAMES = ["1h", "4h", "1d"]
@@ -267,6 +268,84 @@ def test_a_barrier_model_trades_live_with_resting_exits_as_its_backtest_does(
     kinds = {t["exit_kind"] for t in report.live_trades}
     assert {"stop", "take_profit"} <= kinds, kinds  # levels hit inside candles, both kinds
     assert kinds & {"time", "reverse"}, kinds  # and exits at an open
+
+
+def test_on_the_exchange_account_exits_rest_at_the_exchange_and_the_kill_switch_leaves_none(
+    tmp_path, sample_frames, db, database_url
+):
+    """The same barrier model on the replay exchange's own account through ccxt: its stops
+    and take-profits rest at the exchange (Binance's algo orders), trigger there, and every
+    trade exits as the backtest's does: same entry, same kind of exit, at the backtest's
+    price to the market's tick (ccxt rounds the trigger price), the net return within the
+    drift of orders rounded to the lot. Then the kill switch, with a position open: flat, and
+    nothing left resting at the exchange or open in the book."""
+    folder = live_folder(tmp_path, sample_frames, 40)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    install_random_model(db, symbols, TIMEFRAMES, label=BARRIER_RULE)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
+    closes = _closes(0, 40)
+    btc = "BTC/USDT:USDT"
+    with ReplayServer(exchange) as server:
+        resources = replay_resources(
+            database_url,
+            server.url,
+            str(tmp_path),
+            since="2020-10-01",
+            fee=FEE,
+            balance=BALANCE,
+            risk_fraction=RISK,
+            retry_attempts=2,
+            retry_backoff_s=0.05,
+            broker="ccxt",
+        )
+        replay = LiveReplay(resources, exchange)
+        broker = resources["broker"].open(db, "BTCUSDT")
+        traded = []
+        for close in closes:
+            if len(traded) >= 16 and btc in broker.positions():
+                break
+            outcome = replay.tick(close, markets={"BTCUSDT"})
+            assert outcome.failures == [], outcome
+            _assert_exits_rest_only_with_a_position(db, broker, broker.name, btc)
+            traded.append(close)
+        assert btc in broker.positions() and len(broker.open_orders(btc)) == 2
+        (tmp_path / "KILL_SWITCH").write_text("test")
+        replay.tick(close, markets={"BTCUSDT"})
+        state = account(server)
+        assert state["positions"] == {} and state["open_orders"] == 0
+        assert state["open_algo_orders"] == 0
+        with db.connection() as conn:
+            still_open = conn.execute(
+                "SELECT count(*) FROM orders WHERE status IN ('open', 'sent', 'unknown')"
+            ).fetchone()[0]
+            conn.commit()
+        assert still_open == 0
+        report = parity(
+            db,
+            "binanceusdm",
+            btc,
+            "1h",
+            TIMEFRAMES,
+            [c - HOUR for c in traded],
+            BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
+            broker.name,
+            BALANCE,
+        )
+    tick = float(exchange.market.rules["BTCUSDT"].tick)
+    backtest = {t["entry_ms"]: t for t in report.backtest_trades}
+    assert report.identical_decisions and report.backtest_only_trades == 0
+    assert len(report.live_trades) >= 3
+    killed = [t for t in report.live_trades if t["exit_kind"] == "flatten"]
+    assert len(killed) == 1 and killed[0] == report.live_trades[-1]  # the kill switch's
+    for trade in report.live_trades[:-1]:
+        twin = backtest[trade["entry_ms"]]
+        assert trade["exit_kind"] == twin["exit_kind"], (trade, twin)
+        assert abs(trade["exit_price"] - twin["exit_price"]) <= tick / 2 + 1e-9, (trade, twin)
+        # The lot (0.001 BTC, about $35 here) is under 1 % of the ~$5,000 notional.
+        assert trade["net_return"] == pytest.approx(twin["net_return"], rel=1e-2, abs=1e-6)
+    kinds = {t["exit_kind"] for t in report.live_trades}
+    assert kinds & {"stop", "take_profit"} and kinds & {"time", "reverse"}, kinds
 
 
 def _assert_exits_rest_only_with_a_position(db, broker, account: str, symbol: str) -> None:
