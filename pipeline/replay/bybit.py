@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs
 
 from pipeline.replay.account import ReplayAccount
+from pipeline.replay.algo_orders import ReplayAlgoOrders
 from pipeline.replay.bybit_account import BybitAccount
 from pipeline.replay.bybit_errors import BybitError, params_error
 from pipeline.replay.bybit_market import BybitMarket
@@ -86,13 +87,15 @@ class BybitDialect:
         market: ReplayMarket,
         funding: ReplayFunding,
         account: ReplayAccount,
+        algo_orders: ReplayAlgoOrders,
         clock: ReplayClock,
         api_key: str,
         api_secret: str,
     ):
         self.clock = clock
+        self.algo_orders = algo_orders
         self.market = BybitMarket(market, funding)
-        self.account = BybitAccount(account, clock.now_ms)
+        self.account = BybitAccount(account, algo_orders, clock.now_ms)
         self._signing = BybitSigning(api_key, api_secret)
         self._routes = self._route_table()
 
@@ -130,6 +133,7 @@ class BybitDialect:
         try:
             if signed:
                 params = self._signing.verify(method, query, body, headers)
+                self.algo_orders.watch()  # what triggered since: seen by every account request
             else:
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
             result = call(params)

@@ -3,14 +3,16 @@
 
 A unified trading account (UTA) in one-way mode, linear USDT perpetuals only. Each request is
 translated into the account engine's (Binance-worded) parameters, and each answer back: orders
-(create, realtime, history, cancel), executions, positions, the wallet, leverage and the
-account-wide margin mode. Refusals come back with the retCode Bybit gives for the same refusal
-(`bybit_errors.py`).
+(create, realtime, history, cancel), conditional orders (`bybit_conditional.py`), executions,
+positions, the wallet, leverage and the account-wide margin mode. Refusals come back with the
+retCode Bybit gives for the same refusal (`bybit_errors.py`).
 """
 
 from __future__ import annotations
 
 from pipeline.replay.account import ReplayAccount
+from pipeline.replay.algo_orders import ReplayAlgoOrders
+from pipeline.replay.bybit_conditional import TRIGGERED_FILL_PREFIX, BybitConditional
 from pipeline.replay.bybit_errors import BybitError, from_binance, params_error
 from pipeline.replay.errors import BinanceError
 
@@ -57,8 +59,9 @@ class BybitAccount:
     /v5/position/list, /v5/account/wallet-balance; POST /v5/position/set-leverage,
     /v5/account/set-margin-mode; and the account facts ccxt asks for first."""
 
-    def __init__(self, account: ReplayAccount, now_ms):  # type: ignore[no-untyped-def]
+    def __init__(self, account: ReplayAccount, algo: ReplayAlgoOrders, now_ms):  # type: ignore[no-untyped-def]
         self.account, self._now = account, now_ms
+        self.conditional = BybitConditional(account, algo, self._order)
 
     # -- parameters ----------------------------------------------------------------------
     def _symbol(self, params: dict[str, str], required: bool = True) -> str | None:
@@ -140,8 +143,17 @@ class BybitAccount:
             raise params_error("side must be Buy or Sell")
         if kind is None:
             raise params_error("orderType must be Market or Limit")
-        if params.get("triggerPrice") or params.get("stopLoss") or params.get("takeProfit"):
-            raise params_error("conditional and TP/SL orders are not served by the replay")
+        if params.get("stopLoss") or params.get("takeProfit"):
+            raise params_error(
+                "TP/SL attached to an order are not served by the replay: send conditional "
+                "orders (triggerPrice)"
+            )
+        assert symbol is not None
+        if params.get("triggerPrice"):
+            return self.conditional.create(symbol, side, kind, params)
+        link = params.get("orderLinkId") or ""
+        if link and link in self.conditional.algo.by_client_id:
+            raise BybitError(110072, "OrderLinkedID is duplicate")
         binance = {
             "symbol": symbol,
             "side": side,
@@ -160,9 +172,16 @@ class BybitAccount:
         return {"orderId": str(answer["orderId"]), "orderLinkId": params.get("orderLinkId", "")}
 
     def cancel_order(self, params: dict[str, str]) -> dict:
-        """POST /v5/order/cancel by orderId or orderLinkId: only an open order."""
+        """POST /v5/order/cancel by orderId or orderLinkId: an open order, or else a resting
+        conditional one (Bybit cancels both here)."""
         symbol = self._symbol(params)
-        answer = _translated(self.account.cancel_order, self._order_key(params, symbol))
+        assert symbol is not None
+        try:
+            answer = _translated(self.account.cancel_order, self._order_key(params, symbol))
+        except BybitError as err:
+            if err.ret_code != 110001:
+                raise
+            return self.conditional.cancel(params, symbol)
         return {"orderId": str(answer["orderId"]), "orderLinkId": self._link_id(answer)}
 
     def _order_key(self, params: dict[str, str], symbol: str | None) -> dict[str, str]:
@@ -181,7 +200,9 @@ class BybitAccount:
         """GET /v5/order/realtime: one order by orderId/orderLinkId whatever its status (as
         Bybit does for recent orders), else the open orders of a market or settle coin."""
         if params.get("orderFilter") == "StopOrder":
-            return {"category": CATEGORY, "list": [], "nextPageCursor": ""}
+            limit = _limit(params, LIST_LIMIT, LIST_MAX)
+            listed = self.conditional.listing(params, self._symbols(params), limit, open_=True)
+            return {"category": CATEGORY, "list": listed, "nextPageCursor": ""}
         if params.get("orderId") or params.get("orderLinkId"):
             return {"category": CATEGORY, "list": self._one(params), "nextPageCursor": ""}
         limit = _limit(params, LIST_LIMIT, LIST_MAX)
@@ -204,7 +225,9 @@ class BybitAccount:
     def order_history(self, params: dict[str, str]) -> dict:
         """GET /v5/order/history: finished (filled, cancelled) orders, newest first."""
         if params.get("orderFilter") == "StopOrder":
-            return {"category": CATEGORY, "list": [], "nextPageCursor": ""}
+            limit = _limit(params, LIST_LIMIT, LIST_MAX)
+            listed = self.conditional.listing(params, self._symbols(params), limit, open_=False)
+            return {"category": CATEGORY, "list": listed, "nextPageCursor": ""}
         symbols = set(self._symbols(params))
         limit = _limit(params, LIST_LIMIT, LIST_MAX)
         start, end = _int(params, "startTime"), _int(params, "endTime")
@@ -219,6 +242,7 @@ class BybitAccount:
                 and (end is None or o.time_ms <= end)
                 and params.get("orderId") in (None, "", str(o.order_id))
                 and params.get("orderLinkId") in (None, "", o.client_order_id)
+                and not o.client_order_id.startswith(TRIGGERED_FILL_PREFIX)  # listed as such
             ]
         chosen.sort(key=lambda o: o["time"], reverse=True)
         orders = [self._order(o) for o in chosen[:limit]]
@@ -296,6 +320,8 @@ class BybitAccount:
                 query[name] = params[name]
         if query.get("orderId") and not query["orderId"].isdigit():
             return {"category": CATEGORY, "list": [], "nextPageCursor": ""}
+        if query.get("orderId"):  # a triggered conditional order fills under its own id
+            query["orderId"] = self.conditional.fills_of(query["orderId"]) or query["orderId"]
         with self.account._lock:
             trades = _translated(self.account.user_trades, query)
             orders = {o.order_id: o for o in self.account.orders.values()}
@@ -303,18 +329,21 @@ class BybitAccount:
         for trade in reversed(trades[-limit:]):
             order = orders[trade["orderId"]]
             link = {"orderId": order.order_id, "clientOrderId": order.client_order_id}
+            trigger = self.conditional.triggered_by(order.client_order_id)
             rows.append(
                 {
                     "symbol": trade["symbol"],
-                    "orderId": str(trade["orderId"]),
-                    "orderLinkId": self._link_id(link),
+                    "orderId": str(trigger.algo_id if trigger else trade["orderId"]),
+                    "orderLinkId": self.conditional._link_id(trigger)
+                    if trigger
+                    else self._link_id(link),
                     "side": "Buy" if trade["side"] == "BUY" else "Sell",
                     "orderPrice": trade["price"],
                     "orderQty": trade["qty"],
                     "leavesQty": "0",
-                    "createType": "CreateByUser",
+                    "createType": "CreateByStopOrder" if trigger else "CreateByUser",
                     "orderType": "Market" if order.type == "MARKET" else "Limit",
-                    "stopOrderType": "",
+                    "stopOrderType": "Stop" if trigger else "",
                     "execFee": trade["commission"],
                     "execId": str(trade["id"]),
                     "execPrice": trade["price"],

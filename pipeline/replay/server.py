@@ -63,7 +63,13 @@ class ReplayExchange:
         self.algo_orders = ReplayAlgoOrders(self.account, lambda m: self.data.series(m, "1h"))
         self._routes = self._route_table()
         self.bybit = bybit.BybitDialect(
-            self.market, self.funding, self.account, self.clock, api_key, api_secret
+            self.market,
+            self.funding,
+            self.account,
+            self.algo_orders,
+            self.clock,
+            api_key,
+            api_secret,
         )
 
     def __repr__(self) -> str:  # never the credentials

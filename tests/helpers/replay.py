@@ -34,10 +34,12 @@ def frozen_replay(sample_dir: Path, clock_ms: int, key: str, secret: str) -> Ite
 
 def fresh(server: ReplayServer, clock_ms: int, balance: float = 10_000.0) -> ReplayServer:
     """A module's replay exchange made new for the next test (its candles stay loaded, which
-    is what takes time): a fresh account, no faults, zeroed counters, the clock frozen again."""
+    is what takes time): a fresh account (no orders, trigger orders or positions), no faults,
+    zeroed counters, the clock frozen again."""
     exchange = server.exchange
     exchange.set_faults(None)
     exchange.account.reset(balance)
+    exchange.algo_orders.reset()
     exchange.market.kline_overrides.clear()
     exchange.clock.set(clock_ms, 1e-9)
     exchange.requests.clear()

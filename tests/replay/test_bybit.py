@@ -77,7 +77,7 @@ def ok(server: ReplayServer, method: str, path: str, params: dict | None = None)
         (200, 0, "OK"),
         (200, 0, "Request accepted"),
     )
-    assert body["time"] == NOW
+    assert body["time"] == server.exchange.clock.now_ms()  # frozen: the replay's clock
     return body["result"]
 
 
@@ -227,3 +227,58 @@ def test_unknown_paths_and_faults_answer_in_bybit_shape(replay) -> None:
         ).read()
         status, body = call(replay, "GET", "/v5/market/time")
         assert (status, body["retCode"]) == (int(kind), code)
+
+
+def test_conditional_orders_rest_untriggered_and_fill_by_the_candles(replay, sample_dir) -> None:
+    """A long's stop (a sell triggered falling) and take-profit (rising) rest Untriggered,
+    apart from the plain orders; on the first closed candle that reaches one it is Filled
+    under its own id at the backtest's price (read here from the sample), the other stays
+    until cancelled, then Deactivated."""
+    ok(replay, "POST", "/v5/order/create", linear(symbol="BTCUSDT", side="Buy",
+       orderType="Market", qty="0.01", orderLinkId="long-1"))  # fmt: skip
+    frame = pd.read_csv(sample_dir / "BTCUSDT.csv.gz")
+    entry = float(frame.loc[frame["timestamp"] == NOW - NOW % H, "open"].iloc[0])
+    stop, take = round(entry * 0.99, 1), round(entry * 1.01, 1)
+    for link, direction, price in (("sl-1", 2, stop), ("tp-1", 1, take)):
+        ok(replay, "POST", "/v5/order/create", linear(symbol="BTCUSDT", side="Sell",
+           orderType="Market", qty="0.01", triggerPrice=str(price),
+           triggerDirection=direction, reduceOnly=True, orderLinkId=link))  # fmt: skip
+    _, wrong = call(replay, "POST", "/v5/order/create", linear(symbol="BTCUSDT", side="Sell",
+                    orderType="Market", qty="0.01", triggerPrice=str(take), triggerDirection=2,
+                    reduceOnly=True))  # fmt: skip
+    assert wrong["retCode"] == 110093  # a falling trigger above the price would fire at once
+    plain = ok(replay, "GET", "/v5/order/realtime", linear(settleCoin="USDT"))["list"]
+    assert plain == []
+    resting = ok(replay, "GET", "/v5/order/realtime",
+                 linear(settleCoin="USDT", orderFilter="StopOrder"))["list"]  # fmt: skip
+    assert sorted((o["orderLinkId"], o["orderStatus"], o["triggerDirection"]) for o in resting) == [
+        ("sl-1", "Untriggered", 2),
+        ("tp-1", "Untriggered", 1),
+    ]
+    later = frame[frame["timestamp"] >= NOW - NOW % H]
+    hit = later[(later["low"] <= stop) | (later["high"] >= take)].iloc[0]
+    stopped = hit["low"] <= stop
+    fired, other = ("sl-1", "tp-1") if stopped else ("tp-1", "sl-1")
+    price = min(hit["open"], stop) if stopped else take
+    replay.exchange.clock.set(int(hit["timestamp"]) + H, 1e-9)
+    query = linear(symbol="BTCUSDT", orderFilter="StopOrder", orderLinkId=fired)
+    (done,) = ok(replay, "GET", "/v5/order/realtime", query)["list"]
+    assert (done["orderStatus"], done["cumExecQty"], float(done["avgPrice"])) == (
+        "Filled",
+        "0.010",
+        price,
+    )
+    (fill,) = ok(replay, "GET", "/v5/execution/list",
+                 linear(symbol="BTCUSDT", orderId=done["orderId"]))["list"]  # fmt: skip
+    assert (fill["orderLinkId"], float(fill["execPrice"]), fill["stopOrderType"]) == (
+        fired,
+        price,
+        "Stop",
+    )
+    assert account(replay)["positions"] == {}
+    ok(replay, "POST", "/v5/order/cancel", linear(symbol="BTCUSDT", orderLinkId=other))
+    query = linear(symbol="BTCUSDT", orderFilter="StopOrder", orderLinkId=other)
+    (gone,) = ok(replay, "GET", "/v5/order/history", query)["list"]
+    assert gone["orderStatus"] == "Deactivated"
+    _, again = call(replay, "POST", "/v5/order/cancel", linear(symbol="BTCUSDT", orderLinkId=other))
+    assert again["retCode"] == 110001
