@@ -25,13 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "binance-usdm-1h"
 KEY, SECRET = "trial-key-5d1e0c", "trial-secret-93ab7f"
 TIMEFRAME, H = "1h", 3_600_000
+EXCHANGE = BINANCE_USDM  # the default exchange of the trials (see `trial_exchange`)
 ENV_EXCHANGE = "SIGNALS_EXCHANGE"  # what the project's settings read, in child processes too
 
 
 def trial_exchange() -> str:
     """The exchange the trial's ccxt clients speak to the replay exchange (binanceusdm or
     bybit; it speaks both), and the exchange its book and candles are stored under."""
-    return os.environ.get(ENV_EXCHANGE) or BINANCE_USDM
+    return os.environ.get(ENV_EXCHANGE) or EXCHANGE
 
 
 @contextmanager
