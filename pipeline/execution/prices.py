@@ -36,7 +36,9 @@ class ExchangePriceFeed:
         if not price or price <= 0:
             raise ValueError(f"{self.exchange.id} {symbol}: the ticker has no usable price")
         stamp = ticker.get("timestamp")
-        return float(price), int(stamp) if stamp else int(self.exchange.milliseconds())
+        # Bybit's tickers carry no time of their own: then the exchange's clock, not ours (on
+        # the replay exchange they differ by years).
+        return float(price), int(stamp) if stamp else self.now_ms()
 
     def now_ms(self) -> int:
         """The exchange's clock (the replay exchange's replay clock)."""

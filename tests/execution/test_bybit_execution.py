@@ -10,11 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.exchange.client import make_exchange
 from pipeline.exchange.retry import RetryPolicy
 from pipeline.execution.broker import FILLED
 from pipeline.execution.ccxt_broker import CcxtBroker
 from pipeline.execution.manager import PositionManager
 from pipeline.execution.portfolio_manager import MarketTarget, PortfolioManager
+from pipeline.execution.prices import ExchangePriceFeed
 from pipeline.execution.risk import RiskConfig
 from pipeline.replay.faults import FaultPlan
 from pipeline.replay.server import ReplayServer
@@ -116,3 +118,14 @@ def test_the_position_manager_places_a_lost_order_once_through_bybit(
     assert held(replay)["BTCUSDT"] < 0
     assert set(account(replay)["placements"].values()) == {1}
     assert book(db) == pytest.approx({BTC: held(replay)["BTCUSDT"]})
+
+
+def test_the_paper_brokers_feed_stamps_bybit_quotes_with_the_exchange_clock(
+    replay, sample_dir
+) -> None:
+    """Bybit's tickers carry no time: a paper fill is stamped with the exchange's clock (the
+    replay's), not this machine's (which would put every replayed fill years later)."""
+    feed = ExchangePriceFeed(make_exchange(EXCHANGE, replay.url, 1000))
+    feed.exchange.enableRateLimit = False
+    price, stamp = feed.quote(BTC)
+    assert (price, stamp) == (open_at(sample_dir, BTC, C0 + H), C0 + H + 60_000)
