@@ -119,3 +119,24 @@ def test_funding_pages_through_bybit_windows_and_twice_adds_nothing(db, replay) 
     assert ingest_funding(db, source, SYM, T0, END - 1) == 0
     with db.connection() as conn:
         assert load_funding(conn, EX, SYM) == [(T0 + i * H8, 0.0001) for i in range(90)]
+
+
+def test_a_malformed_kline_page_is_refused_and_nothing_is_stored(db, replay) -> None:
+    """A data fault through Bybit's dialect (`POST /_replay/klines`): raw rows in Bybit's shape
+    served as injected, one price unreadable; the ingest refuses it by name, stores nothing."""
+    from pipeline.data.schema import CandleValidationError
+
+    rows = [
+        [str(T0 + i * 3_600_000), "100.0", "101.0", "99.0", "100.5", "3.0", "300.0"]
+        for i in range(6)
+    ]
+    rows[3][4] = "abc"  # the close of the fourth candle
+    replay.exchange.market.set_klines("BTCUSDT", rows)
+    replay.exchange.clock.set(T0 + 6 * 3_600_000, 1e-9)
+    with pytest.raises(CandleValidationError, match="values_readable") as caught:
+        ingest_partition(db, source_for(replay), SYM, "1h", T0)
+    assert "BTC/USDT:USDT 1h" in str(caught.value) and "'abc'" in str(caught.value)
+    with db.connection() as conn:
+        assert summary(conn, EX, SYM, "1h").rows == 0
+    replay.exchange.market.set_klines("BTCUSDT", None)
+    assert ingest_partition(db, source_for(replay), SYM, "1h", T0).rows_added == 6
