@@ -81,6 +81,11 @@ class BarrierManager(AccountDesk):
             return done
         if mine.last_candle_ms is not None and candle <= mine.last_candle_ms:
             done.action, done.note = "stale", "this candle (or a later one) was already executed"
+            # A run that died between the entry and its exits: its retry rests them now.
+            with self.db.connection() as conn:
+                trade = barrier_trades.current(conn, self.account, symbol)
+            if sign(mine.quantity):
+                done.orders = self._ensure_exits(signal, trade)
             return done
         if now_ms is not None and now_ms >= close_ms + self.step_ms:
             done.action = "late"
