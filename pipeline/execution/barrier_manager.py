@@ -54,6 +54,8 @@ from pipeline.store.signals import SignalRow
 class BarrierManager(AccountDesk):
     """One market's barrier trades (the shared parts: `AccountDesk`)."""
 
+    rests_exits = True
+
     def __init__(self, *args: object, rule: LabelRule, **kwargs: object):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if rule.barrier_k is None:

@@ -69,6 +69,8 @@ def sign(quantity: float) -> int:
 class AccountDesk:
     """One account's book against one broker, within one set of risk limits."""
 
+    rests_exits = False  # whether this desk places resting stops and take-profits
+
     def __init__(
         self,
         db: Database,
@@ -145,10 +147,13 @@ class AccountDesk:
         (one cheap request each); without, every market (a full reconciliation)."""
         self.resolve_unanswered(symbols)
         held = self.broker.positions()
+        # Resting exits are asked for where this desk places them (a barrier model's); a full
+        # reconciliation asks for every kind.
+        stops = self.rests_exits or symbols is None
         if symbols is None:
             resting = self.broker.open_orders()
         else:
-            resting = [o for s in dict.fromkeys(symbols) for o in self.broker.open_orders(s)]
+            resting = [o for s in dict.fromkeys(symbols) for o in self.broker.open_orders(s, stops)]
         with self.db.connection() as conn:
             ours = trading.book(conn, self.account)
             open_rows = {
