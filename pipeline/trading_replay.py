@@ -270,11 +270,15 @@ class ParityReport:
     # limit or reversal, at the backtest's price).
     exit_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
+    # The largest difference of a trade's return that counts as equal: 1e-12 on a paper
+    # account per market; the tick's share of the price on an exchange account (see `parity`).
+    trade_tolerance: float = 1e-12
+
     @property
     def same_trades(self) -> bool:
         return (
             self.backtest_only_trades == 0
-            and self.trade_max_abs_diff < 1e-12
+            and self.trade_max_abs_diff < self.trade_tolerance
             and not self.exit_mismatches
         )
 
@@ -292,6 +296,7 @@ class ParityReport:
             "probability_max_abs_diff": self.probability_max_abs_diff,
             "trades_compared": self.trades_compared,
             "trade_net_return_max_abs_diff": self.trade_max_abs_diff,
+            "trade_tolerance": self.trade_tolerance,
             "backtest_only_trades": self.backtest_only_trades,
             "exit_mismatches": self.exit_mismatches,
             "live_return_closed_trades": self.live_return,
@@ -334,6 +339,7 @@ def live_trades(fills: pd.DataFrame, initial_equity: float, step_ms: int) -> lis
                 "exit_kind": fill.purpose,
                 "exit_ms": int(fill.filled_at_ms),
                 "net_return": (pnl - fees) / entry["equity"],
+                "notional_return": (pnl - fees) / (entry["quantity"] * entry["price"]),
             }
         )
         held, entry = 0.0, None
@@ -350,9 +356,15 @@ def parity(
     costs: BacktestConfig,
     account: str,
     initial_equity: float,
+    tick: float = 0.0,
 ) -> ParityReport:
     """Compare the live record of `candles` (open times) with the backtest path. The candle
-    after the last one must be stored too: the last decision acts at its open."""
+    after the last one must be stored too: the last decision acts at its open.
+
+    `tick` > 0: an exchange account, whose orders are rounded to the market's lot and its
+    trigger prices to its tick, and whose one equity sizes every market. Its trades are then
+    compared per unit of notional (net return on the entry notional, which no sizing moves)
+    and their exit prices to half a tick; with 0 (a paper account per market), exactly."""
     step = timeframe_ms(timeframe)
     with db.connection() as conn:
         live = [
@@ -410,6 +422,7 @@ def parity(
             "exit_kind": live_exit_kind(str(r.exit_kind), int(r.side)),
             "exit_ms": int(r.exit_time.value // 1_000_000),
             "net_return": float(r.net_return),
+            "notional_return": float(r.net_return) / exits.exposure,
         }
         for r in bt.itertuples()
     ]
@@ -421,7 +434,8 @@ def parity(
     ]
     by_entry = {t["entry_ms"]: t for t in completed}
     pairs = [(t, by_entry.get(t["entry_ms"])) for t in live_done]
-    trade_diffs = [abs(t["net_return"] - b["net_return"]) if b else math.inf for t, b in pairs]
+    measure = "notional_return" if tick > 0 else "net_return"
+    trade_diffs = [abs(t[measure] - b[measure]) if b else math.inf for t, b in pairs]
     live_entries = {t["entry_ms"] for t in live_done}
     backtest_only = [t for t in completed if t["entry_ms"] not in live_entries]
     barriers = loaded.label.barrier_k is not None
@@ -429,8 +443,14 @@ def parity(
         {"entry_ms": t["entry_ms"], "live": (t["exit_kind"], t["exit_price"]), "backtest": b}
         for t, b in pairs
         if b is not None
-        and (t["exit_price"] != b["exit_price"] or (barriers and t["exit_kind"] != b["exit_kind"]))
+        and (
+            abs(t["exit_price"] - b["exit_price"]) > tick / 2 * (1 + 1e-9)
+            or (barriers and t["exit_kind"] != b["exit_kind"])
+        )
     ]
+    # On an exchange account a trade may differ by its prices' rounding to the tick.
+    lowest = min((t["entry_price"] for t in live_done), default=1.0)
+    tolerance = 1e-12 + 4 * tick / lowest
     return ParityReport(
         candles=len(candles),
         live_decisions=len(live),
@@ -440,6 +460,7 @@ def parity(
         probability_max_abs_diff=max(diffs, default=0.0),
         trades_compared=len(pairs),
         trade_max_abs_diff=max(trade_diffs, default=0.0),
+        trade_tolerance=tolerance,
         live_return=float(np.prod([1 + t["net_return"] for t in live_done]) - 1),
         backtest_return=float(np.prod([1 + b["net_return"] for b in completed]) - 1),
         backtest_only_trades=len(backtest_only),
@@ -533,12 +554,15 @@ def replay_live(
     risk_fraction: float = 0.5,
     fee: float = 0.0005,
     balance: float = 10_000.0,
+    broker: str = "paper",
     log: Callable[[str], None] = lambda message: None,
     progress: Callable[[int], AbstractContextManager[Ticker]] | None = None,
 ) -> ReplayOutcome:
     """`signals live --replay`: replay `candles` candles from `start` through the real sensor
     and live job in a fresh `signals_replay` database, then compare each market with its
-    backtest. The configured store is only read (for the model); `log` hears the steps."""
+    backtest. The configured store is only read (for the model); `log` hears the steps.
+    `broker="ccxt"` trades the replay exchange's own account through ccxt (resting exits at
+    the exchange) instead of a paper account per market."""
     data_dir = data_dir or settings.data_dir
     if not data_dir:
         raise ValueError("--data-dir (or SIGNALS_DATA_DIR) is needed: the candles to replay")
@@ -586,6 +610,7 @@ def replay_live(
         fee=fee,
         balance=balance,
         risk_fraction=risk_fraction,
+        broker=broker,
     )
     # The candle after the last decided one: the backtest acts on the last decision at its open.
     seed_candles(db, folder, settings.exchange, seeded, timeframes, closes[-1] + step)
@@ -593,6 +618,7 @@ def replay_live(
     decided = [c - step for c in closes]
     reports = {}
     for symbol in symbols:
+        on_exchange = broker == "ccxt"
         reports[symbol] = parity(
             db,
             settings.exchange,
@@ -601,8 +627,9 @@ def replay_live(
             timeframes,
             decided,
             costs,
-            f"paper-{market_id(symbol)}",
+            settings.exchange if on_exchange else f"paper-{market_id(symbol)}",
             balance,
+            tick=float(exchange.market.rules[market_id(symbol)].tick) if on_exchange else 0.0,
         )
     db.close()
     return ReplayOutcome(len(closes), symbols, failures, reports)

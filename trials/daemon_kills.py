@@ -55,6 +55,9 @@ PARENT_RUN_TAG = "dagster/parent_run_id"  # set on a retry of a failed run
 TIMEFRAMES = ["1h", "4h", "1d"]
 RISK, FEE, BALANCE = 0.5, 0.0005, 10_000.0
 DEFAULT_MARKETS = ("BTCUSDT", "ETHUSDT")
+# A barrier model for `--barrier`: tight levels and a short time limit, so that stops,
+# take-profits, time exits and re-arms all happen within a trial's candles.
+BARRIER_RULE = {"horizon": 4, "barrier_k": 1.0, "margin": 0.0, "cost": 0.001, "vol_window": 48}
 STEP_TIMEOUT_S = 420.0  # a candle whose runs have not all succeeded by then is reported lost
 # The daemon with Dagster's run-key lookup switched off (the demonstration of a failing check).
 BYPASS_DEDUP = (
@@ -208,9 +211,12 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def live_world(root: Path, markets: list[str], candles: int) -> Iterator[dict]:
+def live_world(
+    root: Path, markets: list[str], candles: int, label: dict | None = None
+) -> Iterator[dict]:
     """Embedded PostgreSQL with a project database and Dagster's beside it, the history seeded
-    up to LIVE_START, a random model in production, the replay exchange over HTTP."""
+    up to LIVE_START, a random model in production (exiting by `label`'s rule when given: a
+    barrier model), the replay exchange over HTTP."""
     import psycopg
 
     from pipeline.data.csv_source import CandleFolder
@@ -243,7 +249,9 @@ def live_world(root: Path, markets: list[str], candles: int) -> Iterator[dict]:
             for m in markets
         ]
         seed_candles(db, CandleFolder(folder), trial_exchange(), symbols, TIMEFRAMES, LIVE_START)
-        model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES, exchange=trial_exchange())
+        model_id, _, _ = install_random_model(
+            db, symbols, TIMEFRAMES, label=label, exchange=trial_exchange()
+        )
         exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
         server = ReplayServer(exchange).start()
         yield {
@@ -441,6 +449,7 @@ def verify(world: dict, instance, market_keys: dict[str, str], candles: list[int
         lost.append(f"orders: {total} rows but {distinct} distinct client order ids")
     lost += [f"signal {s} purpose {p}: {n} orders" for s, p, n in repeated]
     lost += [f"order {cid}: placed {n} times at the paper exchange" for cid, n in unplaced]
+    lost += orphans(db)
     # The candle after the last decided one, as the backtest needs it to act on that decision.
     seed_candles(
         db,
@@ -489,6 +498,36 @@ def verify(world: dict, instance, market_keys: dict[str, str], candles: list[int
     )
 
 
+def orphans(db) -> list[str]:
+    """Resting exits the paper broker holds without a position to protect, and positions
+    without both their exits (a barrier model's), said in words; none without barriers."""
+    with db.connection() as conn:
+        resting = conn.execute(
+            "SELECT account, symbol, kind, count(*) FROM paper_orders WHERE status = 'open' "
+            "GROUP BY 1, 2, 3"
+        ).fetchall()
+        held = conn.execute(
+            "SELECT account, symbol FROM paper_positions WHERE quantity <> 0"
+        ).fetchall()
+        barrier = conn.execute("SELECT count(*) FROM barrier_trades").fetchone()[0]
+        conn.commit()
+    kinds: dict[tuple[str, str], set[str]] = {}
+    for account, symbol, kind, _ in resting:
+        kinds.setdefault((account, symbol), set()).add(kind)
+    problems = [
+        f"{account} {symbol}: {sorted(k)} resting with no position"
+        for (account, symbol), k in kinds.items()
+        if (account, symbol) not in set(held)
+    ]
+    if barrier or resting:
+        problems += [
+            f"{account} {symbol}: position without both exits resting"
+            for account, symbol in held
+            if kinds.get((account, symbol)) != {"stop", "take_profit"}
+        ]
+    return problems
+
+
 @dataclass
 class Kill:
     kind: str  # daemon / worker
@@ -506,6 +545,7 @@ def run_trial(
     markets: tuple[str, ...] = DEFAULT_MARKETS,
     *,
     bypass_dedup: bool = False,
+    barrier: bool = False,
     progress: Callable[[str], None] = log,
     exchange: str = "binanceusdm",
 ) -> TrialOutcome:
@@ -522,6 +562,7 @@ def run_trial(
             seed,
             markets,
             bypass_dedup=bypass_dedup,
+            barrier=barrier,
             progress=progress,
         )
     outcome.command += exchange_flag(exchange)
@@ -537,6 +578,7 @@ def _run_trial(
     markets: tuple[str, ...],
     *,
     bypass_dedup: bool,
+    barrier: bool,
     progress: Callable[[str], None],
 ) -> TrialOutcome:
     from tests.helpers.live import HOUR, LIVE_START
@@ -546,7 +588,9 @@ def _run_trial(
     command = (
         f"python -m trials.daemon_kills --candles {candles} --daemon-kills {daemon_kills} "
         f"--worker-kills {worker_kills} --cursor-restores {cursor_restores} --seed {seed} "
-        f"--markets {','.join(markets)}" + (" --bypass-dedup" if bypass_dedup else "")
+        f"--markets {','.join(markets)}"
+        + (" --bypass-dedup" if bypass_dedup else "")
+        + (" --barrier" if barrier else "")
     )
     outcome = TrialOutcome("daemon kills during live", 0, 0, command=command)
     steps = [LIVE_START + k * HOUR for k in range(candles)]
@@ -555,7 +599,7 @@ def _run_trial(
     restore_steps = set(rng.sample(sorted(daemon_steps), min(cursor_restores, len(daemon_steps))))
     worker_steps = sorted(rng.sample(range(1, candles), min(worker_kills, candles - 1)))
     kills: list[Kill] = []
-    with live_world(root, list(markets), candles) as world:
+    with live_world(root, list(markets), candles, BARRIER_RULE if barrier else None) as world:
         from pipeline.sensors import run_key
 
         market_keys = dict(zip(markets, world["symbols"], strict=True))
@@ -706,6 +750,13 @@ def main() -> int:
         action="store_true",
         help="demonstration: the daemon runs with Dagster's run-key lookup disabled (must FAIL)",
     )
+    parser.add_argument(
+        "--barrier",
+        action="store_true",
+        help="the model exits at barriers: its stops and take-profits rest at the (paper) "
+        "broker, and the checks add: exits equal the backtest's, nothing rests without a "
+        "position and no position lacks its exits",
+    )
     add_common_arguments(parser)
     args = parser.parse_args()
     markets = tuple(m.strip() for m in args.markets.split(",") if m.strip())
@@ -719,6 +770,7 @@ def main() -> int:
             args.seed,
             markets,
             bypass_dedup=args.bypass_dedup,
+            barrier=args.barrier,
             exchange=args.exchange,
         )
 

@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="paper USDT per market (barrier strategy, default 10000) or of the portfolio's one "
         "account (default 100000)",
     )
+    live.add_argument(
+        "--broker",
+        choices=("paper", "ccxt"),
+        default="paper",
+        help="paper: a paper account per market (exact parity); ccxt: the replay exchange's own "
+        "account through ccxt, resting exits at the exchange (parity to the tick and lot)",
+    )
     live.add_argument("--json", help="write the parity reports to this file")
     live.set_defaults(func=cmd_live)
 
@@ -75,6 +82,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         risk_fraction=args.risk_fraction,
         fee=args.fee,
         balance=args.balance or 10_000.0,
+        broker=args.broker,
         log=lambda message: print(message, file=sys.stderr),
         progress=lambda total: progress(total, sys.stderr.isatty(), unit="candle"),
     )

@@ -35,15 +35,13 @@ from pipeline.execution.broker import (
     BUY,
     CANCELLED,
     FILLED,
-    OPEN,
     REJECTED,
     SELL,
     ExitOrder,
     OrderResult,
 )
-from pipeline.execution.desk import AccountDesk, sign
-from pipeline.execution.manager import Execution
-from pipeline.execution.orders import client_order_id
+from pipeline.execution.desk import sign
+from pipeline.execution.manager import Execution, PositionManager
 from pipeline.features.barriers import barrier_widths
 from pipeline.features.labels import LabelRule
 from pipeline.store import barrier_trades, trading
@@ -51,8 +49,11 @@ from pipeline.store.candles import load_candles
 from pipeline.store.signals import SignalRow
 
 
-class BarrierManager(AccountDesk):
-    """One market's barrier trades (the shared parts: `AccountDesk`)."""
+class BarrierManager(PositionManager):
+    """One market's barrier trades: the checks before trading are `PositionManager`'s, the
+    trading is the barrier rule with resting exits."""
+
+    rests_exits = True
 
     def __init__(self, *args: object, rule: LabelRule, **kwargs: object):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -60,59 +61,25 @@ class BarrierManager(AccountDesk):
             raise ValueError("a barrier manager needs a rule with barriers (barrier_k)")
         self.rule = rule
 
-    # -- execution ------------------------------------------------------------------------
-    def execute(self, signal: SignalRow, now_ms: int | None = None) -> Execution:
-        """Act on one recorded signal (the candle `signal.candle_ms` has just closed);
-        `now_ms` is the exchange's clock (see `PositionManager.execute`)."""
-        symbol, candle = signal.symbol, signal.candle_ms
-        close_ms = candle + self.step_ms
-        self.resolve_unanswered([symbol])  # a killed run's orders, and exits that filled
-        with self.db.connection() as conn:
-            mine = trading.book_position(conn, self.account, symbol)
-            state = trading.trading_state(conn, self.account)
-        done = Execution(symbol, candle, "none", before=mine.quantity, after=mine.quantity)
-        why = self.risk.killed()
-        if why:
-            done.orders = self._kill(state, why, close_ms)
-            self._forget(symbol)
-            done.action, done.note = "kill switch", why
-            done.after = self._book_quantity(symbol)
-            self._mark(symbol, candle)
-            return done
-        if mine.last_candle_ms is not None and candle <= mine.last_candle_ms:
-            done.action, done.note = "stale", "this candle (or a later one) was already executed"
-            return done
-        if now_ms is not None and now_ms >= close_ms + self.step_ms:
-            done.action = "late"
-            done.note = f"the next candle closed {(now_ms - close_ms) / 1000:.0f}s ago: not traded"
-            self._mark(symbol, candle)
-            return done
-        differences = self.reconcile([symbol])
-        if differences:
-            done.action, done.note = "mismatch", self.mismatch_note(differences)
-            return done
-        gate = self._risk_gate(state, close_ms)
-        if gate.action is not None:
-            done.action, done.note, done.orders = gate.action, gate.note, gate.orders
-            if gate.equity is not None:  # the daily loss limit flattened everything
-                self._forget(symbol)
-                done.equity = gate.equity
-                done.after = self._book_quantity(symbol)
-            self._mark(symbol, candle)
-            return done
-
-        held = sign(self._book_quantity(symbol))
+    # -- execution (the checks before trading: `PositionManager.execute`) -------------------
+    def _trade(self, signal: SignalRow, quantity: float, done: Execution) -> None:
+        held = sign(quantity)
         if not held:  # exited at a level (or never entered): nothing may rest any more
-            done.orders += self._cancel_exits(symbol)
-            self._forget(symbol)
+            done.orders += self._cancel_exits(signal.symbol)
+            self._forget(signal.symbol)
         done.target = signal.side
         done.action = self._act(signal, held, done)
-        done.after = self._book_quantity(symbol)
-        done.equity = self.broker.equity()
+
+    def _flattened(self, symbol: str) -> None:
+        self._forget(symbol)
+
+    def _stale(self, signal: SignalRow, quantity: float) -> list[OrderResult]:
+        """A run that died between the entry and its exits: its retry rests them now."""
+        if not sign(quantity):
+            return []
         with self.db.connection() as conn:
-            trading.record_equity(conn, self.account, close_ms, done.equity)
-        self._mark(symbol, candle)
-        return done
+            trade = barrier_trades.current(conn, self.account, signal.symbol)
+        return self._ensure_exits(signal, trade)
 
     def _act(self, signal: SignalRow, held: int, done: Execution) -> str:
         """The kernel's rule at the open after the signal's candle; returns the action."""
@@ -144,7 +111,7 @@ class BarrierManager(AccountDesk):
                 return "closed at the time limit"
         if not wanted:
             return "none" if not held else "closed"
-        opened = self._open(signal, wanted)
+        opened = self._open(signal, wanted, candle)
         if opened is None:
             done.note = "order below the market's minimum size; not opened"
             return "none"
@@ -156,34 +123,12 @@ class BarrierManager(AccountDesk):
         return "reversed" if held else "opened"
 
     # -- orders -----------------------------------------------------------------------------
-    def _open(self, signal: SignalRow, side: int) -> OrderResult | None:
-        symbol = signal.symbol
-        self.broker.configure_market(symbol, self.risk.leverage, self.risk.margin_mode)
-        equity = self.broker.equity()
-        price = self.broker.price(symbol)
-        notional = min(
-            self.risk.risk_fraction * self.risk.leverage * equity, self.risk.max_notional
-        )
-        quantity = notional / price
-        if quantity <= 0:
-            return None
-        return self._market(signal, "open", BUY if side > 0 else SELL, quantity, False)
-
     def _close(self, signal: SignalRow, purpose: str) -> OrderResult | None:
         quantity = self._book_quantity(signal.symbol)
         if not quantity:
             return None  # an exit filled before it could be cancelled
         side = SELL if quantity > 0 else BUY
-        return self._market(signal, purpose, side, abs(quantity), True)
-
-    def _market(
-        self, signal: SignalRow, purpose: str, side: str, quantity: float, reduce_only: bool
-    ) -> OrderResult:
-        from pipeline.execution.broker import OrderRequest
-
-        cid = self._cid(signal, signal.candle_ms, purpose)
-        request = OrderRequest(cid, signal.symbol, side, quantity, reduce_only)
-        return self._place(request, purpose, signal.id, signal.candle_ms)
+        return self._send(signal, purpose, side, abs(quantity), True, signal.candle_ms)
 
     def _arm(self, signal: SignalRow, entry: float, side: int) -> list[OrderResult]:
         """Levels around `entry` for the signal's candle, recorded, then rested."""
@@ -219,37 +164,6 @@ class BarrierManager(AccountDesk):
             results.append(self._place_exit(order, signal.id))
         return results
 
-    def _place_exit(self, order: ExitOrder, signal_id: int | None) -> OrderResult:
-        """Write the exit's row, rest it, record the answer (OPEN); answered rows are not
-        sent again."""
-        with self.db.connection() as conn:
-            row = trading.open_order_row(
-                conn,
-                account=self.account,
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                reduce_only=True,
-                purpose=order.kind,
-                signal_id=signal_id,
-            )
-        if row.status in (OPEN, FILLED, CANCELLED, REJECTED):
-            return OrderResult(
-                order.client_order_id, None, row.status, row.filled, row.average_price, 0.0, 0
-            )
-        try:
-            result = self.broker.place_exit(order)
-        except Exception as err:
-            from pipeline.execution.broker import BrokerError
-
-            if isinstance(err, BrokerError):
-                with self.db.connection() as conn:
-                    trading.mark_order_unknown(conn, row.id, str(err))
-            raise
-        self._settle(row.id, order.symbol, order.side, result, None)
-        return result
-
     def _cancel_exits(self, symbol: str) -> list[OrderResult]:
         """Cancel the market's resting exits; a fill reported instead is booked."""
         with self.db.connection() as conn:
@@ -268,21 +182,6 @@ class BarrierManager(AccountDesk):
     def _forget(self, symbol: str) -> None:
         with self.db.connection() as conn:
             barrier_trades.close(conn, self.account, symbol)
-
-    def _cid(self, signal: SignalRow, candle: int, purpose: str) -> str:
-        return client_order_id(
-            self.account,
-            signal.exchange,
-            signal.symbol,
-            signal.timeframe,
-            candle,
-            signal.model_id,
-            purpose,
-        )
-
-    def _mark(self, symbol: str, candle: int) -> None:
-        with self.db.connection() as conn:
-            trading.mark_candle(conn, self.account, symbol, candle)
 
     # -- levels -----------------------------------------------------------------------------
     def width(self, symbol: str, candle_ms: int) -> float:

@@ -142,9 +142,10 @@ class Broker(Protocol):
         """Open positions by symbol (non-zero quantities only)."""
         ...
 
-    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
+    def open_orders(self, symbol: str | None = None, conditional: bool = True) -> list[OpenOrder]:
         """Resting orders: of one market when `symbol` is given (cheap at the exchange: Binance
-        weighs it 1, all markets 40), else of every market."""
+        weighs it 1, all markets 40), else of every market; with `conditional`, the resting
+        stops and take-profits too (at Binance a second request, to its algo orders)."""
         ...
 
     def place(self, order: OrderRequest) -> OrderResult:

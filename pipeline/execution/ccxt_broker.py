@@ -280,15 +280,19 @@ class CcxtBroker:
         contracts = float(position.get("contracts") or 0.0)
         return -contracts if position.get("side") == "short" else contracts
 
-    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
+    def open_orders(self, symbol: str | None = None, conditional: bool = True) -> list[OpenOrder]:
         """One market's resting orders (weight 1), or every market's (weight 40: ccxt's rate
         limiter then waits about 2 s) when no symbol is given."""
         self._markets()
         what = f"{self.name} {symbol + ' ' if symbol else ''}open orders"
         plain = self._call(what, lambda: self.exchange.fetch_open_orders(symbol))
         what = f"{self.name} {symbol + ' ' if symbol else ''}open trigger orders"
-        resting = self._call(
-            what, lambda: self.exchange.fetch_open_orders(symbol, params=dict(CONDITIONAL))
+        resting = (
+            self._call(
+                what, lambda: self.exchange.fetch_open_orders(symbol, params=dict(CONDITIONAL))
+            )
+            if conditional
+            else []
         )
         return [
             OpenOrder(

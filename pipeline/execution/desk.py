@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from pipeline.execution.broker import (
     SELL,
     Broker,
     BrokerError,
+    ExitOrder,
     OrderRequest,
     OrderResult,
 )
@@ -68,6 +70,8 @@ def sign(quantity: float) -> int:
 
 class AccountDesk:
     """One account's book against one broker, within one set of risk limits."""
+
+    rests_exits = False  # whether this desk places resting stops and take-profits
 
     def __init__(
         self,
@@ -145,10 +149,13 @@ class AccountDesk:
         (one cheap request each); without, every market (a full reconciliation)."""
         self.resolve_unanswered(symbols)
         held = self.broker.positions()
+        # Resting exits are asked for where this desk places them (a barrier model's); a full
+        # reconciliation asks for every kind.
+        stops = self.rests_exits or symbols is None
         if symbols is None:
             resting = self.broker.open_orders()
         else:
-            resting = [o for s in dict.fromkeys(symbols) for o in self.broker.open_orders(s)]
+            resting = [o for s in dict.fromkeys(symbols) for o in self.broker.open_orders(s, stops)]
         with self.db.connection() as conn:
             ours = trading.book(conn, self.account)
             open_rows = {
@@ -266,36 +273,9 @@ class AccountDesk:
     ) -> OrderResult:
         """Write the order's row, send it, record the answer. A row already answered (a
         retried run) is answered from the record and never sent again."""
-        with self.db.connection() as conn:
-            row = trading.open_order_row(
-                conn,
-                account=self.account,
-                client_order_id=request.client_order_id,
-                symbol=request.symbol,
-                side=request.side,
-                quantity=request.quantity,
-                reduce_only=request.reduce_only,
-                purpose=purpose,
-                signal_id=signal_id,
-            )
-        if row.status in FINAL:  # answered before (a retried run): never send it again
-            return OrderResult(
-                request.client_order_id,
-                None,
-                row.status,
-                row.filled,
-                row.average_price,
-                row.fee,
-                0,
-                row.reason,
-            )
-        try:
-            result = self.broker.place(request)
-        except BrokerError as err:
-            with self.db.connection() as conn:
-                trading.mark_order_unknown(conn, row.id, str(err))
-            raise
-        self._settle(row.id, request.symbol, request.side, result, candle)
+        result = self._send_recorded(
+            request, request.reduce_only, purpose, signal_id, candle, self.broker.place
+        )
         if result.status == REJECTED:
             log.warning(
                 "order %s %s %s %.6g refused: %s",
@@ -305,6 +285,54 @@ class AccountDesk:
                 request.quantity,
                 result.reason,
             )
+        return result
+
+    def _place_exit(self, order: ExitOrder, signal_id: int | None) -> OrderResult:
+        """Rest a stop or take-profit the same way: its row first, then the broker."""
+        return self._send_recorded(order, True, order.kind, signal_id, None, self.broker.place_exit)
+
+    def _send_recorded(
+        self,
+        order: OrderRequest | ExitOrder,
+        reduce_only: bool,
+        purpose: str,
+        signal_id: int | None,
+        candle: int | None,
+        send: Callable[[Any], OrderResult],
+    ) -> OrderResult:
+        with self.db.connection() as conn:
+            row = trading.open_order_row(
+                conn,
+                account=self.account,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                reduce_only=reduce_only,
+                purpose=purpose,
+                signal_id=signal_id,
+            )
+        # Answered before (a retried run): never sent again. A resting exit's answer is OPEN;
+        # a market order left open is sent again, so that its look-up brings the fill.
+        answered = (*FINAL, OPEN) if isinstance(order, ExitOrder) else FINAL
+        if row.status in answered:
+            return OrderResult(
+                order.client_order_id,
+                None,
+                row.status,
+                row.filled,
+                row.average_price,
+                row.fee,
+                0,
+                row.reason,
+            )
+        try:
+            result = send(order)
+        except BrokerError as err:
+            with self.db.connection() as conn:
+                trading.mark_order_unknown(conn, row.id, str(err))
+            raise
+        self._settle(row.id, order.symbol, order.side, result, candle)
         return result
 
     def _settle(

@@ -77,12 +77,14 @@ class PositionManager(AccountDesk):
         why = self.risk.killed()
         if why:
             done.orders = self._kill(state, why, close_ms)
+            self._flattened(symbol)
             done.action, done.note = "kill switch", why
             done.after = self._book_quantity(symbol)
             self._mark(symbol, candle)
             return done
         if mine.last_candle_ms is not None and candle <= mine.last_candle_ms:
             done.action, done.note = "stale", "this candle (or a later one) was already executed"
+            done.orders = self._stale(signal, mine.quantity)
             return done
         if now_ms is not None and now_ms >= close_ms + self.step_ms:
             done.action = "late"
@@ -97,41 +99,57 @@ class PositionManager(AccountDesk):
         if gate.action is not None:
             done.action, done.note, done.orders = gate.action, gate.note, gate.orders
             if gate.equity is not None:  # the daily loss limit: it read equity, flattened
+                self._flattened(symbol)
                 done.equity = gate.equity
                 done.after = self._book_quantity(symbol)
             self._mark(symbol, candle)
             return done
 
-        done.target = self._target(symbol, candle)
-        current = sign(mine.quantity)
-        if current == done.target:
-            done.action = "held" if current else "none"
-        else:
-            if current:
-                side = SELL if current > 0 else BUY
-                result = self._send(signal, "close", side, abs(mine.quantity), True, candle)
-                done.orders.append(result)
-                if result.status != FILLED:
-                    done.action, done.note = "rejected", f"close refused: {result.reason}"
-            if done.target and done.action != "rejected":
-                result = self._open(signal, done.target, candle)
-                if result is not None:
-                    done.orders.append(result)
-                    if result.status != FILLED:
-                        done.action = "rejected"
-                        done.note = f"open refused: {result.reason}"
-                elif not done.note:
-                    done.note = "order below the market's minimum size; not opened"
-            if done.action != "rejected":
-                done.action = (
-                    "reversed" if current and done.target else "opened" if done.target else "closed"
-                )
+        self._trade(signal, self._book_quantity(symbol), done)
         done.after = self._book_quantity(symbol)
         done.equity = self.broker.equity()
         with self.db.connection() as conn:
             trading.record_equity(conn, self.account, close_ms, done.equity)
         self._mark(symbol, candle)
         return done
+
+    def _trade(self, signal: SignalRow, quantity: float, done: Execution) -> None:
+        """The side the backtest holds (the latest decision within the horizon): a reduce-only
+        close and an opening order when it changes. Sets `done`'s action, target and orders."""
+        symbol, candle = signal.symbol, signal.candle_ms
+        done.target = self._target(symbol, candle)
+        current = sign(quantity)
+        if current == done.target:
+            done.action = "held" if current else "none"
+            return
+        if current:
+            side = SELL if current > 0 else BUY
+            result = self._send(signal, "close", side, abs(quantity), True, candle)
+            done.orders.append(result)
+            if result.status != FILLED:
+                done.action, done.note = "rejected", f"close refused: {result.reason}"
+        if done.target and done.action != "rejected":
+            result = self._open(signal, done.target, candle)
+            if result is not None:
+                done.orders.append(result)
+                if result.status != FILLED:
+                    done.action = "rejected"
+                    done.note = f"open refused: {result.reason}"
+            elif not done.note:
+                done.note = "order below the market's minimum size; not opened"
+        if done.action != "rejected":
+            done.action = (
+                "reversed" if current and done.target else "opened" if done.target else "closed"
+            )
+
+    def _flattened(self, symbol: str) -> None:
+        """The kill switch or the loss limit flattened the account (a subclass forgets what
+        it kept about the market's trade)."""
+
+    def _stale(self, signal: SignalRow, quantity: float) -> list[OrderResult]:
+        """A candle already executed: nothing to send (a subclass may finish what a run that
+        died left undone)."""
+        return []
 
     # -- helpers --------------------------------------------------------------------------
     def _target(self, symbol: str, candle: int) -> int:
@@ -164,7 +182,14 @@ class PositionManager(AccountDesk):
         reduce_only: bool,
         candle: int,
     ) -> OrderResult:
-        cid = client_order_id(
+        cid = self._cid(signal, candle, purpose)
+        request = OrderRequest(cid, signal.symbol, side, quantity, reduce_only)
+        return self._place(request, purpose, signal.id, candle)
+
+    def _cid(self, signal: SignalRow, candle: int, purpose: str) -> str:
+        """The client order id of `purpose` for the signal's market and `candle`: the same on
+        every retry, so an order is never placed twice."""
+        return client_order_id(
             self.account,
             signal.exchange,
             signal.symbol,
@@ -173,8 +198,6 @@ class PositionManager(AccountDesk):
             signal.model_id,
             purpose,
         )
-        request = OrderRequest(cid, signal.symbol, side, quantity, reduce_only)
-        return self._place(request, purpose, signal.id, candle)
 
     def _mark(self, symbol: str, candle: int) -> None:
         with self.db.connection() as conn:

@@ -100,8 +100,10 @@ class PaperBroker:
         unrealised = sum(p.quantity * (self.price(s) - p.entry_price) for s, p in held.items())
         return self.balance() + unrealised
 
-    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
+    def open_orders(self, symbol: str | None = None, conditional: bool = True) -> list[OpenOrder]:
         """The resting exits still waiting (market orders never rest)."""
+        if not conditional:
+            return []
         self.watch_exits(symbol)
         with self.db.connection() as conn:
             resting = paper.resting_orders(conn, self.name, symbol)
