@@ -61,6 +61,7 @@ SLOW_FIRST = (
     "tests/trials/test_secrets.py",
     "tests/orchestration/test_live_e2e.py",
     "tests/orchestration/test_live_barrier_e2e.py",
+    "tests/orchestration/test_bybit_live_e2e.py",
     "tests/trials/test_daemon_kills.py",
     "tests/execution/test_barrier_manager.py",
 )
