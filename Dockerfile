@@ -2,7 +2,8 @@
 # versions (and, torch aside, the same files by hash) that the tests pass on. Built offline by
 # `scripts/image.py` (README, Container image): the base is Debian bookworm made locally
 # (mmdebstrap + podman import; bookworm's python3 is 3.11, as the lock resolves), and
-# `scripts/image.py wheels` puts the lock's wheels in build/image/wheels beforehand.
+# `scripts/image.py wheels` puts the lock's wheels in build/image/wheels beforehand, and the
+# project's own in build/image/project.
 # Pick a process with the command (compose.yaml starts the three against PostgreSQL):
 #   code server: dagster code-server start -h 0.0.0.0 -p 4000 -m pipeline.definitions
 #   webserver:   dagster-webserver -h 0.0.0.0 -p 3000 -w /opt/dagster/workspace.yaml
@@ -23,10 +24,7 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --quiet --no-cache-dir --no-index --find-links /wheels \
         --no-deps --no-compile "torch==2.13.0+cpu" \
     && /opt/venv/bin/pip install --quiet --no-cache-dir --no-index --find-links /wheels \
-        --no-deps --no-compile --require-hashes -r /wheels/requirements.txt \
-    && /opt/venv/bin/pip install --quiet --no-cache-dir --no-index --no-deps --no-compile \
-        /wheels/futures_signals-*.whl \
-    && /opt/venv/bin/pip check
+        --no-deps --no-compile --require-hashes -r /wheels/requirements.txt
 # One file fails to compile, and nothing imports it: a test helper of torch's in Python 3.12's
 # syntax (pip's own compile step skips such files silently).
 RUN /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
@@ -37,6 +35,14 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     DAGSTER_HOME=/opt/dagster/home SIGNALS_HOME=/opt/dagster/signals
 RUN useradd --system --user-group --home-dir /opt/dagster --no-create-home signals
 COPY --from=install /opt/venv /opt/venv
+# The project last, on its own: a change to the code rebuilds only these layers (seconds).
+COPY build/image/project /opt/dagster/dist
+RUN /opt/venv/bin/pip install --quiet --no-cache-dir --no-index --no-deps --no-compile \
+        /opt/dagster/dist/futures_signals-*.whl \
+    && /opt/venv/bin/pip check \
+    && cd /opt/venv/lib/python3.11/site-packages \
+    && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash \
+        pipeline assets resources
 COPY dagster.yaml /opt/dagster/home/dagster.yaml
 RUN printf 'load_from:\n  - grpc_server:\n      host: code-server\n      port: 4000\n      location_name: futures_signals\n' \
         > /opt/dagster/workspace.yaml \

@@ -1,6 +1,6 @@
 """Build and run the container image offline, with podman: no registry of images is needed.
 
-    .venv/bin/python scripts/image.py all        # base, wheels, build, up, job (timed)
+    .venv/bin/python scripts/image.py all        # base, wheels, build, up, job, launch (timed)
     .venv/bin/python scripts/image.py down       # stop the stack (--volumes: forget its data)
 
 Steps, each idempotent and timed (run one by naming it):
@@ -10,13 +10,14 @@ Steps, each idempotent and timed (run one by naming it):
           for the application, postgresql for the database; skipped when already imported
   wheels  uv.lock's runtime requirements (no dev or bench extras), their markers decided for the
           image's Python, as wheels in build/image/wheels (PyPI, hashes checked; torch from
-          /opt/wheels, else PyTorch's CPU index), and the project's own wheel
+          /opt/wheels, else PyTorch's CPU index), and the project's own in build/image/project
   build   the application image (Dockerfile: `pip install --no-index` from those wheels) and
           the PostgreSQL image (scripts/postgres-image)
   up      compose.yaml through podman-compose: PostgreSQL, code server, webserver, daemon;
           waits until the webserver has loaded the code server's location
   job     the main job (`signals run`) in a container of the image on the sample candles
           (mounted read-only), against the stack's PostgreSQL; then asks the webserver for its runs
+  launch  a run launched through the webserver's GraphQL, queued, started by the daemon
   down    stop and remove the stack's containers (and its volumes with --volumes)
 """
 
@@ -38,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "image"
 WHEELS = BUILD / "wheels"
+PROJECT_WHEEL = BUILD / "project"  # apart: a code change rebuilds only the image's last layers
 PROJECT = "futures-signals"  # podman-compose's project: names the network and the volumes
 APP_BASE = "localhost/futures-signals-base:bookworm"
 DB_BASE = "localhost/futures-signals-postgres-base:bookworm"
@@ -83,7 +85,8 @@ class StepError(RuntimeError):
 
 def sh(*args: str, capture: bool = False, **kwargs) -> str:
     """Run a command, echoed; its output returned when captured. Fails on a non-zero exit."""
-    print("+", " ".join(args), flush=True)
+    shown = (a if "\n" not in a else "<script>" for a in args)
+    print("+", " ".join(shown), flush=True)
     done = subprocess.run(args, check=False, text=True, capture_output=capture, **kwargs)
     if done.returncode != 0:
         detail = (done.stderr or "").strip()[-2000:] if capture else ""
@@ -236,7 +239,26 @@ def manylinux_platforms(glibc: str) -> list[str]:
     return [*tags, "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
 
 
+def build_project() -> None:
+    """The project's wheel, dated by the last commit (SOURCE_DATE_EPOCH) so that the same
+    sources give the same bytes and the image's layer cache holds."""
+    shutil.rmtree(PROJECT_WHEEL, ignore_errors=True)
+    epoch = sh("git", "-C", str(ROOT), "log", "-1", "--format=%ct", capture=True).strip()
+    sh(
+        "uv",
+        "build",
+        "--wheel",
+        "--quiet",
+        "--out-dir",
+        str(PROJECT_WHEEL),
+        str(ROOT),
+        env={**os.environ, "SOURCE_DATE_EPOCH": epoch},
+    )
+
+
 def step_wheels(args: argparse.Namespace) -> None:
+    if shutil.which("uv") is None:
+        raise StepError("uv exports the lock and builds the project's wheel: pip install uv")
     environment = image_python()
     glibc = environment.pop("glibc")
     print(f"image: Python {environment['python_full_version']}, {glibc}")
@@ -300,26 +322,20 @@ def step_wheels(args: argparse.Namespace) -> None:
         *target,
         TORCH,
     )
-    for old in WHEELS.glob("futures_signals-*.whl"):
-        old.unlink()
-    sh("uv", "build", "--wheel", "--quiet", "--out-dir", str(WHEELS), str(ROOT))
+    build_project()
     wanted = {spec.split("==")[0].replace("-", "_").lower() for spec, _ in requirements}
-    stale = [
-        w
-        for w in WHEELS.glob("*.whl")
-        if w.name.split("-")[0].lower() not in wanted | {"futures_signals"}
-    ]
+    stale = [w for w in WHEELS.glob("*.whl") if w.name.split("-")[0].lower() not in wanted]
     for wheel in stale:  # left by an older lock: keep the build context to the lock
         wheel.unlink()
     size = sum(w.stat().st_size for w in WHEELS.glob("*.whl")) / 2**20
-    print(f"{len(requirements)} requirements + the project: {size:.0f} MiB of wheels in {WHEELS}")
+    print(f"{len(requirements)} requirements: {size:.0f} MiB of wheels in {WHEELS}")
 
 
 # -- build ---------------------------------------------------------------------------------
 
 
 def step_build(args: argparse.Namespace) -> None:
-    if not (WHEELS / "requirements.txt").exists():
+    if not (WHEELS / "requirements.txt").exists() or not any(PROJECT_WHEEL.glob("*.whl")):
         raise StepError(f"no wheels in {WHEELS}: run `scripts/image.py wheels` first")
     for base in BASES:
         if not image_exists(base):
@@ -358,10 +374,10 @@ def step_build(args: argparse.Namespace) -> None:
 # -- up / job / down -----------------------------------------------------------------------
 
 
-def graphql(query: str) -> dict:
+def graphql(query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(
         f"{WEBSERVER}/graphql",
-        data=json.dumps({"query": query}).encode(),
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -473,8 +489,46 @@ def step_job(args: argparse.Namespace) -> None:
     print(f"the webserver shows {len(runs)} runs: {statuses}")
 
 
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def run_finished(run_id: str) -> str | None:
+    """The run's status once it has ended, else None."""
+    status = graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+    return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+
+def step_launch(args: argparse.Namespace) -> None:
+    """A run launched through the webserver (market_factor_job, 1h: it reads the candles the
+    job stored), queued, and started by the daemon in its container: the stack's own path."""
+    params = {
+        "selector": {
+            "repositoryLocationName": "futures_signals",
+            "repositoryName": "__repository__",
+            "jobName": "market_factor_job",
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "1h"}]},
+        "runConfigData": {},
+    }
+    launched = graphql(LAUNCH, {"params": params})["launchRun"]
+    if launched["__typename"] != "LaunchRunSuccess":
+        raise StepError(f"launch refused: {launched}")
+    run_id = launched["run"]["runId"]
+    status = wait_for(f"run {run_id}", lambda: run_finished(run_id), 300)
+    print(f"run {run_id} of market_factor_job (1h), launched by the daemon: {status}")
+    if status != "SUCCESS":
+        raise StepError(
+            f"run {run_id} ended {status}: see the webserver, {WEBSERVER}/runs/{run_id}"
+        )
+
+
 def step_down(args: argparse.Namespace) -> None:
     compose("down", *(["-v"] if args.volumes else []))
+    network = f"{PROJECT}_default"  # podman-compose 1.0.3 leaves it behind
+    if subprocess.run(["podman", "network", "exists", network], check=False).returncode == 0:
+        sh("podman", "network", "rm", network)
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -486,9 +540,10 @@ STEPS: dict[str, Callable[[argparse.Namespace], None]] = {
     "build": step_build,
     "up": step_up,
     "job": step_job,
+    "launch": step_launch,
     "down": step_down,
 }
-ALL = ("base", "wheels", "build", "up", "job")
+ALL = ("base", "wheels", "build", "up", "job", "launch")
 
 
 @contextmanager
