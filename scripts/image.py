@@ -69,7 +69,7 @@ HOST_PACKAGES = (
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 ENGINE_SETTINGS = """\
 [containers]
-default_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 
 [engine]
 runtime = "runc"
@@ -127,10 +127,12 @@ def step_host(args: argparse.Namespace) -> None:
         return
     import resource
 
+    # No higher than this machine's hard limits: a container that asks for more fails to start.
     nofile = min(20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    nproc = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
     CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
-    CONTAINERS_CONF.write_text(ENGINE_SETTINGS.format(nofile=nofile), encoding="utf-8")
-    print(f"wrote {CONTAINERS_CONF}: runc, nofile limit {nofile}")
+    CONTAINERS_CONF.write_text(ENGINE_SETTINGS.format(nofile=nofile, nproc=nproc), encoding="utf-8")
+    print(f"wrote {CONTAINERS_CONF}: runc, limits nofile {nofile}, nproc {nproc}")
 
 
 # -- base ----------------------------------------------------------------------------------
@@ -256,6 +258,19 @@ def build_project() -> None:
     )
 
 
+def remove_stale_wheels(pins: list[str]) -> None:
+    """Wheels an older lock left in the folder: the build context holds the lock's alone."""
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+    from packaging.version import Version
+
+    wanted = {(canonicalize_name(n), Version(v)) for n, v in (p.split("==") for p in pins)}
+    for wheel in WHEELS.glob("*.whl"):
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        if (name, version) not in wanted:
+            print(f"removing {wheel.name}: not in uv.lock")
+            wheel.unlink()
+
+
 def step_wheels(args: argparse.Namespace) -> None:
     if shutil.which("uv") is None:
         raise StepError("uv exports the lock and builds the project's wheel: pip install uv")
@@ -305,7 +320,7 @@ def step_wheels(args: argparse.Namespace) -> None:
         str(WHEELS),
         *target,
     )
-    if (TORCH_WHEEL_DIR / "").is_dir() and any(TORCH_WHEEL_DIR.glob("torch-2.13.0+cpu-*.whl")):
+    if any(TORCH_WHEEL_DIR.glob("torch-2.13.0+cpu-*.whl")):
         source = ["--no-index", "--find-links", str(TORCH_WHEEL_DIR)]
         print(f"torch: {TORCH_WHEEL_DIR}")
     else:
@@ -323,10 +338,7 @@ def step_wheels(args: argparse.Namespace) -> None:
         TORCH,
     )
     build_project()
-    wanted = {spec.split("==")[0].replace("-", "_").lower() for spec, _ in requirements}
-    stale = [w for w in WHEELS.glob("*.whl") if w.name.split("-")[0].lower() not in wanted]
-    for wheel in stale:  # left by an older lock: keep the build context to the lock
-        wheel.unlink()
+    remove_stale_wheels([spec for spec, _ in requirements])
     size = sum(w.stat().st_size for w in WHEELS.glob("*.whl")) / 2**20
     print(f"{len(requirements)} requirements: {size:.0f} MiB of wheels in {WHEELS}")
 
