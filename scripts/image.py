@@ -433,22 +433,26 @@ def server_info() -> str:
         return response.read().decode().strip()
 
 
+def database_ready() -> bool:
+    """The stack's PostgreSQL accepts connections (its container found by compose's labels:
+    podman-compose versions name containers differently)."""
+    find = ["podman", "ps", "-q", "--filter", f"label=io.podman.compose.project={PROJECT}"]
+    find += ["--filter", "label=com.docker.compose.service=db"]
+    found = subprocess.run(find, check=False, capture_output=True, text=True).stdout.split()
+    if not found:
+        return False
+    ready = ["podman", "exec", found[0], "pg_isready", "-q", "-h", "/tmp"]
+    return subprocess.run(ready, check=False).returncode == 0
+
+
 def step_up(args: argparse.Namespace) -> None:
     for image in (APP_IMAGE, DB_IMAGE):
         if not image_exists(image):
             raise StepError(f"no {image}: run `scripts/image.py build` first")
-    compose("up", "-d", "db")
-    wait_for(
-        "PostgreSQL",
-        lambda: (
-            subprocess.run(
-                ["podman", "exec", f"{PROJECT}_db_1", "pg_isready", "-q", "-h", "/tmp"], check=False
-            ).returncode
-            == 0
-        ),
-        60,
-    )
+    # All at once (podman-compose 1.0.3 would start db again for a second `up`): the Dagster
+    # processes restart on failure until PostgreSQL's first start has made its cluster.
     compose("up", "-d")
+    wait_for("PostgreSQL", database_ready, 60)
     info = wait_for("the webserver", server_info, 180)
     print("webserver /server_info:", info)
     entries = wait_for("the code location", location_loaded, 180)
@@ -513,8 +517,9 @@ def run_finished(run_id: str) -> str | None:
 
 
 def step_launch(args: argparse.Namespace) -> None:
-    """A run launched through the webserver (market_factor_job, 1h: it reads the candles the
-    job stored), queued, and started by the daemon in its container: the stack's own path."""
+    """A run launched through the webserver (market_factor_job, 1h: light; after `job` it
+    reads the candles the job stored), queued, and started by the daemon in its container:
+    the stack's own path, which `job` (in-process runs) does not take."""
     params = {
         "selector": {
             "repositoryLocationName": "futures_signals",
