@@ -116,7 +116,7 @@ class Candidate:
             config={
                 **self.result.config,
                 **(
-                    {"ensemble": {"size": len(networks), "seeds": _seeds(networks)}}
+                    {"ensemble": {"size": len(networks), "seeds": [r.seed for r in networks]}}
                     if ensemble
                     else {}
                 ),
@@ -147,10 +147,6 @@ class Candidate:
             else [],
             epochs=self.result.epochs,  # the first network's (each member's: metrics)
         )
-
-
-def _seeds(networks: list[TrainResult]) -> list[int]:
-    return [r.seed for r in networks]
 
 
 def _member_figures(result: TrainResult) -> dict[str, object]:
