@@ -35,6 +35,7 @@ from pipeline.features.labels import (
 from pipeline.features.registry import feature_names
 from pipeline.model.config import TrainConfig
 from pipeline.model.contract import MODEL_NAME, load_for_inference
+from pipeline.model.ensemble import DEFAULT_ENSEMBLE
 from pipeline.partitions import (
     BASE_FEATURE_PARTITIONS,
     BASE_TIMEFRAME,
@@ -70,7 +71,9 @@ class ModelRunConfig(dg.Config):
     unless `fixed_threshold` (e.g. the brief's 0.65) is set. With `use_study` (the default)
     the best trial of `hyperparameter_study` replaces what the study searched: the window,
     hidden size, dropout, learning rate and weight decay, the label's time limit and barrier
-    width, and the coverage (one option, so `fixed_threshold` is ignored)."""
+    width, and the coverage (one option, so `fixed_threshold` is ignored). `ensemble`
+    networks (seeds seed, seed + 1, …) decide as one model by their mean probability: 3 by
+    default, the size the walk-forward's validation preferred (issue 11); 1 is one network."""
 
     train_start: str = "2020-01-01"
     # None: the project's (SIGNALS_TRAIN_END, SIGNALS_VALIDATION_END, SIGNALS_MAX_EPOCHS).
@@ -81,6 +84,7 @@ class ModelRunConfig(dg.Config):
     patience: int = 4
     gap_bound: float = 0.15
     seed: int = 0
+    ensemble: int = Field(default=DEFAULT_ENSEMBLE, ge=1)
     label_horizon: int = DEFAULT_HORIZON
     barrier_k: float | None = DEFAULT_BARRIER_K
     label_margin: float = DEFAULT_MARGIN
@@ -112,6 +116,7 @@ class ModelRunConfig(dg.Config):
                 gap_bound=self.gap_bound,
                 seed=self.seed,
             ),
+            ensemble=self.ensemble,
         )
 
 
@@ -244,9 +249,10 @@ def lstm_model(
     candidate = fit_candidate(features, _base_candles(database, candle_source), selected, cfg)
     record = candidate.record()
     result, validation = candidate.result, candidate.validation
-    gap = float(result.best["gap"])
     # The stored weights are the best epoch's, so the check judges that epoch's gap
-    # (training may have stopped later, on a gap past the bound).
+    # (training may have stopped later, on a gap past the bound); an ensemble's is its
+    # widest member's.
+    gap = float(record.metrics["gap"])
     gap_ok = gap <= cfg.train.gap_bound
     beats_majority = validation["val_accuracy"] > validation["val_majority_accuracy"]
     # Kept with the model: the live job lets a candidate decide in shadow only when none of
@@ -263,16 +269,19 @@ def lstm_model(
     with database.database().connection() as conn:
         model_id = model_store.save_model(conn, record)
     tuned = f"tuned by study {study['study']}" if study is not None else "untuned"
+    seeds = [r.seed for r in candidate.networks]
     context.log.info(
-        f"candidate {model_id} ({tuned}): {result.stopped}, "
-        f"val acc {validation['val_accuracy']:.4f}"
+        f"candidate {model_id} ({tuned}, {len(seeds)} network(s), seeds {seeds}): "
+        f"{result.stopped}, val acc {validation['val_accuracy']:.4f}"
     )
     point, chosen = candidate.operating, candidate.chosen_option
     return dg.MaterializeResult(
         value=model_id,
         metadata={
             "model_id": model_id,
-            "parameters": result.n_parameters,
+            "parameters": result.n_parameters,  # per network
+            "networks": len(seeds),
+            "seeds": dg.MetadataValue.json(seeds),
             "epochs": len(result.epochs),
             "best_epoch": result.best_epoch,
             "stopped": result.stopped,
@@ -294,6 +303,7 @@ def lstm_model(
             "train_window": _window(candidate.boundaries, "train"),
             "validation_window": _window(candidate.boundaries, "validation"),
             "seed": result.seed,
+            **_member_metadata(record.metrics.get("members")),
             "label_rule": dg.MetadataValue.json(rounded_json(cfg.label.to_json())),
             "operating_point": dg.MetadataValue.json(rounded_json(point.to_json())),
             "operating_options": dg.MetadataValue.md(
@@ -325,6 +335,19 @@ def lstm_model(
             ),
         ],
     )
+
+
+def _member_metadata(members: list[dict] | None) -> dict[str, object]:
+    """An ensemble's members: each one's seed, kept epoch, stop and gap (curves above: the
+    first member's)."""
+    if not members:
+        return {}
+    rows = (
+        [m["seed"], m["best_epoch"], m["stopped"], f"{m['gap']:+.4f}", len(m["epochs"])]
+        for m in members
+    )
+    table = markdown_table(["seed", "best epoch", "stopped", "gap", "epochs"], rows, "rrlrr")
+    return {"members": dg.MetadataValue.md(table)}
 
 
 def _study_metadata(study: dict | None) -> dict[str, object]:

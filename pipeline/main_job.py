@@ -138,9 +138,11 @@ class StepOutcome:
                 )
             )
         if self.asset == "lstm_model":
+            count = int(meta.get("networks", 1))  # older runs' metadata: one network
+            networks = f"{count} networks (seeds {meta['seeds']}) of " if count > 1 else ""
             return (
-                f"lstm_model  candidate {meta['model_id']}: {meta['parameters']} parameters, "
-                f"{meta['epochs']} epochs ({meta['stopped']}), validation accuracy "
+                f"lstm_model  candidate {meta['model_id']}: {networks}{meta['parameters']} "
+                f"parameters, {meta['epochs']} epochs ({meta['stopped']}), validation accuracy "
                 f"{meta['val_accuracy']:.4f} vs majority {meta['val_majority_accuracy']:.4f}, "
                 f"gap {meta['gap']:+.4f}  checks: {verdict}"
             )

@@ -90,6 +90,7 @@ def install_model(db: Database, record: model_store.ModelRecord, note: dict[str,
         seed=record.seed,
         checkpoint=record.checkpoint,
         epochs=record.epochs,
+        members=record.members,  # an ensemble's networks
     )
     with db.connection() as conn:
         model_id = model_store.save_model(conn, copy)

@@ -8,7 +8,7 @@ evaluation and live inference do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,11 +34,12 @@ from pipeline.model.contract import (
     window_scale,
 )
 from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.ensemble import member_mean, member_seeds
 from pipeline.model.operating import Edge, OperatingPoint, fit_edge
 from pipeline.model.scaler import Scaler
 from pipeline.model.splits import SplitConfig, chronological_split
 from pipeline.signals.calibration import accuracy, expected_calibration_error
-from pipeline.store.models import ModelRecord
+from pipeline.store.models import MemberCheckpoint, ModelRecord
 
 if TYPE_CHECKING:
     from pipeline.model.training import TrainResult
@@ -54,6 +55,9 @@ class CandidateConfig:
     operating: OperatingChoice = field(default_factory=OperatingChoice)
     train: TrainConfig = field(default_factory=TrainConfig)
     costs: BacktestConfig = field(default_factory=BacktestConfig)
+    # Networks deciding by their mean P(up), seeds train.seed, train.seed + 1, …: 1 is one
+    # model; the assets' default is the size validation chose (pipeline.model.ensemble).
+    ensemble: int = 1
 
     def split(self) -> SplitConfig:
         return SplitConfig(
@@ -87,6 +91,13 @@ class Candidate:
     # a reliability diagram draws). Not stored with the model.
     val_p_up: np.ndarray | None = None
     val_y: np.ndarray | None = None
+    # Every network of an ensemble, in seed order (the first is `result`); empty: one model.
+    members: list[TrainResult] = field(default_factory=list)
+
+    @property
+    def networks(self) -> list[TrainResult]:
+        """The trained networks the candidate decides with (one, or an ensemble's)."""
+        return self.members or [self.result]
 
     @property
     def chosen_option(self) -> dict[str, object]:
@@ -94,12 +105,21 @@ class Candidate:
         return next(o for o in self.operating_options if o.get("chosen", True))
 
     def record(self) -> ModelRecord:
-        best = self.result.best
+        """The store's record: one network's checkpoint, or each member's for an ensemble
+        (its gap: the widest of its members', so no member escapes the bound)."""
+        networks = self.networks
+        ensemble = len(networks) > 1
+        gap = max(float(r.best["gap"]) for r in networks)
         return ModelRecord(
             name=MODEL_NAME,
             timeframe=self.config.timeframe,
             config={
                 **self.result.config,
+                **(
+                    {"ensemble": {"size": len(networks), "seeds": [r.seed for r in networks]}}
+                    if ensemble
+                    else {}
+                ),
                 "threshold": self.operating.threshold,
                 "horizon": self.config.label.horizon,
                 "label": self.config.label.to_json(),
@@ -114,15 +134,31 @@ class Candidate:
                 **self.validation,
                 "best_epoch": self.result.best_epoch,
                 "stopped": self.result.stopped,
-                "gap_flagged": self.result.gap_flagged,
-                "gap": best["gap"],
+                "gap_flagged": any(r.gap_flagged for r in networks),
+                "gap": gap,
                 "n_parameters": self.result.n_parameters,
                 "device": self.result.device,
+                **({"members": [_member_figures(r) for r in networks]} if ensemble else {}),
             },
             seed=self.result.seed,
-            checkpoint=checkpoint_bytes(self.result.state_dict),
-            epochs=self.result.epochs,
+            checkpoint=b"" if ensemble else checkpoint_bytes(self.result.state_dict),
+            members=[MemberCheckpoint(r.seed, checkpoint_bytes(r.state_dict)) for r in networks]
+            if ensemble
+            else [],
+            epochs=self.result.epochs,  # the first network's (each member's: metrics)
         )
+
+
+def _member_figures(result: TrainResult) -> dict[str, object]:
+    """One ensemble member's fit, as the record keeps it (its curves: `epochs`)."""
+    return {
+        "seed": result.seed,
+        "best_epoch": result.best_epoch,
+        "stopped": result.stopped,
+        "gap": float(result.best["gap"]),
+        "gap_flagged": result.gap_flagged,
+        "epochs": result.epochs,
+    }
 
 
 def fit_candidate(
@@ -133,12 +169,22 @@ def fit_candidate(
 ) -> Candidate:
     """Label by the configured rule, train on the training split, early-stop on validation,
     fit the expected-value edge on training rows and choose the operating point on
-    validation (`pipeline.evaluation.operating_choice`); nothing later is read."""
+    validation (`pipeline.evaluation.operating_choice`); nothing later is read.
+
+    With `cfg.ensemble` > 1 the networks of seeds seed, seed + 1, … are each trained exactly
+    as a single candidate of that seed (the evaluation's members), and their mean P(up)
+    (`member_mean`) is what validation judges and the operating point is chosen on."""
     data = attach_labels(features, candles, cfg.timeframe, cfg.label)
     windows = make_windows(data, selected, cfg.train.window, cfg.timeframe)
     splits = chronological_split(windows, cfg.split())
-    fitted = fit_model(splits.train, splits.validation, cfg.train)
-    p_val = fitted.validation_probabilities(splits.validation)
+    fits = [
+        fit_model(splits.train, splits.validation, replace(cfg.train, seed=seed))
+        for seed in member_seeds(cfg.train.seed, cfg.ensemble)
+    ]
+    fitted = fits[0]
+    if any(f.scaler.to_dict() != fitted.scaler.to_dict() for f in fits[1:]):
+        raise RuntimeError("ensemble members fitted different scalers on the same windows")
+    p_val = member_mean([f.validation_probabilities(splits.validation) for f in fits])
     y_val = splits.validation.y
     majority = float(splits.train.y.mean() >= 0.5)
     bounds = splits.record()
@@ -160,7 +206,7 @@ def fit_candidate(
         market=np.asarray(decided.market),
         timestamp=pd.DatetimeIndex(decided.timestamp),
         scale=window_scale(data, decided),
-        p_up=fitted.validation_probabilities(decided),
+        p_up=member_mean([f.validation_probabilities(decided) for f in fits]),
         label=np.asarray(decided.y, dtype=np.float64),
     )
     chosen = choose_operating_point(candles, segment, edge, cfg.exits(), cfg.operating)
@@ -184,6 +230,7 @@ def fit_candidate(
         edge=edge,
         val_p_up=np.asarray(p_val, dtype=np.float64),
         val_y=np.asarray(y_val, dtype=np.float64),
+        members=[f.result for f in fits] if len(fits) > 1 else [],
     )
 
 

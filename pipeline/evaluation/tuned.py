@@ -30,6 +30,8 @@ from pipeline.evaluation.window_search import (
 )
 from pipeline.features.labels import LabelRule, attach_labels
 from pipeline.model.contract import predict, segment_windows, window_scale
+from pipeline.model.dataset import WindowSet
+from pipeline.model.ensemble import DEFAULT_ENSEMBLE, member_mean, member_seeds
 from pipeline.store.studies import study_database_url
 from pipeline.store.trials import config_hash
 
@@ -45,7 +47,7 @@ class TuningConfig:
     inner_folds: int = 2
     # Seeds in the ensemble: 3, the size the validation preferred over the 2022–2023 refits
     # (`summary.ensemble_line`; issue 11's note). The test run measured 5, fixed before it.
-    ensemble: int = 3
+    ensemble: int = DEFAULT_ENSEMBLE
     space: SearchSpace = field(default_factory=SearchSpace)
     study_prefix: str = "wf"  # a new prefix starts new studies; the same one resumes them
 
@@ -79,7 +81,7 @@ def _mean_point(
     first = members[0]
     return choose_operating_point(
         candles,
-        replace(first.segment, p_up=np.mean([m.segment.p_up for m in members], axis=0)),
+        replace(first.segment, p_up=member_mean([m.segment.p_up for m in members])),
         first.edge,
         search.costs.exiting_by(params.label(search.label), search.timeframe),
         params.operating(search.operating),
@@ -117,6 +119,15 @@ def _ensemble_choice(
     return figures, best
 
 
+def ensemble_probabilities(
+    members: list[Candidate], windows: WindowSet
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each member's P(up) on `windows` (one window at a time, as live decides) and the
+    ensemble's, their mean: what a stored ensemble of these networks decides, bit for bit."""
+    p_members = [predict(m.result.model(), m.scaler, windows) for m in members]
+    return p_members, member_mean(p_members)
+
+
 def tune_fold(
     features: pd.DataFrame,
     candles: dict[str, pd.DataFrame],
@@ -140,8 +151,8 @@ def tune_fold(
     log(f"study {name}: best trial validation Sharpe {found.value:+.2f} with {params}")
     train_end, fit_end = search.inner_plans()[-1]  # the refit's own train/validation split
     members = [
-        objective.fit(params, train_end, fit_end, seed=search.train.seed + i)
-        for i in range(tuning.ensemble)
+        objective.fit(params, train_end, fit_end, seed=seed)
+        for seed in member_seeds(search.train.seed, tuning.ensemble)
     ]
     sizes, preferred = _ensemble_choice(members, known, search, params)
     log(f"ensemble on validation: {sizes}; preferred size {preferred}")
@@ -157,8 +168,7 @@ def tune_fold(
         markets=test_markets,
     )
     scale = window_scale(data, test)
-    p_members = [predict(m.result.model(), m.scaler, test) for m in members]
-    p_mean = np.mean(p_members, axis=0)
+    p_members, p_mean = ensemble_probabilities(members, test)
     first = members[0]
     ensemble_point = _mean_point(members, known, search, params).point
     decisions = pd.DataFrame(

@@ -13,7 +13,7 @@ scorer, the code location and the helpers that only read windows never load it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +25,7 @@ import pandas as pd
 from pipeline.features.labels import LabelRule
 from pipeline.model.checkpoint import read_checkpoint
 from pipeline.model.dataset import WindowSet, make_windows
+from pipeline.model.ensemble import Ensemble, member_mean
 from pipeline.model.operating import OperatingPoint
 from pipeline.model.scaler import Scaler
 
@@ -82,23 +83,33 @@ def fit_model(
 
 
 # -- load ----------------------------------------------------------------------------------
+class StoredMember(Protocol):
+    """One network of a stored ensemble (pipeline.store.models.MemberCheckpoint)."""
+
+    seed: int
+    checkpoint: bytes
+
+
 class StoredModel(Protocol):
-    """What loading reads from a model store record (pipeline.store.models.ModelRecord)."""
+    """What loading reads from a model store record (pipeline.store.models.ModelRecord):
+    one network's `checkpoint`, or an ensemble's `members` (then `checkpoint` is empty)."""
 
     id: int | None
     config: dict[str, Any]
     features: list[str]
     scaler: dict[str, Any]
     checkpoint: bytes
+    members: Sequence[StoredMember]
 
 
 @dataclass
 class LoadedModel:
-    """A stored model ready to decide: network, scaler, features, its label rule (which is
-    also how its trades exit), its operating point and id."""
+    """A stored model ready to decide: network (or an ensemble of them, deciding by their
+    mean probability), scaler, features, its label rule (which is also how its trades
+    exit), its operating point and id."""
 
     model_id: int | None
-    network: LSTMClassifier
+    network: LSTMClassifier | Ensemble
     scaler: Scaler
     features: list[str]
     window: int
@@ -150,26 +161,41 @@ def load_for_inference(record: StoredModel, available: list[str]) -> LoadedModel
     scaler = Scaler.from_dict(record.scaler)
     if list(scaler.features) != record.features:
         raise ModelMismatchError(f"model {record.id}: its scaler and feature list disagree")
-    from pipeline.model.lstm import LSTMClassifier
-
+    members = list(getattr(record, "members", None) or [])
+    if members:
+        network: LSTMClassifier | Ensemble = Ensemble(
+            tuple(_network(record, m.checkpoint, f"member {i}") for i, m in enumerate(members)),
+            tuple(int(m.seed) for m in members),
+        ).eval()
+    else:
+        network = _network(record, record.checkpoint, "").eval()
     cfg = record.config
-    network = LSTMClassifier(len(record.features), cfg["hidden"], cfg["layers"], cfg["dropout"])
-    state = read_checkpoint(record.checkpoint, record.id)
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as err:
-        raise ModelMismatchError(
-            f"model {record.id}: weights do not fit its config: {err}"
-        ) from err
     return LoadedModel(
         model_id=record.id,
-        network=network.eval(),
+        network=network,
         scaler=scaler,
         features=list(record.features),
         window=int(cfg["window"]),
         label=stored_label(cfg),
         operating=stored_operating(cfg),
     )
+
+
+def _network(record: StoredModel, checkpoint: bytes, which: str) -> LSTMClassifier:
+    """One network of the record from its checkpoint bytes (`which`: the member, if any)."""
+    from pipeline.model.lstm import LSTMClassifier
+
+    cfg = record.config
+    network = LSTMClassifier(len(record.features), cfg["hidden"], cfg["layers"], cfg["dropout"])
+    state = read_checkpoint(checkpoint, record.id)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        where = f" ({which})" if which else ""
+        raise ModelMismatchError(
+            f"model {record.id}{where}: weights do not fit its config: {err}"
+        ) from err
+    return network
 
 
 def stored_label(config: dict[str, Any]) -> LabelRule:
@@ -204,7 +230,7 @@ def segment_windows(
     return windows.take(keep)
 
 
-def predict(network: torch.nn.Module, scaler: Scaler, windows: WindowSet) -> np.ndarray:
+def predict(network: torch.nn.Module | Ensemble, scaler: Scaler, windows: WindowSet) -> np.ndarray:
     """P(up) of each (unscaled) window, one window at a time as live inference decides."""
     return probabilities(network, scaler.apply(windows).X, batch_size=1)
 
@@ -226,9 +252,14 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def probabilities(model: torch.nn.Module, scaled: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def probabilities(
+    model: torch.nn.Module | Ensemble, scaled: np.ndarray, batch_size: int = 4096
+) -> np.ndarray:
     """P(up) for scaled windows [n, L, F], one fixed-size batch at a time (the only forward
-    pass decisions use, so single and batch decisions agree when batch_size is 1)."""
+    pass decisions use, so single and batch decisions agree when batch_size is 1). An
+    ensemble's is the mean of its members' (`member_mean`, as the evaluation's ensemble)."""
+    if isinstance(model, Ensemble):
+        return member_mean([probabilities(m, scaled, batch_size) for m in model.members])
     import torch
 
     model.eval()

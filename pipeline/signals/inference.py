@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.model.contract import DEFAULT_THRESHOLD, probabilities, torch_threads
+from pipeline.model.ensemble import Ensemble, member_mean
 from pipeline.model.operating import OperatingPoint, sides
 from pipeline.signals.sides import FLAT, LONG, SHORT  # noqa: F401  (re-exported)
 
@@ -69,12 +70,16 @@ def input_hash(window: np.ndarray, features: list[str], model_id: int | None) ->
     return digest.hexdigest()
 
 
-def attributions(model: torch.nn.Module, scaled: np.ndarray) -> np.ndarray:
+def attributions(model: torch.nn.Module | Ensemble, scaled: np.ndarray) -> np.ndarray:
     """Gradient × input of the logit, summed over the window: [n, F].
 
     Positive values push towards up. Cheap (one backward pass) and exact for what it claims:
-    a first-order account of which inputs moved this logit.
+    a first-order account of which inputs moved this logit. An ensemble's is the mean of its
+    members' (each member's logit, in logit units like a single network's), so a feature
+    that pushes every member the same way leads its explanation.
     """
+    if isinstance(model, Ensemble):
+        return member_mean([attributions(m, scaled) for m in model.members])
     import torch
 
     model.eval()
@@ -85,7 +90,7 @@ def attributions(model: torch.nn.Module, scaled: np.ndarray) -> np.ndarray:
 
 
 def decide_many(
-    model: torch.nn.Module, scaled: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+    model: torch.nn.Module | Ensemble, scaled: np.ndarray, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
     """(P(up), side) for many SCALED windows [n, L, F] (an array or a lazy window array).
 
@@ -98,7 +103,7 @@ def decide_many(
 
 
 def decide(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Ensemble,
     window: np.ndarray,
     scale: Callable[[np.ndarray], np.ndarray],
     features: list[str],

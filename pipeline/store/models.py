@@ -2,7 +2,9 @@
 
 A checkpoint is kept as bytes (`pipeline.model.checkpoint` writes and reads them) and comes
 back only after its bytes match the recorded SHA-256: a tampered or corrupted one is refused
-here, before anything tries to read it. The store never imports torch.
+here, before anything tries to read it. A seed ensemble is one record with N networks
+(`members`), each checksummed, and the record's own digest covers them all in order. The
+store never imports torch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ class ModelStoreError(RuntimeError):
     """A model could not be stored, found, verified or promoted; the message says which."""
 
 
+@dataclass(frozen=True)
+class MemberCheckpoint:
+    """One network of an ensemble record: its seed and checkpoint bytes."""
+
+    seed: int
+    checkpoint: bytes
+    checkpoint_sha256: str | None = None
+
+
 @dataclass
 class ModelRecord:
     name: str
@@ -36,6 +47,20 @@ class ModelRecord:
     id: int | None = None
     status: str = "candidate"
     checkpoint_sha256: str | None = None
+    # An ensemble's networks, in order (then `checkpoint` is empty): they decide together,
+    # by the mean of their probabilities. Empty for a single network.
+    members: list[MemberCheckpoint] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of every network the record holds."""
+        return [m.seed for m in self.members] if self.members else [self.seed]
+
+
+def ensemble_sha256(members: list[tuple[int, str]]) -> str:
+    """The digest of an ensemble record: its members' (seed, checkpoint SHA-256) in order."""
+    text = "\n".join(f"{i} {seed} {digest}" for i, (seed, digest) in enumerate(members))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def json_safe(value: Any) -> Any:
@@ -62,11 +87,20 @@ def jsonb(value: Any) -> Jsonb:
 
 
 def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
-    """Insert a candidate with its epochs; returns its id."""
-    if not record.checkpoint:
+    """Insert a candidate with its epochs (and an ensemble's members); returns its id."""
+    if record.members and record.checkpoint:
+        raise ModelStoreError("a model holds one checkpoint or ensemble members, not both")
+    if not record.checkpoint and not record.members:
         raise ModelStoreError("a model needs its checkpoint to be stored")
+    if any(not m.checkpoint for m in record.members):
+        raise ModelStoreError("every ensemble member needs its checkpoint to be stored")
     blob = record.checkpoint
-    digest = hashlib.sha256(blob).hexdigest()
+    member_digests = [hashlib.sha256(m.checkpoint).hexdigest() for m in record.members]
+    digest = (
+        ensemble_sha256([(m.seed, d) for m, d in zip(record.members, member_digests, strict=True)])
+        if record.members
+        else hashlib.sha256(blob).hexdigest()
+    )
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO models (name, timeframe, config, features, scaler, data_window,
@@ -87,6 +121,17 @@ def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
         ).fetchone()
         assert row is not None
         model_id = int(row[0])
+        if record.members:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO model_members (model_id, member, seed, checkpoint,
+                                                  checkpoint_sha256)
+                       VALUES (%s, %s, %s, %s, %s)""",
+                    [
+                        (model_id, i, m.seed, m.checkpoint, d)
+                        for i, (m, d) in enumerate(zip(record.members, member_digests, strict=True))
+                    ],
+                )
         if record.epochs:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -108,6 +153,10 @@ def save_model(conn: psycopg.Connection, record: ModelRecord) -> int:
                     ],
                 )
     record.id, record.checkpoint_sha256 = model_id, digest
+    record.members = [
+        MemberCheckpoint(m.seed, m.checkpoint, d)
+        for m, d in zip(record.members, member_digests, strict=True)
+    ]
     return model_id
 
 
@@ -118,10 +167,10 @@ _COLUMNS = """id, name, timeframe, status, config, features, scaler, data_window
 def load_model(conn: psycopg.Connection, model_id: int) -> ModelRecord:
     """The stored model with its checkpoint, after checking the bytes against their hash."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE id = %s", (model_id,)).fetchone()
-    conn.commit()
     if row is None:
+        conn.commit()
         raise ModelStoreError(f"no model with id {model_id}")
-    return _record(row)
+    return _record(conn, row)
 
 
 def production_model(conn: psycopg.Connection, name: str, timeframe: str) -> ModelRecord | None:
@@ -130,8 +179,7 @@ def production_model(conn: psycopg.Connection, name: str, timeframe: str) -> Mod
         "AND status = 'production'",
         (name, timeframe),
     ).fetchone()
-    conn.commit()
-    return _record(row) if row else None
+    return _record(conn, row) if row else _done(conn)
 
 
 def shadow_candidate(
@@ -153,8 +201,7 @@ def shadow_candidate(
             ORDER BY id DESC LIMIT 1""",
         (name, timeframe, newer_than or 0),
     ).fetchone()
-    conn.commit()
-    return _record(row) if row else None
+    return _record(conn, row) if row else _done(conn)
 
 
 def deciding_models(
@@ -186,7 +233,14 @@ def newest_model_id(
     return None if row is None or row[0] is None else int(row[0])
 
 
-def _record(row: tuple) -> ModelRecord:
+def _done(conn: psycopg.Connection) -> None:
+    """End the read's transaction: nothing found."""
+    conn.commit()
+
+
+def _record(conn: psycopg.Connection, row: tuple) -> ModelRecord:
+    """The record of a models row with its members, each checkpoint checked against its
+    recorded SHA-256 (and an ensemble's members against the record's digest)."""
     (
         model_id,
         name,
@@ -201,12 +255,23 @@ def _record(row: tuple) -> ModelRecord:
         blob,
         digest,
     ) = row
-    actual = hashlib.sha256(bytes(blob)).hexdigest()
+    try:
+        members = _members(conn, model_id)
+    finally:
+        conn.commit()  # end the read's transaction, whatever the checks find
+    actual = (
+        ensemble_sha256([(m.seed, str(m.checkpoint_sha256)) for m in members])
+        if members
+        else hashlib.sha256(bytes(blob)).hexdigest()
+    )
     if actual != digest:
+        what = "its members' digest" if members else "checkpoint SHA-256"
         raise ModelStoreError(
-            f"model {model_id}: checkpoint SHA-256 {actual[:12]}… does not match the recorded "
+            f"model {model_id}: {what} {actual[:12]}… does not match the recorded "
             f"{digest[:12]}…; refusing to load a tampered or corrupted checkpoint"
         )
+    if members and blob:
+        raise ModelStoreError(f"model {model_id}: an ensemble record holds a stray checkpoint")
     return ModelRecord(
         name=name,
         timeframe=timeframe,
@@ -220,7 +285,30 @@ def _record(row: tuple) -> ModelRecord:
         id=model_id,
         status=status,
         checkpoint_sha256=digest,
+        members=members,
     )
+
+
+def _members(conn: psycopg.Connection, model_id: int) -> list[MemberCheckpoint]:
+    """An ensemble's members in order, each after its bytes matched its SHA-256."""
+    rows = conn.execute(
+        """SELECT member, seed, checkpoint, checkpoint_sha256 FROM model_members
+           WHERE model_id = %s ORDER BY member""",
+        (model_id,),
+    ).fetchall()
+    members = []
+    for position, (member, seed, blob, digest) in enumerate(rows):
+        if member != position:
+            raise ModelStoreError(f"model {model_id}: member {position} is missing")
+        actual = hashlib.sha256(bytes(blob)).hexdigest()
+        if actual != digest:
+            raise ModelStoreError(
+                f"model {model_id}: member {member} (seed {seed}) checkpoint SHA-256 "
+                f"{actual[:12]}… does not match the recorded {digest[:12]}…; refusing to load "
+                "a tampered or corrupted checkpoint"
+            )
+        members.append(MemberCheckpoint(int(seed), bytes(blob), digest))
+    return members
 
 
 def epochs(conn: psycopg.Connection, model_id: int) -> list[dict[str, float]]:

@@ -220,7 +220,12 @@ def test_main_job_runs_the_chain_for_one_market(
         r"[+-]\d+\.\d\d: window \d+ hidden \d+",
         out.stdout,
     )
-    assert re.search(r"lstm_model  candidate \d+: \d+ parameters, 2 epochs", out.stdout)
+    # The default model: a seed ensemble of the size validation chose, one record.
+    assert re.search(
+        r"lstm_model  candidate \d+: 3 networks \(seeds \[0, 1, 2\]\) of \d+ parameters, "
+        r"2 epochs",
+        out.stdout,
+    )
     assert "| buy_and_hold |" in out.stdout
     assert re.search(r"production_model  candidate \d+ (PROMOTED|REFUSED)", out.stdout)
     _runs_are_in_postgres(database_url, tmp_path / "dagster")

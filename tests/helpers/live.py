@@ -64,18 +64,21 @@ def install_random_model(
     promote: bool = True,
     checks: dict | None = None,
     exchange: str = "binanceusdm",
+    members: int = 1,
 ):
     """Seeded random LSTM with a scaler fitted on the seeded history; promoted unless
     `promote` is false (a candidate, which decides in shadow when none of its ERROR
     `checks` failed: by default its checks are recorded as passed). `label`: a stored label
     rule (a barrier model); by default the model exits by time after 1 candle. The history
-    is read as stored under `exchange`."""
+    is read as stored under `exchange`. `members` > 1: an ensemble record of that many
+    networks, seeds seed, seed + 1, …"""
     from pipeline.model.checkpoint import checkpoint_bytes
     from pipeline.model.contract import MODEL_NAME, probabilities
+    from pipeline.model.ensemble import Ensemble, member_seeds
     from pipeline.model.lstm import LSTMClassifier
     from pipeline.model.scaler import Scaler
     from pipeline.signals.candle import live_features, load_inputs
-    from pipeline.store.models import ModelRecord, save_model
+    from pipeline.store.models import MemberCheckpoint, ModelRecord, save_model
     from pipeline.trading_replay import install_model
 
     names = quick_features()
@@ -87,8 +90,12 @@ def install_random_model(
     rows = frame[names].to_numpy(dtype=np.float32)
     rows = rows[np.isfinite(rows).all(axis=1)]
     scaler = Scaler.fit_rows(rows, tuple(names))
-    torch.manual_seed(seed)
-    network = LSTMClassifier(len(names), hidden=16, layers=1, dropout=0.0).eval()
+    seeds = member_seeds(seed, members)
+    networks = []
+    for s in seeds:
+        torch.manual_seed(s)
+        networks.append(LSTMClassifier(len(names), hidden=16, layers=1, dropout=0.0).eval())
+    network = networks[0] if members == 1 else Ensemble(tuple(networks), tuple(seeds))
     scaled = scaler.transform(rows)
     windows = np.lib.stride_tricks.sliding_window_view(scaled, (WINDOW, len(names)))[:, 0][-300:]
     p_up = probabilities(network, np.ascontiguousarray(windows))
@@ -124,7 +131,13 @@ def install_random_model(
             },
         },
         seed=seed,
-        checkpoint=checkpoint_bytes(network.state_dict()),
+        checkpoint=checkpoint_bytes(networks[0].state_dict()) if members == 1 else b"",
+        members=[]
+        if members == 1
+        else [
+            MemberCheckpoint(s, checkpoint_bytes(n.state_dict()))
+            for s, n in zip(seeds, networks, strict=True)
+        ],
     )
     if not promote:
         with db.connection() as conn:

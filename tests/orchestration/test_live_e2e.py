@@ -182,6 +182,48 @@ def test_one_run_and_one_signal_per_candle_and_backtest_parity(live):
     assert sides == {1, 0, -1}, "the test model should go long, short and flat"
 
 
+def test_an_ensemble_in_production_trades_live_as_its_backtest_bit_for_bit(
+    tmp_path, sample_frames, db, database_url
+):
+    """One record of three networks (as `lstm_model` stores by default) through the sensor,
+    the live job and the paper broker: every decision is the backtest path's, the mean of the
+    same three networks, bit for bit, and the fills are the backtest's trades."""
+    count = 4
+    folder = live_folder(tmp_path, sample_frames, count)
+    symbols = list(SYMBOLS_BY_MARKET_ID.values())
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, LIVE_START)
+    model_id, _, _ = install_random_model(db, symbols, TIMEFRAMES, members=3)
+    closes = _closes(0, count)
+    exchange = ReplayExchange(folder, ReplayClock(LIVE_START, speed=1.0))
+    with ReplayServer(exchange) as server:
+        replay = LiveReplay(_resources(database_url, server.url, tmp_path), exchange)
+        for close in closes:
+            replay.tick(close)
+    seed_candles(db, CandleFolder(folder), "binanceusdm", symbols, TIMEFRAMES, closes[-1] + HOUR)
+    with db.connection() as conn:
+        assert load_model(conn, model_id).seeds == [7, 8, 9]
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        conn.commit()
+    assert orders > 0
+    for market, symbol in SYMBOLS_BY_MARKET_ID.items():
+        report = parity(
+            db,
+            "binanceusdm",
+            symbol,
+            "1h",
+            TIMEFRAMES,
+            [c - HOUR for c in closes],
+            BacktestConfig(timeframe="1h", fee=FEE, position_size=RISK),
+            f"paper-{market}",
+            BALANCE,
+        )
+        assert report.compared == count
+        assert report.identical_decisions, (market, report.decision_mismatches)
+        assert report.probability_max_abs_diff == 0.0
+        assert report.backtest_only_trades == 0 and report.same_trades, market
+        assert report.trade_max_abs_diff < 1e-12, market
+
+
 def test_without_any_model_nothing_is_recorded_and_the_run_says_why(
     tmp_path, sample_frames, db, database_url
 ):
@@ -304,7 +346,10 @@ def test_a_checked_candidate_decides_in_shadow_without_production_and_is_never_e
 
 def test_champion_and_challenger_decide_each_candle_and_only_production_trades(live):
     replay, db, symbols, production, _ = live
-    challenger, _, _ = install_random_model(db, symbols, TIMEFRAMES, seed=13, promote=False)
+    # The challenger is a seed ensemble: one record, three networks deciding as one.
+    challenger, _, _ = install_random_model(
+        db, symbols, TIMEFRAMES, seed=13, promote=False, members=3
+    )
     for close in _closes(0, 2):
         replay.tick(close)
     with db.connection() as conn:
@@ -315,6 +360,7 @@ def test_champion_and_challenger_decide_each_candle_and_only_production_trades(l
         record = load_model(conn, challenger)
         agreement = shadow_agreement(conn, "binanceusdm", symbols, "1h", TIMEFRAMES, record)
         conn.commit()
+    assert record.seeds == [13, 14, 15]
     modes = {(r["mode"], r["model_id"]) for r in rows}
     assert modes == {("production", production), ("shadow", challenger)}
     assert len(rows) == 2 * 2 * len(symbols)  # two candles, two models, every market

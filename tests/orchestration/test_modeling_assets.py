@@ -33,6 +33,7 @@ PERMISSIVE = {
 
 
 STUDY_BUDGET = 3
+ENSEMBLE = 2
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def modeled(chain_run):
     window = ("train_start", "train_end", "validation_end", "max_epochs")
     study = {"budget": STUDY_BUDGET, **{k: chain_run.MODEL[k] for k in window}}
     chain_run.run("hyperparameter_study", None, study)
-    chain_run.run("lstm_model", None, chain_run.MODEL)
+    # A two-network ensemble: the record, the report and the gate as for the default three
+    # (tests/cli/test_cli.py runs the default), at one extra training instead of two.
+    chain_run.run("lstm_model", None, {**chain_run.MODEL, "ensemble": ENSEMBLE})
     _store_a_newer_candidate(chain_run)
     for market in market_partitions.get_partition_keys():
         chain_run.run("backtest_report", market)
@@ -150,6 +153,13 @@ def test_candidate_is_stored_with_its_checks(modeled) -> None:
     assert gap_check.metadata["best_epoch"].value == meta["best_epoch"]
     assert record.status == "candidate"
     assert len(record.features) == 50
+    # A seed ensemble is one record, each network checksummed (the store verified them on
+    # load), its gap the widest member's.
+    assert meta["networks"] == ENSEMBLE == len(record.members)
+    assert record.seeds == meta["seeds"] == [0, 1] and record.checkpoint == b""
+    assert record.config["ensemble"] == {"size": ENSEMBLE, "seeds": [0, 1]}
+    assert record.metrics["gap"] == max(m["gap"] for m in record.metrics["members"])
+    assert meta["members"].count("\n") == 1 + ENSEMBLE  # header, rule, one row per member
     # The checks travel with the model: the live job lets it decide in shadow only when its
     # ERROR check (the gap) passed; beating the majority is a WARN the gate enforces.
     assert record.metrics["checks"] == {
@@ -254,3 +264,4 @@ def test_the_gate_refuses_then_promotes(modeled) -> None:
         production = model_store.production_model(conn, "lstm", "1h")
     database.close()
     assert production is not None and production.id == promoted["candidate"]
+    assert production.seeds == [0, 1]  # the ensemble was judged and promoted as one model

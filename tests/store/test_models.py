@@ -136,3 +136,110 @@ def test_undefined_figures_are_stored_as_null(db) -> None:
         assert store.promote(conn, model_id, {"win_rate": float("nan")}) is None
         loaded = store.load_model(conn, model_id)
     assert loaded.metrics == {"val_ece": None, "profit_factor": None, "ok": 1.0}
+
+
+def ensemble_record(size: int = 3, seed: int = 4) -> tuple[store.ModelRecord, list]:
+    """An ensemble of `size` LSTMs (seeds seed, seed + 1, …) on four features, and them."""
+    from pipeline.model.lstm import LSTMClassifier
+    from pipeline.model.scaler import Scaler
+
+    features = [f"f{i}" for i in range(4)]
+    networks = []
+    for s in range(seed, seed + size):
+        torch.manual_seed(s)
+        networks.append(LSTMClassifier(4, hidden=8).eval())
+    rec = store.ModelRecord(
+        name="lstm",
+        timeframe="1h",
+        features=features,
+        scaler=Scaler(np.zeros(4), np.ones(4), tuple(features)).to_dict(),
+        config={"hidden": 8, "layers": 1, "dropout": 0.0, "window": 8, "threshold": 0.6},
+        data_window={},
+        metrics={},
+        seed=seed,
+        members=[
+            store.MemberCheckpoint(s, checkpoint_bytes(n.state_dict()))
+            for s, n in zip(range(seed, seed + size), networks, strict=True)
+        ],
+    )
+    return rec, networks
+
+
+def test_an_ensemble_is_one_record_of_checksummed_networks(db) -> None:
+    import hashlib
+
+    from pipeline.model.contract import load_for_inference, probabilities
+    from pipeline.model.ensemble import Ensemble
+
+    original, networks = ensemble_record()
+    with db.connection() as conn:
+        model_id = store.save_model(conn, original)
+        loaded = store.load_model(conn, model_id)
+        stored = conn.execute(
+            "SELECT member, seed, checkpoint_sha256 FROM model_members WHERE model_id = %s "
+            "ORDER BY member",
+            (model_id,),
+        ).fetchall()
+        conn.commit()
+    assert loaded.checkpoint == b"" and loaded.seeds == [4, 5, 6]
+    assert [(m, s) for m, s, _ in stored] == [(0, 4), (1, 5), (2, 6)]
+    for member, (_, _, digest) in zip(loaded.members, stored, strict=True):
+        assert digest == hashlib.sha256(member.checkpoint).hexdigest() == member.checkpoint_sha256
+    assert (
+        loaded.checkpoint_sha256
+        == original.checkpoint_sha256
+        == store.ensemble_sha256([(s, d) for _, s, d in stored])
+    )
+    model = load_for_inference(loaded, loaded.features)
+    assert isinstance(model.network, Ensemble) and model.network.seeds == (4, 5, 6)
+    x = np.random.default_rng(0).standard_normal((5, 8, 4)).astype(np.float32)
+    each = [probabilities(n, x, batch_size=1) for n in networks]
+    got = probabilities(model.network, x, batch_size=1)
+    assert np.array_equal(got, np.mean(each, axis=0))  # the mean of the members, bit for bit
+    assert not np.array_equal(got, each[0])
+
+
+def test_a_tampered_ensemble_member_is_refused_by_name(db) -> None:
+    with db.connection() as conn:
+        model_id = store.save_model(conn, ensemble_record()[0])
+        conn.execute(
+            "UPDATE model_members SET checkpoint = overlay(checkpoint placing '\\x00'::bytea "
+            "from 200) WHERE model_id = %s AND member = 1",
+            (model_id,),
+        )
+        conn.commit()
+        with pytest.raises(store.ModelStoreError, match=r"member 1 \(seed 5\) checkpoint SHA"):
+            store.load_model(conn, model_id)
+
+
+def test_an_ensemble_missing_or_reseeded_member_is_refused(db) -> None:
+    """Each remaining member's bytes still match their hash: the record's digest catches it."""
+    with db.connection() as conn:
+        dropped = store.save_model(conn, ensemble_record()[0])
+        conn.execute("DELETE FROM model_members WHERE model_id = %s AND member = 2", (dropped,))
+        reseeded = store.save_model(conn, ensemble_record()[0])
+        conn.execute(
+            "UPDATE model_members SET seed = 99 WHERE model_id = %s AND member = 0", (reseeded,)
+        )
+        gap = store.save_model(conn, ensemble_record()[0])
+        conn.execute("DELETE FROM model_members WHERE model_id = %s AND member = 1", (gap,))
+        conn.commit()
+        for model_id, why in (
+            (dropped, "members' digest"),
+            (reseeded, "members' digest"),
+            (gap, "member 1 is missing"),
+        ):
+            with pytest.raises(store.ModelStoreError, match=why):
+                store.load_model(conn, model_id)
+        # A production look-up reads the same checks (and leaves no transaction open).
+        store.promote(conn, dropped, {"gate": "test"})
+        with pytest.raises(store.ModelStoreError, match="members' digest"):
+            store.production_model(conn, "lstm", "1h")
+        assert conn.info.transaction_status.name == "IDLE"
+
+
+def test_a_record_with_both_a_checkpoint_and_members_is_refused(db) -> None:
+    rec, _ = ensemble_record(size=2)
+    rec.checkpoint = record().checkpoint
+    with db.connection() as conn, pytest.raises(store.ModelStoreError, match="not both"):
+        store.save_model(conn, rec)
