@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,15 @@ import pytest
 from pipeline.jobs import MAIN_JOB_SEQUENCE
 
 SIGNALS = [sys.executable, "-m", "pipeline.cli"]
+
+
+def _stoppable() -> None:
+    """The served process stops on SIGTERM whatever its parent ignores. A suite started as a
+    background job ignores SIGINT, and Dagster's in-process runs map SIGTERM to SIGINT's
+    handler (dagster._utils.interrupts), so a worker that ran one ignores SIGTERM too and
+    would hand that on: `terminate` would then hang (seen in a full run started with `&`)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -103,6 +113,7 @@ def test_replay_exchange_command_serves_ccxt(database_url: str, small_dir: Path)
         ],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_stoppable,
     )
     try:
         banner = server.stdout.readline()
@@ -308,6 +319,7 @@ def test_replay_exchange_clock_starts_before_the_data_ends(small_dir: Path) -> N
         [*SIGNALS, "replay-exchange", "--data-dir", str(small_dir), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_stoppable,
     )
     try:
         banner = server.stdout.readline()
