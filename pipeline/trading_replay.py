@@ -602,6 +602,14 @@ def replay_live(
     install_model(db, record, note)
     exchange = ReplayExchange(data_dir, ReplayClock(start_ms, speed=1.0), balance=balance)
     closes = [start_ms + (k + 1) * step for k in range(candles)]
+    sizing = risk_fraction
+    if broker == "ccxt" and len(symbols) > 1:
+        # One exchange account for every market: each position gets its share of the margin,
+        # so that every market may hold one at once (else the exchange refuses entries for
+        # margin that the per-market backtest never lacks). Trades compare per unit of
+        # notional, which the sizing does not move.
+        sizing = risk_fraction / len(symbols)
+        log(f"one account for {len(symbols)} markets: {sizing:.3g} of equity per position")
     failures = drive_replay(
         settings,
         exchange,
@@ -610,7 +618,7 @@ def replay_live(
         progress,
         fee=fee,
         balance=balance,
-        risk_fraction=risk_fraction,
+        risk_fraction=sizing,
         broker=broker,
     )
     # The candle after the last decided one: the backtest acts on the last decision at its open.
