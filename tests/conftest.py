@@ -12,6 +12,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_name, "1")
 
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,16 @@ import pytest
 # product's default) is tested through its own assets, its live job and, in subprocesses
 # that set SIGNALS_STRATEGY=portfolio, its Definitions and `signals run`.
 os.environ.setdefault("SIGNALS_STRATEGY", "barrier")
+
+# A suite started as a background job (`make test &`, a runner without a terminal) inherits
+# SIGINT ignored, and Dagster's in-process runs map SIGTERM to SIGINT's handler
+# (dagster._utils.interrupts): the workers would then ignore SIGTERM and hand that on to every
+# process they start, which `terminate` could no longer stop (seen: a multiprocessing pool and
+# the replay exchange's CLI hung). Start every worker as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 from tests.helpers.folders import write_folder
 

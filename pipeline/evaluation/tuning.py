@@ -100,5 +100,13 @@ def run_workers(
         return [work(spec, objective, threads)]
     threads = threads or worker_threads(workers)
     specs = [replace(spec, seed=spec.seed + i) for i in range(workers)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return pool.starmap(work, [(s, objective, threads) for s in specs])
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        ran = pool.starmap(work, [(s, objective, threads) for s in specs])
+        # Workers leave on their own once the work is done: `terminate` (what `with Pool`
+        # does) needs SIGTERM, which a process started in the background may ignore.
+        pool.close()
+        pool.join()
+        return ran
+    finally:
+        pool.terminate()
