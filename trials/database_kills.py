@@ -141,18 +141,35 @@ def delete_tail(url: str, symbols: list[str], keep_share: float) -> int:
     return deleted
 
 
-def wait_for_client(url: str, child: subprocess.Popen, timeout_s: float = 120.0) -> bool:
-    """Wait until another client is connected (the child at work); False if it exited first."""
+_CLIENTS = (
+    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+    "AND pid <> pg_backend_pid()"
+)
+
+
+def client_pids(url: str) -> set[int]:
+    """The client backends connected now (taken before a child starts: see below)."""
     import psycopg
 
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {row[0] for row in conn.execute(_CLIENTS).fetchall()}
+
+
+def wait_for_client(
+    url: str, child: subprocess.Popen, before: set[int] | None = None, timeout_s: float = 120.0
+) -> bool:
+    """Wait until a client not among `before` is connected (the child at work); False if it
+    exited first. Without `before`, a connection left by anyone else would count, and a kill
+    timed from it could land before the child even connected (a miss, every time, once the
+    delays had shrunk)."""
+    import psycopg
+
+    known = before or set()
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline and child.poll() is None:
-            others = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                "AND pid <> pg_backend_pid()"
-            ).fetchone()[0]
-            if others:
+            pids = {row[0] for row in conn.execute(_CLIENTS).fetchall()}
+            if pids - known:
                 return True
             time.sleep(0.02)
     return False
@@ -172,8 +189,9 @@ def ingest_trial(
     command = ingest_command(data_dir, symbols)
     pgdata = home / "pg"
     url = embedded_url(pgdata)
+    before = client_pids(url)
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for_client(url, child)
+    wait_for_client(url, child, before)
     started = time.perf_counter()
     _, err = child.communicate(timeout=600)
     work_s = full_work_s = time.perf_counter() - started  # from its first connection to exit
@@ -188,10 +206,11 @@ def ingest_trial(
         attempts += 1
         keep = rng.uniform(0.0, 0.6)
         deleted = delete_tail(url, symbols, keep)
+        before = client_pids(url)
         child = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        at_work = wait_for_client(url, child)
+        at_work = wait_for_client(url, child, before)
         delay = rng.uniform(0.0, 0.9) * work_s * (1 - keep)
         time.sleep(delay)
         killed = at_work and child.poll() is None and kill_postmaster(pgdata)
